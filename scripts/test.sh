@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The one test command for the whole repo (CI runs it via .ci/run).
+#
+#   ./scripts/test.sh                    full run (installs system deps first)
+#   SSEKIT_SKIP_DEPS=1 ./scripts/test.sh skip scripts/install-deps.sh
+#
+# For every module in go.work (except ./tools): gofmt, go vet, go test -race.
+# Then the wasm-capable packages under GOOS=wasip1 (wazero) and GOOS=js (node).
+# Every step runs even if an earlier one failed; the last line is
+# "N passed, M failed" and the exit status is non-zero if M > 0.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+export GOWORK="$ROOT/go.work"
+
+TEST_TIMEOUT=${SSEKIT_TEST_TIMEOUT:-15m}
+WASM_TIMEOUT=${SSEKIT_WASM_TIMEOUT:-30m}
+
+passed=0
+failed=0
+failed_steps=()
+
+# step NAME CMD...: run CMD, record pass/fail, never abort the script.
+step() {
+	local name=$1
+	shift
+	local start=$SECONDS
+	echo
+	echo "==> $name"
+	if "$@"; then
+		passed=$((passed + 1))
+		echo "<== ok   $name ($((SECONDS - start))s)"
+	else
+		failed=$((failed + 1))
+		failed_steps+=("$name")
+		echo "<== FAIL $name ($((SECONDS - start))s)"
+	fi
+}
+
+# in_dir DIR CMD...: run CMD inside DIR.
+in_dir() {
+	local dir=$1
+	shift
+	(cd "$dir" && "$@")
+}
+
+# gofmt_check DIR: gofmt -l on the module's .go files (tracked, plus untracked
+# ones not ignored), excluding nested modules, vendor/ and testdata/.
+gofmt_check() {
+	local dir=$1 files=() excludes=() d out
+	while IFS= read -r d; do
+		excludes+=(":(exclude)${d#./}")
+	done < <(cd "$dir" && find . -mindepth 2 -name go.mod -not -path '*/.git/*' -printf '%h\n')
+	if git -C "$dir" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		mapfile -d '' files < <(cd "$dir" && git ls-files -z --cached --others --exclude-standard -- \
+			'*.go' ':(exclude,glob)**/testdata/**' ':(exclude,glob)**/vendor/**' "${excludes[@]}")
+	else
+		mapfile -d '' files < <(cd "$dir" && find . -name '*.go' -not -path '*/testdata/*' -not -path '*/vendor/*' -print0)
+	fi
+	[ ${#files[@]} -eq 0 ] && return 0
+	out=$(cd "$dir" && gofmt -l -- "${files[@]}") || return 1
+	if [ -n "$out" ]; then
+		local prefix=${dir#"$ROOT"}
+		prefix=${prefix#/}${prefix:+/}
+		echo "gofmt: these files need formatting (run gofmt -w):"
+		sed "s|^|  $prefix|" <<<"$out"
+		return 1
+	fi
+}
+
+# --- system dependencies ---------------------------------------------------
+if [ "${SSEKIT_SKIP_DEPS:-}" = 1 ]; then
+	echo "skipping scripts/install-deps.sh (SSEKIT_SKIP_DEPS=1)"
+else
+	step "install-deps" ./scripts/install-deps.sh
+fi
+
+go version
+
+# --- per-module checks -----------------------------------------------------
+# Modules come from go.work ("go list -m" lists every workspace module).
+mapfile -t modules < <(go list -m -f '{{.Dir}}')
+if [ ${#modules[@]} -eq 0 ]; then
+	echo "no modules found in $GOWORK" >&2
+	failed=$((failed + 1))
+	failed_steps+=("list modules")
+fi
+for dir in "${modules[@]}"; do
+	[ "$dir" = "$ROOT/tools" ] && continue # build tools only, not a product module
+	rel=${dir#"$ROOT"/}
+	[ "$dir" = "$ROOT" ] && rel=.
+	step "gofmt $rel" gofmt_check "$dir"
+	step "vet $rel" in_dir "$dir" go vet ./...
+	step "test $rel" in_dir "$dir" go test -race -count=1 -timeout "$TEST_TIMEOUT" ./...
+done
+
+# --- WebAssembly -----------------------------------------------------------
+# Root-module packages that must also work in wasm (added when they exist).
+WASM_PKGS=()
+for d in core metrics middleware; do
+	[ -d "$d" ] && WASM_PKGS+=("./$d/...")
+done
+
+# go test finds the exec wrappers go_wasip1_wasm_exec / go_js_wasm_exec on
+# PATH; the wasip1 one runs "wazero" when GOWASIRUNTIME=wazero, the js one
+# runs node. wazero is pinned in tools/go.mod and built into ./bin.
+WASM_PATH="$(go env GOROOT)/lib/wasm:$ROOT/bin:$PATH"
+
+build_wazero() {
+	mkdir -p "$ROOT/bin"
+	(cd "$ROOT/tools" && go build -buildvcs=false -o "$ROOT/bin/wazero" github.com/tetratelabs/wazero/cmd/wazero) &&
+		"$ROOT/bin/wazero" version
+}
+
+wasm_test() { # wasm_test GOOS
+	env GOOS="$1" GOARCH=wasm GOWASIRUNTIME=wazero PATH="$WASM_PATH" \
+		go test -count=1 -timeout "$WASM_TIMEOUT" "${WASM_PKGS[@]}"
+}
+
+wasip1_test() { build_wazero && wasm_test wasip1; }
+
+if [ ${#WASM_PKGS[@]} -eq 0 ]; then
+	echo
+	echo "no wasm packages (core/, metrics/, middleware/) - skipping wasm steps"
+else
+	echo
+	echo "wasm packages: ${WASM_PKGS[*]}"
+	step "wasm wasip1 (wazero)" wasip1_test
+	step "wasm js (node)" wasm_test js
+fi
+
+# --- summary ---------------------------------------------------------------
+echo
+if [ "$failed" -gt 0 ]; then
+	echo "failed steps:"
+	printf '  %s\n' "${failed_steps[@]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
