@@ -1,0 +1,87 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Every error the broker returns wraps one of these, so
+// callers compare with errors.Is; adapters map them to HTTP statuses with
+// StatusCode.
+var (
+	// ErrInvalidID reports an event ID containing CR, LF, NUL or another
+	// control character, which would let a value inject SSE fields.
+	ErrInvalidID = errors.New("ssekit: invalid event ID")
+	// ErrInvalidType reports an event type that is empty where one is
+	// required, or contains CR, LF, NUL or another control character.
+	ErrInvalidType = errors.New("ssekit: invalid event type")
+	// ErrInvalidUTF8 reports event text that is not valid UTF-8: the SSE
+	// stream is UTF-8, and a browser would silently rewrite such bytes.
+	ErrInvalidUTF8 = errors.New("ssekit: event text is not valid UTF-8")
+	// ErrInvalidRetry reports a negative retry hint.
+	ErrInvalidRetry = errors.New("ssekit: invalid retry")
+	// ErrEventTooLarge reports an encoded event larger than Config.MaxEventSize.
+	ErrEventTooLarge = errors.New("ssekit: event too large")
+	// ErrInvalidUser reports a missing (nil UUID) or malformed user ID.
+	ErrInvalidUser = errors.New("ssekit: invalid user ID")
+	// ErrInvalidTopic reports a topic name that breaks the topic rules
+	// (see ValidateTopic).
+	ErrInvalidTopic = errors.New("ssekit: invalid topic")
+	// ErrInvalidTenant reports a tenant name that breaks the tenant rules
+	// (see ValidateTenant).
+	ErrInvalidTenant = errors.New("ssekit: invalid tenant")
+	// ErrNoTarget reports a Message whose Target names no recipient.
+	ErrNoTarget = errors.New("ssekit: message has no target")
+	// ErrInvalidData reports data that could not be marshalled to JSON.
+	ErrInvalidData = errors.New("ssekit: invalid event data")
+	// ErrInvalidConfig reports a Config that breaks a validation rule.
+	ErrInvalidConfig = errors.New("ssekit: invalid config")
+
+	// ErrTooManyConnections reports that Config.MaxConnections is reached.
+	ErrTooManyConnections = errors.New("ssekit: too many connections")
+	// ErrTooManyUserConnections reports that Config.MaxConnectionsPerUser is
+	// reached for this user.
+	ErrTooManyUserConnections = errors.New("ssekit: too many connections for user")
+	// ErrUnauthenticated reports a request whose identity could not be
+	// established (missing, invalid or expired credentials).
+	ErrUnauthenticated = errors.New("ssekit: unauthenticated")
+	// ErrForbidden reports an authenticated identity asking for a topic or
+	// tenant it may not have.
+	ErrForbidden = errors.New("ssekit: forbidden")
+	// ErrBadRequest reports malformed connection parameters.
+	ErrBadRequest = errors.New("ssekit: bad request")
+
+	// ErrClosed reports an operation on a broker that has been closed.
+	ErrClosed = errors.New("ssekit: broker closed")
+	// ErrUnknownConnection reports a connection ID the broker does not hold.
+	ErrUnknownConnection = errors.New("ssekit: unknown connection")
+	// ErrFlushUnsupported reports a transport that cannot flush a response,
+	// which makes streaming impossible.
+	ErrFlushUnsupported = errors.New("ssekit: transport cannot flush")
+)
+
+// Replay errors, returned by History.Replay. The broker answers both by
+// sending the client the gap event (see GapEventType).
+var (
+	// ErrHistoryGap reports that the events after a Last-Event-ID cannot be
+	// replayed in full.
+	ErrHistoryGap = errors.New("ssekit: history gap")
+	// ErrEventExpired reports a Last-Event-ID older than the history holds.
+	ErrEventExpired = fmt.Errorf("%w: event is older than the history", ErrHistoryGap)
+	// ErrEventUnknown reports a Last-Event-ID this history never issued,
+	// for example one from before a restart.
+	ErrEventUnknown = fmt.Errorf("%w: unknown event ID", ErrHistoryGap)
+)
+
+// Stream end errors, returned by Serve.
+var (
+	// ErrSlowConsumer reports a connection closed because its queue
+	// overflowed under the Disconnect policy.
+	ErrSlowConsumer = errors.New("ssekit: slow consumer disconnected")
+	// ErrWriteTimeout reports a connection whose writes made no progress
+	// for Config.ClientTimeout.
+	ErrWriteTimeout = errors.New("ssekit: write timeout")
+	// ErrTokenExpired reports a stream ended because Identity.ExpiresAt
+	// passed.
+	ErrTokenExpired = errors.New("ssekit: credentials expired")
+)
