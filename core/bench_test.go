@@ -1,0 +1,137 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// drainAll empties every queue of b without writing, so fan-out benchmarks
+// measure routing and enqueueing, not a consumer. It runs inside the timed
+// loop (StopTimer stops the world to read memory stats, which would cost
+// more than what is measured); its cost is a lock and a few stores per
+// connection every drainEvery publishes.
+const drainEvery = DefaultClientBufferSize / 2
+
+func drainAll(b *Broker) {
+	var scratch []*Message
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, s := range b.conns {
+		scratch, _ = s.drain(scratch[:0])
+	}
+}
+
+func BenchmarkSendToUser(b *testing.B) {
+	br, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close(context.Background())
+	ctx := context.Background()
+	u := uuid.New()
+	if _, err := br.Subscribe(ctx, SubscribeRequest{Identity: Identity{User: u}}); err != nil {
+		b.Fatal(err)
+	}
+	data := []byte(`{"kind":"notification","unread":3}`)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := br.SendToUser(ctx, u, "notification", data); err != nil {
+			b.Fatal(err)
+		}
+		if i++; i%drainEvery == 0 {
+			drainAll(br)
+		}
+	}
+}
+
+func BenchmarkBroadcast(b *testing.B) {
+	for _, n := range []int{1, 100, 1000, 10000} {
+		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
+			br, err := New(Config{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer br.Close(context.Background())
+			ctx := context.Background()
+			for range n {
+				if _, err := br.Subscribe(ctx, SubscribeRequest{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			data := []byte(`{"kind":"announcement","text":"maintenance at 22:00"}`)
+			// Grow every queue to its working size first: steady state is
+			// what matters, and growth is bounded by ClientBufferSize.
+			for range drainEvery {
+				if err := br.Broadcast(ctx, "announcement", data); err != nil {
+					b.Fatal(err)
+				}
+			}
+			drainAll(br)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if err := br.Broadcast(ctx, "announcement", data); err != nil {
+					b.Fatal(err)
+				}
+				if i++; i%drainEvery == 0 {
+					drainAll(br)
+				}
+			}
+			perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			b.ReportMetric(perOp/float64(n), "ns/recipient")
+			b.ReportMetric(float64(n)*1e9/perOp, "recipients/s")
+		})
+	}
+}
+
+// countStream discards what it is given and counts the bytes.
+type countStream struct{ n atomic.Int64 }
+
+func (c *countStream) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
+func (c *countStream) Flush() error                { return nil }
+
+// BenchmarkServeBurst measures a connection draining bursts of 100 events:
+// publish, coalesce into one write, flush.
+func BenchmarkServeBurst(b *testing.B) {
+	br, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	u := uuid.New()
+	sub, err := br.Subscribe(ctx, SubscribeRequest{Identity: Identity{User: u}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := &countStream{}
+	done := make(chan error)
+	go func() { done <- br.Serve(ctx, sub, st) }()
+	for st.n.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	data := []byte(`{"kind":"progress","percent":42}`)
+	frame, _ := AppendEvent(nil, Event{ID: "00000000-100", Type: "progress", Data: string(data)})
+	const burst = 100
+	b.ReportAllocs()
+	for b.Loop() {
+		start := st.n.Load()
+		for range burst {
+			if err := br.SendToUser(ctx, u, "progress", data); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for st.n.Load()-start < int64(burst*(len(frame)-5)) {
+			time.Sleep(10 * time.Microsecond)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*burst), "ns/event")
+	cancel()
+	<-done
+	br.Close(context.Background())
+}

@@ -1,0 +1,617 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Broker routes published events to the connections entitled to them. It
+// is safe for concurrent use; create one with New and end it with Close.
+type Broker struct {
+	cfg     Config
+	history History
+	bus     Bus
+	detach  func()
+	obs     *Observer
+
+	mu      sync.RWMutex // guards tenants, conns, closed
+	tenants map[string]*tenant
+	def     *tenant // the default tenant, looked up without the map
+	conns   map[string]*Subscription
+	closed  bool
+	closing chan struct{} // closed by Close: streams flush and end
+	drained chan struct{} // closed when the last connection is gone after Close
+
+	nconns                         atomic.Int64
+	published, sent, replayed, gap atomic.Uint64
+	droppedOldest, droppedNewest   atomic.Uint64
+	droppedDisconnect              atomic.Uint64
+}
+
+// tenant holds the routing indexes of one tenant. Tenants are never
+// forgotten, because lastID must survive the last connection leaving:
+// a client reconnecting later is replayed up to it.
+type tenant struct {
+	name   string
+	mu     sync.RWMutex
+	all    []*Subscription
+	users  map[uuid.UUID][]*Subscription
+	topics map[string][]*Subscription
+	lastID string // newest event delivered to this tenant on this broker
+	stamp  uint64
+	// userConns counts connections per user, reservations included, for
+	// MaxConnectionsPerUser.
+	userConns map[uuid.UUID]int
+}
+
+// New returns a broker configured by cfg, whose zero fields take their
+// defaults. It returns an error wrapping ErrInvalidConfig for each rule cfg
+// breaks.
+func New(cfg Config) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	b := &Broker{
+		cfg:     cfg,
+		history: cfg.History,
+		bus:     cfg.Bus,
+		obs:     cfg.Observer,
+		tenants: make(map[string]*tenant),
+		conns:   make(map[string]*Subscription),
+		closing: make(chan struct{}),
+		drained: make(chan struct{}),
+	}
+	if b.history == nil {
+		b.history = NewMemoryHistory(max(cfg.HistorySize, 0))
+	}
+	b.def = newTenant("")
+	b.tenants[""] = b.def
+	if b.bus == nil {
+		b.bus = &localBus{history: b.history}
+	}
+	detach, err := b.bus.Attach(b.deliver)
+	if err != nil {
+		return nil, fmt.Errorf("ssekit: attaching to bus: %w", err)
+	}
+	b.detach = detach
+	return b, nil
+}
+
+// Config returns the configuration in effect, defaults filled in.
+func (b *Broker) Config() Config { return b.cfg }
+
+// Publish validates m, has the History assign its event ID, and delivers it
+// through the Bus to every connection its Target names. It returns the
+// event ID. Publish never blocks on a subscriber. On error nothing was
+// sent. The broker keeps m's slices: do not modify them afterwards.
+func (b *Broker) Publish(ctx context.Context, m Message) (string, error) {
+	m.frame, m.size = nil, 0
+	return b.publish(ctx, &m)
+}
+
+// publish is Publish for a message the broker may keep as it is.
+func (b *Broker) publish(ctx context.Context, m *Message) (string, error) {
+	if err := b.check(m); err != nil {
+		return "", err
+	}
+	if b.obs != nil || b.cfg.Bus != nil {
+		// Only observers and remote brokers read it, and the clock costs
+		// more than routing a message to one user.
+		m.PublishedAt = time.Now()
+	}
+	var done func(PublishDone)
+	if b.obs != nil && b.obs.Publish != nil {
+		done = b.obs.Publish(ctx, m)
+	}
+	m.recipients = -1
+	err := b.bus.Publish(ctx, m)
+	if done != nil {
+		done(PublishDone{ID: m.Event.ID, Recipients: m.recipients, Err: err})
+	}
+	if err != nil {
+		return "", err
+	}
+	return m.Event.ID, nil
+}
+
+func (b *Broker) check(m *Message) error {
+	if b.isClosed() {
+		return ErrClosed
+	}
+	if m.Event.ID != "" {
+		return fmt.Errorf("%w: the history assigns event IDs; leave Event.ID empty", ErrInvalidID)
+	}
+	if m.Event.Type == "" {
+		return fmt.Errorf("%w: event type is required", ErrInvalidType)
+	}
+	if err := m.Target.validate(); err != nil {
+		return err
+	}
+	if err := m.Event.Validate(); err != nil {
+		return err
+	}
+	n := EncodedLen(m.Event)
+	if n > b.cfg.MaxEventSize {
+		return fmt.Errorf("%w: %d bytes encoded, limit %d", ErrEventTooLarge, n, b.cfg.MaxEventSize)
+	}
+	m.size = n
+	return nil
+}
+
+// deliver fans m out to this broker's matching connections. The Bus calls
+// it one message at a time in ID order.
+func (b *Broker) deliver(m *Message) {
+	if m.Frame() == nil {
+		return
+	}
+	b.published.Add(1)
+	t := b.tenant(m.Target.Tenant)
+	t.mu.Lock()
+	t.lastID = m.Event.ID
+	m.recipients = t.route(m)
+	t.mu.Unlock()
+}
+
+// route enqueues m on every matching connection once; t.mu is held.
+func (t *tenant) route(m *Message) int {
+	tg := &m.Target
+	if tg.Broadcast {
+		for _, s := range t.all {
+			s.enqueue(m)
+		}
+		return len(t.all)
+	}
+	if len(tg.Users)+len(tg.Topics) == 1 {
+		var list []*Subscription
+		if len(tg.Users) == 1 {
+			list = t.users[tg.Users[0]]
+		} else {
+			list = t.topics[tg.Topics[0]]
+		}
+		for _, s := range list {
+			s.enqueue(m)
+		}
+		return len(list)
+	}
+	// Several targets may name the same connection: stamp to send once.
+	t.stamp++
+	n := 0
+	visit := func(list []*Subscription) {
+		for _, s := range list {
+			if s.stamp != t.stamp {
+				s.stamp = t.stamp
+				s.enqueue(m)
+				n++
+			}
+		}
+	}
+	for _, u := range tg.Users {
+		visit(t.users[u])
+	}
+	for _, topic := range tg.Topics {
+		visit(t.topics[topic])
+	}
+	return n
+}
+
+func (b *Broker) tenant(name string) *tenant {
+	if name == "" {
+		return b.def
+	}
+	b.mu.RLock()
+	t := b.tenants[name]
+	b.mu.RUnlock()
+	if t != nil {
+		return t
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t = b.tenants[name]; t == nil {
+		t = newTenant(name)
+		b.tenants[name] = t
+	}
+	return t
+}
+
+func newTenant(name string) *tenant {
+	return &tenant{
+		name:      name,
+		users:     make(map[uuid.UUID][]*Subscription),
+		topics:    make(map[string][]*Subscription),
+		userConns: make(map[uuid.UUID]int),
+	}
+}
+
+func (b *Broker) lookupTenant(name string) *tenant {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.tenants[name]
+}
+
+// Subscribe registers a connection. From this moment events for it are
+// queued; Serve writes them, after replaying what the client missed since
+// r.LastEventID. Subscribe checks the tenant and topic names, asks
+// Config.Authorizer about the topics, and enforces the connection limits.
+// The caller must hand the Subscription to Serve, or Close it.
+func (b *Broker) Subscribe(ctx context.Context, r SubscribeRequest) (*Subscription, error) {
+	s, err := b.subscribe(ctx, r)
+	if err != nil {
+		b.observeReject(ctx, r.Identity.Tenant, err)
+		return nil, err
+	}
+	return s, nil
+}
+
+func (b *Broker) subscribe(ctx context.Context, r SubscribeRequest) (*Subscription, error) {
+	if b.isClosed() {
+		return nil, ErrClosed
+	}
+	id := r.Identity
+	if err := ValidateTenant(id.Tenant); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	topics := make(map[string]struct{}, len(r.Topics))
+	for _, topic := range r.Topics {
+		if err := ValidateTopic(topic); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		}
+		topics[topic] = struct{}{}
+	}
+	if err := (Event{ID: r.LastEventID}).Validate(); err != nil {
+		return nil, fmt.Errorf("%w: Last-Event-ID: %w", ErrBadRequest, err)
+	}
+	if err := b.authorize(ctx, id, r.Topics); err != nil {
+		return nil, err
+	}
+	// Reserve both limits first, so the Connect hook runs before the
+	// connection becomes visible to publishers and is never undone.
+	if n := b.nconns.Add(1); b.cfg.MaxConnections > 0 && n > int64(b.cfg.MaxConnections) {
+		b.nconns.Add(-1)
+		return nil, fmt.Errorf("%w: limit %d", ErrTooManyConnections, b.cfg.MaxConnections)
+	}
+	t := b.tenant(id.Tenant)
+	if id.User != uuid.Nil {
+		t.mu.Lock()
+		if limit := b.cfg.MaxConnectionsPerUser; limit > 0 && t.userConns[id.User] >= limit {
+			t.mu.Unlock()
+			b.nconns.Add(-1)
+			return nil, fmt.Errorf("%w: limit %d", ErrTooManyUserConnections, limit)
+		}
+		t.userConns[id.User]++
+		t.mu.Unlock()
+	}
+	s := &Subscription{
+		b:           b,
+		t:           t,
+		connID:      uuid.NewString(),
+		id:          id,
+		lastEventID: r.LastEventID,
+		connected:   time.Now(),
+		obsCtx:      context.WithoutCancel(ctx),
+		topics:      topics,
+		notify:      make(chan struct{}, 1),
+	}
+	if b.obs != nil && b.obs.Connect != nil {
+		s.obsCtx = b.obs.Connect(s.obsCtx, s)
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		s.gone = true
+		b.release(s, ReasonShutdown)
+		return nil, ErrClosed
+	}
+	b.conns[s.connID] = s
+	b.mu.Unlock()
+
+	t.mu.Lock()
+	s.idx = len(t.all)
+	t.all = append(t.all, s)
+	if id.User != uuid.Nil {
+		t.users[id.User] = append(t.users[id.User], s)
+	}
+	for topic := range topics {
+		t.topics[topic] = append(t.topics[topic], s)
+	}
+	// Everything delivered before this point is replay, everything after
+	// is queued live: the same lock orders both, so none is sent twice or
+	// missed.
+	s.replayUpto = t.lastID
+	t.mu.Unlock()
+	return s, nil
+}
+
+func (b *Broker) authorize(ctx context.Context, id Identity, topics []string) error {
+	if b.cfg.Authorizer == nil || len(topics) == 0 {
+		return nil
+	}
+	if err := b.cfg.Authorizer.Authorize(ctx, id, topics); err != nil {
+		if errors.Is(err, ErrForbidden) || errors.Is(err, ErrUnauthenticated) || errors.Is(err, ErrBadRequest) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", ErrForbidden, err)
+	}
+	return nil
+}
+
+// unregister removes s from every index; it runs once per subscription.
+func (b *Broker) unregister(s *Subscription, reason CloseReason) {
+	t := s.t
+	t.mu.Lock()
+	last := t.all[len(t.all)-1]
+	t.all[s.idx] = last
+	last.idx = s.idx
+	t.all[len(t.all)-1] = nil
+	t.all = t.all[:len(t.all)-1]
+	if s.id.User != uuid.Nil {
+		if t.users[s.id.User] = remove(t.users[s.id.User], s); len(t.users[s.id.User]) == 0 {
+			delete(t.users, s.id.User)
+		}
+	}
+	for topic := range s.topics {
+		if t.topics[topic] = remove(t.topics[topic], s); len(t.topics[topic]) == 0 {
+			delete(t.topics, topic)
+		}
+	}
+	t.mu.Unlock()
+	b.mu.Lock()
+	delete(b.conns, s.connID)
+	if b.closed && len(b.conns) == 0 {
+		select {
+		case <-b.drained:
+		default:
+			close(b.drained)
+		}
+	}
+	b.mu.Unlock()
+	b.release(s, reason)
+}
+
+// release gives back the limit reservations of s and reports its end.
+func (b *Broker) release(s *Subscription, reason CloseReason) {
+	b.nconns.Add(-1)
+	if s.id.User != uuid.Nil {
+		t := s.t
+		t.mu.Lock()
+		if t.userConns[s.id.User]--; t.userConns[s.id.User] <= 0 {
+			delete(t.userConns, s.id.User)
+		}
+		t.mu.Unlock()
+	}
+	if b.obs != nil && b.obs.Disconnect != nil {
+		b.obs.Disconnect(s.obsCtx, s, reason)
+	}
+}
+
+func remove(list []*Subscription, s *Subscription) []*Subscription {
+	if i := slices.Index(list, s); i >= 0 {
+		last := len(list) - 1
+		list[i] = list[last]
+		list[last] = nil
+		list = list[:last]
+	}
+	return list
+}
+
+// AddTopics subscribes the live connection connID to more topics, after
+// Config.Authorizer allows them. Events published to them from now on are
+// delivered; earlier ones are not replayed.
+func (b *Broker) AddTopics(ctx context.Context, connID string, topics ...string) error {
+	s, err := b.conn(connID)
+	if err != nil {
+		return err
+	}
+	for _, topic := range topics {
+		if err := ValidateTopic(topic); err != nil {
+			return err
+		}
+	}
+	if err := b.authorize(ctx, s.id, topics); err != nil {
+		return err
+	}
+	t := s.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, topic := range topics {
+		if _, ok := s.topics[topic]; !ok {
+			s.topics[topic] = struct{}{}
+			t.topics[topic] = append(t.topics[topic], s)
+		}
+	}
+	return nil
+}
+
+// RemoveTopics unsubscribes the live connection connID from topics.
+func (b *Broker) RemoveTopics(_ context.Context, connID string, topics ...string) error {
+	s, err := b.conn(connID)
+	if err != nil {
+		return err
+	}
+	t := s.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, topic := range topics {
+		if _, ok := s.topics[topic]; ok {
+			delete(s.topics, topic)
+			if t.topics[topic] = remove(t.topics[topic], s); len(t.topics[topic]) == 0 {
+				delete(t.topics, topic)
+			}
+		}
+	}
+	return nil
+}
+
+func (b *Broker) conn(connID string) (*Subscription, error) {
+	b.mu.RLock()
+	s := b.conns[connID]
+	b.mu.RUnlock()
+	if s == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownConnection, truncate(connID))
+	}
+	return s, nil
+}
+
+// Connections returns the connections of user in tenant on this broker.
+func (b *Broker) connections(tenant string, user uuid.UUID) int {
+	t := b.lookupTenant(tenant)
+	if t == nil {
+		return 0
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.users[user])
+}
+
+func (b *Broker) onlineUsers(tenant string) []uuid.UUID {
+	t := b.lookupTenant(tenant)
+	if t == nil {
+		return nil
+	}
+	t.mu.RLock()
+	out := make([]uuid.UUID, 0, len(t.users))
+	for u := range t.users {
+		out = append(out, u)
+	}
+	t.mu.RUnlock()
+	slices.SortFunc(out, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+	return out
+}
+
+// Stats is a snapshot of a broker's state and counters since New.
+type Stats struct {
+	Connections int `json:"connections"`
+	// Users counts distinct (tenant, user) pairs with a connection.
+	Users int `json:"users"`
+	// Topics counts distinct (tenant, topic) pairs with a subscriber.
+	Topics    int    `json:"topics"`
+	Tenants   int    `json:"tenants"`
+	Published uint64 `json:"published"`
+	// Sent counts events written to connections, replays excluded.
+	Sent     uint64 `json:"sent"`
+	Replayed uint64 `json:"replayed"`
+	// Gaps counts gap events sent to clients whose Last-Event-ID could not
+	// be replayed.
+	Gaps    uint64                `json:"gaps"`
+	Dropped map[DropReason]uint64 `json:"dropped"`
+}
+
+// Stats returns a snapshot of the broker's state and counters.
+func (b *Broker) Stats() Stats {
+	st := Stats{
+		Connections: int(b.nconns.Load()),
+		Published:   b.published.Load(),
+		Sent:        b.sent.Load(),
+		Replayed:    b.replayed.Load(),
+		Gaps:        b.gap.Load(),
+		Dropped: map[DropReason]uint64{
+			DropQueueFullOldest: b.droppedOldest.Load(),
+			DropQueueFullNewest: b.droppedNewest.Load(),
+			DropDisconnected:    b.droppedDisconnect.Load(),
+		},
+	}
+	b.mu.RLock()
+	tenants := make([]*tenant, 0, len(b.tenants))
+	for _, t := range b.tenants {
+		tenants = append(tenants, t)
+	}
+	b.mu.RUnlock()
+	for _, t := range tenants {
+		t.mu.RLock()
+		st.Users += len(t.users)
+		st.Topics += len(t.topics)
+		if len(t.all) > 0 {
+			st.Tenants++
+		}
+		t.mu.RUnlock()
+	}
+	return st
+}
+
+func (b *Broker) drop(s *Subscription, m *Message, reason DropReason) {
+	switch reason {
+	case DropQueueFullOldest:
+		b.droppedOldest.Add(1)
+	case DropQueueFullNewest:
+		b.droppedNewest.Add(1)
+	}
+	if b.obs != nil && b.obs.Drop != nil {
+		b.obs.Drop(s.obsCtx, s, m, reason)
+	}
+}
+
+// dropDisconnected counts the n events a slow consumer loses when it is
+// disconnected; it gets them back by replay when it reconnects.
+func (b *Broker) dropDisconnected(s *Subscription, m *Message, n int) {
+	b.droppedDisconnect.Add(uint64(n))
+	if b.obs != nil && b.obs.Drop != nil {
+		b.obs.Drop(s.obsCtx, s, m, DropDisconnected)
+	}
+}
+
+func (b *Broker) observeReject(ctx context.Context, tenant string, err error) {
+	if b.obs != nil && b.obs.Reject != nil {
+		b.obs.Reject(ctx, tenant, err)
+	}
+}
+
+func (b *Broker) isClosed() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.closed
+}
+
+// Close stops accepting connections and publishes, lets every stream flush
+// what is queued and end with a reconnect hint, and waits for them until
+// ctx is done. Streams still open then are cut, and Close returns ctx's
+// error. Close is idempotent.
+func (b *Broker) Close(ctx context.Context) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return b.wait(ctx)
+	}
+	b.closed = true
+	close(b.closing)
+	var idle []*Subscription
+	for _, s := range b.conns {
+		s.mu.Lock()
+		if !s.serving && !s.gone {
+			s.gone = true
+			idle = append(idle, s)
+		}
+		s.mu.Unlock()
+	}
+	if len(b.conns) == 0 {
+		close(b.drained)
+	}
+	b.mu.Unlock()
+	b.detach()
+	for _, s := range idle {
+		b.unregister(s, ReasonShutdown)
+	}
+	return b.wait(ctx)
+}
+
+func (b *Broker) wait(ctx context.Context) error {
+	select {
+	case <-b.drained:
+		return nil
+	case <-ctx.Done():
+	}
+	b.mu.RLock()
+	for _, s := range b.conns {
+		s.mu.Lock()
+		s.abortLocked()
+		s.mu.Unlock()
+	}
+	b.mu.RUnlock()
+	return fmt.Errorf("ssekit: close: %w", ctx.Err())
+}

@@ -1,0 +1,183 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Defaults applied by New to every zero Config field.
+const (
+	DefaultClientBufferSize  = 256
+	DefaultHeartbeatInterval = 30 * time.Second
+	DefaultClientTimeout     = 5 * time.Minute
+	DefaultHistorySize       = 1024
+	DefaultRetryHint         = 3 * time.Second
+	DefaultMaxEventSize      = 64 << 10
+
+	// MinHeartbeatInterval is the shortest heartbeat Validate accepts: a
+	// shorter one costs every idle connection a write for no benefit, since
+	// proxies time out idle streams after tens of seconds, not seconds.
+	MinHeartbeatInterval = 5 * time.Second
+
+	// NoHistory, as Config.HistorySize, switches replay off: a client that
+	// reconnects with Last-Event-ID always gets the gap event.
+	NoHistory = -1
+)
+
+// SlowConsumerPolicy says what happens when an event arrives for a
+// connection whose queue already holds Config.ClientBufferSize events.
+type SlowConsumerPolicy int
+
+const (
+	// Disconnect closes the connection. Nothing is lost within the history
+	// window: the client reconnects with Last-Event-ID and is replayed what
+	// it missed. This is the default.
+	Disconnect SlowConsumerPolicy = iota
+	// DropOldest discards the oldest queued event to make room.
+	DropOldest
+	// DropNewest discards the arriving event.
+	DropNewest
+)
+
+// String returns the policy's name as used in flags and logs.
+func (p SlowConsumerPolicy) String() string {
+	switch p {
+	case Disconnect:
+		return "disconnect"
+	case DropOldest:
+		return "drop-oldest"
+	case DropNewest:
+		return "drop-newest"
+	}
+	return fmt.Sprintf("SlowConsumerPolicy(%d)", int(p))
+}
+
+// ParseSlowConsumerPolicy is the inverse of SlowConsumerPolicy.String.
+func ParseSlowConsumerPolicy(s string) (SlowConsumerPolicy, error) {
+	for _, p := range []SlowConsumerPolicy{Disconnect, DropOldest, DropNewest} {
+		if p.String() == s {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: unknown slow consumer policy %q (want disconnect, drop-oldest or drop-newest)", ErrInvalidConfig, s)
+}
+
+// Config tunes a Broker. The zero value of every field means its default, so
+// Config{} is a working configuration; the table in docs/OPERATIONS.md gives
+// each default, rule and tuning advice.
+type Config struct {
+	// ClientBufferSize bounds each connection's queue of undelivered events
+	// (default 256, must be >= 1). Queued events share one encoded frame,
+	// so a queue costs a pointer per event, not a copy.
+	ClientBufferSize int
+	// SlowConsumer is the policy when a queue is full (default Disconnect).
+	SlowConsumer SlowConsumerPolicy
+	// HeartbeatInterval is how long a stream may stay silent before a
+	// comment line is written to keep proxies from closing it (default 30s,
+	// must be >= 5s).
+	HeartbeatInterval time.Duration
+	// ClientTimeout closes a connection whose writes make no progress for
+	// this long (default 5m, must be >= 2 x HeartbeatInterval).
+	ClientTimeout time.Duration
+	// HistorySize is how many events the default in-memory History keeps
+	// for Last-Event-ID replay (default 1024; NoHistory switches replay
+	// off). Ignored when History is set.
+	HistorySize int
+	// RetryHint is the reconnection delay sent to clients in the retry
+	// field, with up to 50% random jitter added so that a restart does not
+	// bring every client back in the same millisecond (default 3s).
+	RetryHint time.Duration
+	// MaxConnections caps open connections on this broker (0: unlimited).
+	MaxConnections int
+	// MaxConnectionsPerUser caps one user's open connections within a
+	// tenant (0: unlimited). Anonymous connections are not counted.
+	MaxConnectionsPerUser int
+	// MaxEventSize caps the encoded size of one event in bytes, id field
+	// excluded (default 64 KiB).
+	MaxEventSize int
+
+	// History stores events for replay. Nil means an in-memory ring of
+	// HistorySize events.
+	History History
+	// Bus carries published messages to every broker of a cluster. Nil
+	// means in-process delivery, with History assigning IDs.
+	Bus Bus
+	// Authenticator identifies connecting clients in Connect. Nil means
+	// every connection is anonymous in the default tenant.
+	Authenticator Authenticator
+	// Authorizer decides which topics an identity may subscribe to. Nil
+	// allows every valid topic.
+	Authorizer Authorizer
+	// Observer receives lifecycle hooks for metrics and tracing. Nil
+	// observes nothing and costs nothing.
+	Observer *Observer
+}
+
+// Validate reports every rule the configuration breaks, each error naming
+// its field and wrapping ErrInvalidConfig. Zero fields are valid: they mean
+// the default.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, rule string, got any) {
+		errs = append(errs, fmt.Errorf("%w: %s must be %s, got %v", ErrInvalidConfig, field, rule, got))
+	}
+	if c.ClientBufferSize < 0 {
+		bad("ClientBufferSize", ">= 1", c.ClientBufferSize)
+	}
+	if c.SlowConsumer < Disconnect || c.SlowConsumer > DropNewest {
+		bad("SlowConsumer", "Disconnect, DropOldest or DropNewest", c.SlowConsumer)
+	}
+	hb := c.HeartbeatInterval
+	if hb == 0 {
+		hb = DefaultHeartbeatInterval
+	}
+	if hb < MinHeartbeatInterval {
+		bad("HeartbeatInterval", ">= "+MinHeartbeatInterval.String(), c.HeartbeatInterval)
+	}
+	if c.ClientTimeout != 0 && c.ClientTimeout < 2*hb {
+		bad("ClientTimeout", ">= 2 x HeartbeatInterval ("+(2*hb).String()+")", c.ClientTimeout)
+	}
+	if c.HistorySize < NoHistory {
+		bad("HistorySize", ">= 0 (or NoHistory)", c.HistorySize)
+	}
+	if c.RetryHint < 0 {
+		bad("RetryHint", ">= 0", c.RetryHint)
+	}
+	if c.MaxConnections < 0 {
+		bad("MaxConnections", ">= 0", c.MaxConnections)
+	}
+	if c.MaxConnectionsPerUser < 0 {
+		bad("MaxConnectionsPerUser", ">= 0", c.MaxConnectionsPerUser)
+	}
+	if c.MaxEventSize < 0 {
+		bad("MaxEventSize", ">= 0", c.MaxEventSize)
+	}
+	if c.Bus != nil && c.History == nil {
+		errs = append(errs, fmt.Errorf("%w: History must be set when Bus is set (IDs and replay must be shared across brokers)", ErrInvalidConfig))
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.ClientBufferSize == 0 {
+		c.ClientBufferSize = DefaultClientBufferSize
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.ClientTimeout == 0 {
+		c.ClientTimeout = max(DefaultClientTimeout, 2*c.HeartbeatInterval)
+	}
+	if c.HistorySize == 0 {
+		c.HistorySize = DefaultHistorySize
+	}
+	if c.RetryHint == 0 {
+		c.RetryHint = DefaultRetryHint
+	}
+	if c.MaxEventSize == 0 {
+		c.MaxEventSize = DefaultMaxEventSize
+	}
+	return c
+}

@@ -1,0 +1,195 @@
+package core
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Target names who receives a message, always inside one tenant. A
+// connection that matches several parts of a target receives the message
+// once.
+type Target struct {
+	// Tenant scopes the message; "" is the default tenant. No message ever
+	// reaches another tenant.
+	Tenant string
+	// Users receive the message on every one of their connections.
+	Users []uuid.UUID
+	// Topics reach every connection subscribed to any of them.
+	Topics []string
+	// Broadcast reaches every connection of the tenant.
+	Broadcast bool
+}
+
+// Kind names the widest part of the target, for metrics and tracing:
+// "broadcast", "topic" or "user".
+func (t Target) Kind() string {
+	switch {
+	case t.Broadcast:
+		return "broadcast"
+	case len(t.Topics) > 0:
+		return "topic"
+	default:
+		return "user"
+	}
+}
+
+// Message is an event on its way to its target.
+type Message struct {
+	Target Target
+	// Event is what clients receive. Its ID must be empty on Publish: the
+	// History assigns it, which is what makes replay exact.
+	Event Event
+	// Metadata travels with the message across the Bus (for example a trace
+	// context); clients never see it.
+	Metadata map[string]string
+	// PublishedAt is set by Publish when the broker has an Observer or a
+	// Bus (the only readers: delivery latency is measured from it).
+	PublishedAt time.Time
+
+	frame      []byte // encoded once per broker, shared by every recipient
+	recipients int    // local recipients counted by deliver, for observers
+	size       int    // encoded size without the id field, once validated
+	one        [1]uuid.UUID
+}
+
+// Frame returns the message encoded for the wire, encoding it on first use.
+// The slice is shared: callers must not modify it.
+func (m *Message) Frame() []byte {
+	if m.frame != nil {
+		return m.frame
+	}
+	if m.size > 0 {
+		// Publish validated it and measured it: encode in one exact
+		// allocation, without validating again.
+		n := m.size + len("id: \n") + len(m.Event.ID)
+		m.frame = appendEventUnchecked(make([]byte, 0, n), m.Event)
+		return m.frame
+	}
+	// A message from a Bus that this broker did not validate: check it,
+	// and drop it rather than risk injecting fields.
+	f, err := AppendEvent(nil, m.Event)
+	if err != nil {
+		return nil
+	}
+	m.frame = f
+	return m.frame
+}
+
+// entitled reports whether a connection with this identity and topic set
+// may receive m. Replay uses it; live routing uses the indexes instead.
+func (m *Message) entitled(s *Subscription) bool {
+	t := &m.Target
+	if t.Tenant != s.id.Tenant {
+		return false
+	}
+	if t.Broadcast {
+		return true
+	}
+	if s.id.User != uuid.Nil {
+		for _, u := range t.Users {
+			if u == s.id.User {
+				return true
+			}
+		}
+	}
+	for _, topic := range t.Topics {
+		if _, ok := s.topics[topic]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (t Target) validate() error {
+	if err := ValidateTenant(t.Tenant); err != nil {
+		return err
+	}
+	if !t.Broadcast && len(t.Users) == 0 && len(t.Topics) == 0 {
+		return ErrNoTarget
+	}
+	for _, u := range t.Users {
+		if u == uuid.Nil {
+			return fmt.Errorf("%w: nil UUID", ErrInvalidUser)
+		}
+	}
+	for _, topic := range t.Topics {
+		if err := ValidateTopic(topic); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MaxTopicLen and MaxTenantLen bound names so that indexes, metrics labels
+// and Redis keys built from them stay small.
+const (
+	MaxTopicLen  = 128
+	MaxTenantLen = 64
+)
+
+// ValidateTopic checks a topic name: 1 to 128 bytes of ASCII letters,
+// digits and "-_.:/", made of non-empty "/"-separated segments (so
+// "orders/eu" is valid and "/orders", "orders//eu" are not). "*" is
+// reserved for authorization patterns.
+func ValidateTopic(topic string) error {
+	if topic == "" || len(topic) > MaxTopicLen {
+		return fmt.Errorf("%w: %q must be 1 to %d bytes", ErrInvalidTopic, truncate(topic), MaxTopicLen)
+	}
+	prev := byte('/')
+	for i := 0; i < len(topic); i++ {
+		c := topic[i]
+		if c == '/' && prev == '/' {
+			return fmt.Errorf("%w: %q has an empty segment", ErrInvalidTopic, truncate(topic))
+		}
+		if !nameByte(c) && c != '/' && c != ':' {
+			return fmt.Errorf("%w: %q may hold only letters, digits and -_.:/", ErrInvalidTopic, truncate(topic))
+		}
+		prev = c
+	}
+	if prev == '/' {
+		return fmt.Errorf("%w: %q ends with /", ErrInvalidTopic, truncate(topic))
+	}
+	return nil
+}
+
+// ValidateTenant checks a tenant name: empty (the default tenant) or up to
+// 64 bytes of ASCII letters, digits and "-_.".
+func ValidateTenant(tenant string) error {
+	if len(tenant) > MaxTenantLen {
+		return fmt.Errorf("%w: %q is longer than %d bytes", ErrInvalidTenant, truncate(tenant), MaxTenantLen)
+	}
+	for i := 0; i < len(tenant); i++ {
+		if !nameByte(tenant[i]) {
+			return fmt.Errorf("%w: %q may hold only letters, digits and -_.", ErrInvalidTenant, truncate(tenant))
+		}
+	}
+	return nil
+}
+
+func nameByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.'
+}
+
+// DataString turns event data into its wire text: string, []byte and
+// json.RawMessage are taken as they are, nil is empty, anything else is
+// marshalled as JSON.
+func DataString(data any) (string, error) {
+	switch d := data.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return d, nil
+	case []byte:
+		return string(d), nil
+	case json.RawMessage:
+		return string(d), nil
+	}
+	b, err := json.Marshal(data)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalidData, err)
+	}
+	return string(b), nil
+}

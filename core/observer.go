@@ -1,0 +1,178 @@
+package core
+
+import (
+	"context"
+	"time"
+)
+
+// CloseReason says why a stream ended.
+type CloseReason string
+
+// Close reasons reported to Observer.Disconnect and counted in Stats.
+const (
+	ReasonClientGone   CloseReason = "client_gone"   // the client went away or the request context ended
+	ReasonSlowConsumer CloseReason = "slow_consumer" // the queue overflowed under the Disconnect policy
+	ReasonTimeout      CloseReason = "timeout"       // a write made no progress for ClientTimeout
+	ReasonTokenExpired CloseReason = "token_expired" // Identity.ExpiresAt passed
+	ReasonShutdown     CloseReason = "shutdown"      // the broker closed
+	ReasonWriteError   CloseReason = "write_error"   // the transport failed a write
+)
+
+// DropReason says why an event did not reach a connection it was meant for.
+type DropReason string
+
+// Drop reasons reported to Observer.Drop and counted in Stats.
+const (
+	DropQueueFullOldest DropReason = "queue_full_oldest" // DropOldest discarded a queued event
+	DropQueueFullNewest DropReason = "queue_full_newest" // DropNewest discarded the arriving event
+	DropDisconnected    DropReason = "slow_consumer"     // Disconnect closed the connection; replayable on reconnect
+)
+
+// PublishDone reports the outcome of one publish to Observer.Publish.
+type PublishDone struct {
+	ID string
+	// Recipients counts the local connections the message was queued for
+	// when delivery happened in-process before Publish returned; -1 when a
+	// Bus delivers it later.
+	Recipients int
+	Err        error
+}
+
+// FlushInfo describes one write of a connection to its Observer.
+type FlushInfo struct {
+	// Messages holds the live messages written by this flush, in order.
+	// The slice is reused after the hook returns: do not keep it.
+	Messages []*Message
+	// Bytes is the number of bytes written, heartbeats included.
+	Bytes int
+	// At is when the flush completed: At - PublishedAt is delivery latency.
+	At time.Time
+}
+
+// ReplayInfo describes what a reconnecting client was replayed.
+type ReplayInfo struct {
+	LastEventID string
+	Count       int
+	// Gap is set when the client was sent the gap event because its
+	// Last-Event-ID was older than the history or unknown.
+	Gap bool
+}
+
+// Observer holds optional hooks that metrics and tracing layers fill in.
+// Every field may be nil; a nil hook costs one comparison. Hooks run on the
+// broker's hot paths and must not block. The context a hook receives for a
+// connection is the one Connect returned, so a hook can keep per-connection
+// state (such as a span) in it.
+type Observer struct {
+	// Connect runs when a connection is registered; the returned context is
+	// handed to that connection's later hooks.
+	Connect func(ctx context.Context, s *Subscription) context.Context
+	// Disconnect runs once when a connection ends.
+	Disconnect func(ctx context.Context, s *Subscription, reason CloseReason)
+	// Reject runs when Connect or Subscribe refuses a request.
+	Reject func(ctx context.Context, tenant string, err error)
+	// Publish runs before a message is handed to History and Bus; it may
+	// add to m.Metadata, and the function it returns (if any) runs when
+	// publishing is done.
+	Publish func(ctx context.Context, m *Message) func(PublishDone)
+	// Flush runs after each successful write of a connection.
+	Flush func(ctx context.Context, s *Subscription, f FlushInfo)
+	// Drop runs when an event is dropped for a connection. It runs on the
+	// publisher's goroutine.
+	Drop func(ctx context.Context, s *Subscription, m *Message, reason DropReason)
+	// Replay runs after a reconnecting client was replayed its missed events.
+	Replay func(ctx context.Context, s *Subscription, r ReplayInfo)
+}
+
+// JoinObservers returns an Observer that calls each of obs in order.
+// Nil entries are skipped.
+func JoinObservers(obs ...*Observer) *Observer {
+	var list []*Observer
+	for _, o := range obs {
+		if o != nil {
+			list = append(list, o)
+		}
+	}
+	switch len(list) {
+	case 0:
+		return nil
+	case 1:
+		return list[0]
+	}
+	j := &Observer{}
+	for _, o := range list {
+		if o.Connect != nil {
+			prev, f := j.Connect, o.Connect
+			j.Connect = func(ctx context.Context, s *Subscription) context.Context {
+				if prev != nil {
+					ctx = prev(ctx, s)
+				}
+				return f(ctx, s)
+			}
+		}
+		if o.Disconnect != nil {
+			prev, f := j.Disconnect, o.Disconnect
+			j.Disconnect = func(ctx context.Context, s *Subscription, r CloseReason) {
+				if prev != nil {
+					prev(ctx, s, r)
+				}
+				f(ctx, s, r)
+			}
+		}
+		if o.Reject != nil {
+			prev, f := j.Reject, o.Reject
+			j.Reject = func(ctx context.Context, tenant string, err error) {
+				if prev != nil {
+					prev(ctx, tenant, err)
+				}
+				f(ctx, tenant, err)
+			}
+		}
+		if o.Publish != nil {
+			prev, f := j.Publish, o.Publish
+			j.Publish = func(ctx context.Context, m *Message) func(PublishDone) {
+				var d1 func(PublishDone)
+				if prev != nil {
+					d1 = prev(ctx, m)
+				}
+				d2 := f(ctx, m)
+				return func(d PublishDone) {
+					if d2 != nil {
+						d2(d)
+					}
+					if d1 != nil {
+						d1(d)
+					}
+				}
+			}
+		}
+		if o.Flush != nil {
+			prev, f := j.Flush, o.Flush
+			j.Flush = func(ctx context.Context, s *Subscription, fi FlushInfo) {
+				if prev != nil {
+					prev(ctx, s, fi)
+				}
+				f(ctx, s, fi)
+			}
+		}
+		if o.Drop != nil {
+			prev, f := j.Drop, o.Drop
+			j.Drop = func(ctx context.Context, s *Subscription, m *Message, r DropReason) {
+				if prev != nil {
+					prev(ctx, s, m, r)
+				}
+				f(ctx, s, m, r)
+			}
+		}
+		if o.Replay != nil {
+			prev, f := j.Replay, o.Replay
+			j.Replay = func(ctx context.Context, s *Subscription, r ReplayInfo) {
+				if prev != nil {
+					prev(ctx, s, r)
+				}
+				f(ctx, s, r)
+			}
+		}
+	}
+	return j
+}

@@ -1,0 +1,329 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Stream is the response body of one SSE connection, as an adapter
+// provides it. Serve calls Write and Flush from one goroutine.
+type Stream interface {
+	Write(p []byte) (int, error)
+	// Flush sends everything written so far to the client.
+	Flush() error
+}
+
+// WriteDeadliner is implemented by Streams that can bound a write in time.
+// Serve uses it to close connections that stall for ClientTimeout and to cut
+// a slow consumer at once; without it a stalled write blocks until the
+// transport gives up on its own.
+type WriteDeadliner interface {
+	SetWriteDeadline(t time.Time) error
+}
+
+// GapEventType is the type of the event sent to a reconnecting client whose
+// Last-Event-ID cannot be replayed (older than the history, or from before
+// a restart). Its data is JSON: {"lastEventId": "...", "reason":
+// "expired"|"unknown"}. Its id is the newest event the client would have
+// had, so the next reconnect resumes from there. On it, an application
+// should refetch its state.
+const GapEventType = "ssekit.gap"
+
+// heartbeat is an empty comment: the smallest frame that keeps proxies from
+// timing out an idle stream.
+var heartbeat = []byte(":\n\n")
+
+// maxBatchBytes bounds one write while replaying, so a large history does
+// not need one huge buffer.
+const maxBatchBytes = 64 << 10
+
+// scratch is the per-write working memory of Serve, pooled so that an idle
+// connection holds none.
+type scratch struct {
+	buf   []byte
+	batch []*Message
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 0, 4096)} }}
+
+// Serve writes the subscription to st until the client goes (ctx is done),
+// the connection is cut (slow consumer, write stall, expired credentials) or
+// the broker closes. It is the whole write loop of every adapter: preamble
+// (retry hint and an opening comment, so clients and proxies see the stream
+// open at once), replay of what the client missed, then every queued event
+// with one Write and one Flush per batch, and a heartbeat only when idle.
+// It runs on the caller's goroutine and unregisters the subscription before
+// it returns. It returns nil when the client left or the broker closed, and
+// otherwise an error saying why the stream was cut.
+func (b *Broker) Serve(ctx context.Context, s *Subscription, st Stream) error {
+	s.mu.Lock()
+	if s.serving || s.gone {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.serving = true
+	if d, ok := st.(WriteDeadliner); ok {
+		s.deadline = d.SetWriteDeadline
+	}
+	s.mu.Unlock()
+
+	l := loop{b: b, s: s, st: st, ctx: ctx}
+	reason, err := l.run()
+	s.mu.Lock()
+	s.gone = true
+	s.deadline = nil
+	s.mu.Unlock()
+	b.unregister(s, reason)
+	return err
+}
+
+type loop struct {
+	b   *Broker
+	s   *Subscription
+	st  Stream
+	ctx context.Context
+	sc  *scratch
+}
+
+func (l *loop) run() (CloseReason, error) {
+	b, s := l.b, l.s
+	l.sc = scratchPool.Get().(*scratch)
+	position := s.replayUpto
+	if position == "" {
+		position = b.history.Origin()
+	}
+	// The opening frame restates the client's position (its own
+	// Last-Event-ID, or where the broker stands for a new client): a
+	// client that starts each stream with an empty ID buffer, as the spec
+	// reads, would otherwise forget it at this frame's blank line.
+	start := s.lastEventID
+	if start == "" {
+		start = position
+	}
+	l.sc.buf = appendRetry(append(append(append(l.sc.buf[:0], ": ok\nid: "...), start...), '\n'), b.cfg.RetryHint, "")
+	if s.lastEventID != "" {
+		if reason, err := l.replay(position); err != nil {
+			return reason, err
+		}
+	}
+	// After the replay, move the client to where the live events start
+	// (skipping events it is not entitled to), so a client cut before its
+	// next event still resumes from the right place. Not before: a client
+	// cut during the replay must resume from the last event it really got.
+	if s.lastEventID != "" {
+		l.sc.buf = append(append(append(l.sc.buf, "id: "...), position...), "\n\n"...)
+	}
+	if reason, err := l.write(l.sc.buf); err != nil {
+		return reason, err
+	}
+	l.release()
+
+	hb := time.NewTimer(b.cfg.HeartbeatInterval)
+	defer hb.Stop()
+	var expired <-chan time.Time
+	if exp := s.id.ExpiresAt; !exp.IsZero() {
+		t := time.NewTimer(time.Until(exp))
+		defer t.Stop()
+		expired = t.C
+	}
+	for {
+		if reason, err, ok := l.flushQueue(); !ok {
+			return reason, err
+		} else if reason == "" {
+			hb.Reset(b.cfg.HeartbeatInterval)
+		}
+		select {
+		case <-s.notify:
+		case <-hb.C:
+			if reason, err := l.write(heartbeat); err != nil {
+				return reason, err
+			}
+			hb.Reset(b.cfg.HeartbeatInterval)
+		case <-l.ctx.Done():
+			return ReasonClientGone, nil
+		case <-b.closing:
+			// Flush what was accepted before Close, then tell the client
+			// when to come back.
+			if reason, err, ok := l.flushQueue(); !ok {
+				return reason, err
+			}
+			return l.end(ReasonShutdown, nil)
+		case <-expired:
+			return l.end(ReasonTokenExpired, ErrTokenExpired)
+		}
+	}
+}
+
+// flushQueue writes everything queued, batch after batch, until the queue
+// is empty. It reports ok=false with the reason when the stream must end,
+// and reason "idle" when there was nothing to write.
+func (l *loop) flushQueue() (reason CloseReason, err error, ok bool) {
+	wrote := false
+	for {
+		sc := scratchPool.Get().(*scratch)
+		batch, overflow := l.s.drain(sc.batch[:0])
+		if len(batch) == 0 {
+			scratchPool.Put(sc)
+			if overflow {
+				return ReasonSlowConsumer, ErrSlowConsumer, false
+			}
+			if !wrote {
+				return "idle", nil, true
+			}
+			return "", nil, true
+		}
+		l.sc = sc
+		buf := sc.buf[:0]
+		for _, m := range batch {
+			buf = append(buf, m.frame...)
+		}
+		sc.buf, sc.batch = buf, batch
+		if reason, err := l.write(buf); err != nil {
+			return reason, err, false
+		}
+		l.b.sent.Add(uint64(len(batch)))
+		if o := l.b.obs; o != nil && o.Flush != nil {
+			o.Flush(l.s.obsCtx, l.s, FlushInfo{Messages: batch, Bytes: len(buf), At: time.Now()})
+		}
+		l.release()
+		wrote = true
+		if l.ctx.Err() != nil {
+			return ReasonClientGone, nil, false
+		}
+	}
+}
+
+// release returns the scratch memory to the pool, dropping references to
+// messages so the history alone decides how long they live.
+func (l *loop) release() {
+	if l.sc == nil {
+		return
+	}
+	clear(l.sc.batch)
+	l.sc.batch = l.sc.batch[:0]
+	if cap(l.sc.buf) <= 1<<20 {
+		scratchPool.Put(l.sc)
+	}
+	l.sc = nil
+}
+
+// write sends p with one Write and one Flush, bounded by ClientTimeout.
+func (l *loop) write(p []byte) (CloseReason, error) {
+	s, timeout := l.s, l.b.cfg.ClientTimeout
+	if !s.armDeadline(timeout) {
+		l.release()
+		return ReasonSlowConsumer, ErrSlowConsumer
+	}
+	start := time.Now()
+	_, err := l.st.Write(p)
+	if err == nil {
+		err = l.st.Flush()
+	}
+	if err == nil {
+		return "", nil
+	}
+	l.release()
+	s.mu.Lock()
+	aborted := s.aborted
+	s.mu.Unlock()
+	switch {
+	case aborted && l.b.isClosed():
+		return ReasonShutdown, nil
+	case aborted:
+		return ReasonSlowConsumer, ErrSlowConsumer
+	case l.ctx.Err() != nil:
+		return ReasonClientGone, nil
+	case s.deadline != nil && time.Since(start) >= timeout:
+		return ReasonTimeout, ErrWriteTimeout
+	}
+	return ReasonWriteError, err
+}
+
+// end writes the closing reconnect hint and ends the stream.
+func (l *loop) end(reason CloseReason, err error) (CloseReason, error) {
+	buf := appendRetry(make([]byte, 0, 64), l.b.cfg.RetryHint, ": "+string(reason)+"\n")
+	if r, werr := l.write(buf); werr != nil {
+		return r, werr
+	}
+	return reason, err
+}
+
+// replay appends to l.sc.buf what the client missed since its Last-Event-ID
+// (writing full chunks as it goes), or the gap event when that cannot be
+// replayed in full. Messages are collected first: the History may hold a
+// lock while it calls back, and nothing is written under a lock.
+func (l *loop) replay(position string) (CloseReason, error) {
+	b, s := l.b, l.s
+	var missed []*Message
+	err := b.history.Replay(l.ctx, s.id.Tenant, s.lastEventID, s.replayUpto, func(m *Message) bool {
+		if m.entitled(s) {
+			missed = append(missed, m)
+		}
+		return true
+	})
+	count := 0
+	for _, m := range missed {
+		if m.Frame() == nil {
+			continue
+		}
+		l.sc.buf = append(l.sc.buf, m.frame...)
+		count++
+		if len(l.sc.buf) >= maxBatchBytes {
+			if reason, werr := l.write(l.sc.buf); werr != nil {
+				return reason, werr
+			}
+			l.sc.buf = l.sc.buf[:0]
+		}
+	}
+	info := ReplayInfo{LastEventID: s.lastEventID, Count: count}
+	if err != nil {
+		reason := "unknown"
+		if errors.Is(err, ErrEventExpired) {
+			reason = "expired"
+		}
+		l.sc.buf = appendGap(l.sc.buf, s.lastEventID, position, reason)
+		info.Gap = true
+		b.gap.Add(1)
+	}
+	b.replayed.Add(uint64(count))
+	if b.obs != nil && b.obs.Replay != nil {
+		b.obs.Replay(s.obsCtx, s, info)
+	}
+	return "", nil
+}
+
+func appendGap(buf []byte, lastID, resumeID, reason string) []byte {
+	data, _ := json.Marshal(struct {
+		LastEventID string `json:"lastEventId"`
+		Reason      string `json:"reason"`
+	}{lastID, reason})
+	buf, _ = AppendEvent(buf, Event{ID: resumeID, Type: GapEventType, Data: string(data)})
+	return buf
+}
+
+// jitter returns hint in milliseconds plus up to 50% random jitter, so
+// clients cut together do not come back together.
+func jitter(hint time.Duration) int64 {
+	ms := hint.Milliseconds()
+	if ms > 0 {
+		ms += rand.Int64N(ms/2 + 1)
+	}
+	return ms
+}
+
+// appendRetry appends a control frame: comment, then a jittered retry hint.
+func appendRetry(buf []byte, hint time.Duration, comment string) []byte {
+	return appendRetryMs(buf, jitter(hint), comment)
+}
+
+func appendRetryMs(buf []byte, ms int64, comment string) []byte {
+	buf = append(buf, comment...)
+	buf = append(buf, "retry: "...)
+	buf = strconv.AppendInt(buf, ms, 10)
+	return append(buf, "\n\n"...)
+}

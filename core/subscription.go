@@ -1,0 +1,194 @@
+package core
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+// SubscribeRequest describes a connection to register.
+type SubscribeRequest struct {
+	Identity Identity
+	// Topics the connection starts with; duplicates are ignored.
+	Topics []string
+	// LastEventID, when set, asks for replay of what the client missed.
+	LastEventID string
+}
+
+// Subscription is one registered connection: its identity, its topics and
+// its bounded queue of encoded events. Serve writes it to a Stream.
+type Subscription struct {
+	b           *Broker
+	t           *tenant
+	connID      string
+	id          Identity
+	lastEventID string
+	connected   time.Time
+	obsCtx      context.Context
+
+	// Guarded by t.mu: routing state.
+	topics     map[string]struct{}
+	idx        int    // position in t.all
+	stamp      uint64 // last delivery stamp, to deliver once per message
+	replayUpto string // newest event of the tenant delivered before registration
+
+	// Guarded by mu: the queue and the connection's fate.
+	mu       sync.Mutex
+	q        []*Message // ring of undelivered messages
+	head, n  int
+	overflow bool                  // queue overflowed under Disconnect
+	aborted  bool                  // write deadline forced into the past
+	deadline func(time.Time) error // the Stream's write deadline, if any
+	serving  bool                  // Serve has started
+	gone     bool                  // unregistered; Serve must not start
+	notify   chan struct{}         // capacity 1: "queue became non-empty"
+}
+
+// ID returns the connection's unique ID, usable with Broker.AddTopics.
+func (s *Subscription) ID() string { return s.connID }
+
+// Identity returns who the connection belongs to.
+func (s *Subscription) Identity() Identity { return s.id }
+
+// LastEventID returns the Last-Event-ID the client connected with.
+func (s *Subscription) LastEventID() string { return s.lastEventID }
+
+// ConnectedAt returns when the connection was registered.
+func (s *Subscription) ConnectedAt() time.Time { return s.connected }
+
+// Topics returns the connection's current topics, sorted.
+func (s *Subscription) Topics() []string {
+	s.t.mu.RLock()
+	defer s.t.mu.RUnlock()
+	out := make([]string, 0, len(s.topics))
+	for t := range s.topics {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Close unregisters a subscription that will not be served, for example
+// when the adapter fails before calling Serve. It is a no-op once Serve has
+// started: Serve unregisters on return.
+func (s *Subscription) Close() {
+	s.mu.Lock()
+	if s.serving || s.gone {
+		s.mu.Unlock()
+		return
+	}
+	s.gone = true
+	s.mu.Unlock()
+	s.b.unregister(s, ReasonClientGone)
+}
+
+// enqueue queues m without blocking and reports whether it was dropped.
+// It runs on the publisher's goroutine under the tenant lock.
+func (s *Subscription) enqueue(m *Message) {
+	s.mu.Lock()
+	if s.gone || s.overflow {
+		s.mu.Unlock()
+		return
+	}
+	if s.n == len(s.q) && !s.grow() {
+		switch s.b.cfg.SlowConsumer {
+		case DropNewest:
+			s.mu.Unlock()
+			s.b.drop(s, m, DropQueueFullNewest)
+			return
+		case DropOldest:
+			old := s.q[s.head]
+			s.q[s.head] = nil
+			s.head = (s.head + 1) % len(s.q)
+			s.n--
+			s.push(m)
+			s.mu.Unlock()
+			s.b.drop(s, old, DropQueueFullOldest)
+			return
+		default:
+			s.overflow = true
+			dropped := s.n + 1
+			s.abortLocked()
+			s.mu.Unlock()
+			s.b.dropDisconnected(s, m, dropped)
+			s.signal()
+			return
+		}
+	}
+	wasEmpty := s.n == 0
+	s.push(m)
+	s.mu.Unlock()
+	// The writer only waits when it found the queue empty, so only the
+	// first event after that needs to wake it.
+	if wasEmpty {
+		s.signal()
+	}
+}
+
+func (s *Subscription) push(m *Message) {
+	s.q[(s.head+s.n)%len(s.q)] = m
+	s.n++
+}
+
+// grow enlarges a full ring up to ClientBufferSize, so idle connections
+// hold a small ring and only busy ones pay for the configured bound.
+func (s *Subscription) grow() bool {
+	limit := s.b.cfg.ClientBufferSize
+	if len(s.q) >= limit {
+		return false
+	}
+	q := make([]*Message, min(max(2*len(s.q), 4), limit))
+	for i := 0; i < s.n; i++ {
+		q[i] = s.q[(s.head+i)%len(s.q)]
+	}
+	s.q, s.head = q, 0
+	return true
+}
+
+func (s *Subscription) signal() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// drain appends every queued message to dst and empties the queue. It also
+// reports whether the queue overflowed.
+func (s *Subscription) drain(dst []*Message) ([]*Message, bool) {
+	s.mu.Lock()
+	for i := 0; i < s.n; i++ {
+		j := (s.head + i) % len(s.q)
+		dst = append(dst, s.q[j])
+		s.q[j] = nil
+	}
+	s.head, s.n = 0, 0
+	overflow := s.overflow
+	s.mu.Unlock()
+	return dst, overflow
+}
+
+// abortLocked forces a blocked write to fail now, so a client that stopped
+// reading is dropped at once instead of after ClientTimeout.
+func (s *Subscription) abortLocked() {
+	if s.aborted {
+		return
+	}
+	s.aborted = true
+	if s.deadline != nil {
+		_ = s.deadline(time.Unix(1, 0))
+	}
+}
+
+// armDeadline gives the next write ClientTimeout to make progress.
+func (s *Subscription) armDeadline(timeout time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aborted {
+		return false
+	}
+	if s.deadline != nil {
+		_ = s.deadline(time.Now().Add(timeout))
+	}
+	return true
+}
