@@ -3,9 +3,9 @@ package core
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/ssekit/ssekit/internal/leaktest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leaktest.VerifyTestMain(m)
 }

@@ -98,7 +98,7 @@ func TestReplayGap(t *testing.T) {
 // every event exactly once, in order.
 func TestReplayUnderConcurrentPublishing(t *testing.T) {
 	const publishers, perPublisher = 2, 1500
-	b := newBroker(t, Config{ClientBufferSize: 64, HistorySize: publishers * perPublisher})
+	b := newBroker(t, Config{ClientBufferSize: 64, HistorySize: publishers*perPublisher + 1}) // + the end marker
 	ctx := context.Background()
 	// The first connection exists before anything is published, so every
 	// event is owed to this client.
