@@ -274,7 +274,7 @@ func (b *Broker) subscribe(ctx context.Context, r SubscribeRequest) (*Subscripti
 	// Reserve both limits first, so the Connect hook runs before the
 	// connection becomes visible to publishers and is never undone.
 	if n := b.nconns.Add(1); b.cfg.MaxConnections > 0 && n > int64(b.cfg.MaxConnections) {
-		b.nconns.Add(-1)
+		b.dropConn()
 		return nil, fmt.Errorf("%w: limit %d", ErrTooManyConnections, b.cfg.MaxConnections)
 	}
 	t := b.tenant(id.Tenant)
@@ -282,7 +282,7 @@ func (b *Broker) subscribe(ctx context.Context, r SubscribeRequest) (*Subscripti
 		t.mu.Lock()
 		if limit := b.cfg.MaxConnectionsPerUser; limit > 0 && t.userConns[id.User] >= limit {
 			t.mu.Unlock()
-			b.nconns.Add(-1)
+			b.dropConn()
 			return nil, fmt.Errorf("%w: limit %d", ErrTooManyUserConnections, limit)
 		}
 		t.userConns[id.User]++
@@ -364,20 +364,12 @@ func (b *Broker) unregister(s *Subscription, reason CloseReason) {
 	t.mu.Unlock()
 	b.mu.Lock()
 	delete(b.conns, s.connID)
-	if b.closed && len(b.conns) == 0 {
-		select {
-		case <-b.drained:
-		default:
-			close(b.drained)
-		}
-	}
 	b.mu.Unlock()
 	b.release(s, reason)
 }
 
 // release gives back the limit reservations of s and reports its end.
 func (b *Broker) release(s *Subscription, reason CloseReason) {
-	b.nconns.Add(-1)
 	if s.id.User != uuid.Nil {
 		t := s.t
 		t.mu.Lock()
@@ -388,6 +380,30 @@ func (b *Broker) release(s *Subscription, reason CloseReason) {
 	}
 	if b.obs != nil && b.obs.Disconnect != nil {
 		b.obs.Disconnect(s.obsCtx, s, reason)
+	}
+	b.dropConn()
+}
+
+// dropConn gives back a connection slot. The last one after Close lets
+// Close return: only then, so that every Disconnect hook has run and Stats
+// counts no connection once Close returns.
+func (b *Broker) dropConn() {
+	if b.nconns.Add(-1) != 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		b.closeDrained()
+	}
+}
+
+// closeDrained signals that no connection is left; b.mu is held.
+func (b *Broker) closeDrained() {
+	select {
+	case <-b.drained:
+	default:
+		close(b.drained)
 	}
 }
 
@@ -589,8 +605,8 @@ func (b *Broker) Close(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 	}
-	if len(b.conns) == 0 {
-		close(b.drained)
+	if b.nconns.Load() == 0 {
+		b.closeDrained()
 	}
 	b.mu.Unlock()
 	b.detach()
