@@ -1,0 +1,28 @@
+// Package nethttp serves ssekit streams from any net/http program.
+//
+//	broker, err := core.New(core.Config{Authenticator: myAuth})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	mux := http.NewServeMux()
+//	mux.Handle("GET /events", nethttp.Handler(broker))
+//	srv := &http.Server{Addr: "localhost:8080", Handler: mux}
+//	go srv.ListenAndServe()
+//	// ... broker.SendToUser(ctx, user, "notification", payload) ...
+//	nethttp.Shutdown(ctx, srv, broker) // streams end with a reconnect hint
+//
+// A stream request is GET with the topics in repeated "topic" query
+// parameters and, on reconnects, a Last-Event-ID header (or a "lastEventId"
+// query parameter, for first connects and polyfills). The identity comes
+// from core.Config.Authenticator; without one every client is anonymous in
+// the default tenant (core.InsecureQueryAuthenticator lets a demo name the
+// user in the query).
+//
+// Statuses on the wire: 400 bad parameters, 401 unauthenticated, 403 topic,
+// tenant or origin not allowed, 405 not GET, 500 when the ResponseWriter
+// cannot flush. At a connection limit, or while the broker closes, a
+// browser gets a 200 stream carrying only a long retry hint and a
+// ssekit.rejected event, because EventSource gives up for good on any other
+// status; a client that sends "SSEKit-Reject: status" gets 503 (429 for the
+// per-user limit) with Retry-After instead. See core.Broker.Reject.
+package nethttp
