@@ -1,0 +1,469 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
+
+	"github.com/ssekit/ssekit/adapters/nethttp"
+	"github.com/ssekit/ssekit/core"
+)
+
+// Environment of the browser test.
+const (
+	// chromiumEnv overrides the browser binary (default /usr/bin/chromium,
+	// from the Debian package chromium; scripts/install-deps.sh installs it).
+	chromiumEnv = "SSEKIT_CHROMIUM"
+	// screenshotEnv=1 makes the test write docs/hub.png, the README's
+	// picture of the demo page. Off by default so that test runs leave the
+	// tree alone.
+	screenshotEnv = "SSEKIT_UPDATE_SCREENSHOT"
+)
+
+// chromium returns the browser to drive. Without one the test fails in CI
+// (CI set) and is skipped elsewhere, saying how to get it.
+func chromium(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv(chromiumEnv)
+	if path == "" {
+		path = "/usr/bin/chromium"
+	}
+	if _, err := exec.LookPath(path); err != nil {
+		msg := fmt.Sprintf("no browser at %s (%v): install the Debian package chromium (scripts/install-deps.sh does) or set %s", path, err, chromiumEnv)
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg + "; CI is set, so the browser test must run")
+		}
+		t.Skip(msg)
+	}
+	return path
+}
+
+// logEntry is one received event as the page shows it.
+type logEntry struct {
+	ID   string `json:"id"`
+	Type string `json:"type"`
+	Dup  bool   `json:"dup"`
+}
+
+// TestBrowserEndToEnd drives the demo page in headless Chromium against a
+// hub served in-process. The page's EventSource receives a user push, a
+// topic push and a broadcast published through POST /publish. Then the
+// HTTP server is stopped (cutting the stream) while the broker and its
+// history are kept, more events are published into the broker, and a new
+// server is started on the same address: the browser reconnects by itself
+// with Last-Event-ID and the page must show every event published
+// meanwhile, once, in order, and none it is not entitled to.
+func TestBrowserEndToEnd(t *testing.T) {
+	exe := chromium(t)
+
+	// A short retry hint makes the browser come back within a second.
+	broker, err := core.New(core.Config{RetryHint: 200 * time.Millisecond, Authenticator: core.InsecureQueryAuthenticator()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := newHub(broker, hubConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	base := "http://" + addr
+	srv := serve(h, ln)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = nethttp.Shutdown(ctx, srv, broker)
+	}()
+
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+
+	p := openBrowser(t, exe)
+	publish := func(body string) string {
+		t.Helper()
+		status, resp := post(t, client, base, "", body)
+		if status != http.StatusOK {
+			t.Fatalf("publish %s: %d %s", body, status, resp)
+		}
+		return decodeID(t, resp)
+	}
+	// While the server is down, publishing goes through the same handler
+	// in-process, into the kept broker.
+	publishDown := func(body string) string {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodPost, "/publish", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("publish %s: %d %s", body, rec.Code, rec.Body)
+		}
+		return decodeID(t, rec.Body.String())
+	}
+
+	// 1. Open the page and connect as a user subscribed to "news".
+	user := uuid.NewString()
+	other := uuid.NewString()
+	p.connect(base, user, "news", "notification, news, alert")
+	p.waitFor("the stream to open", 10*time.Second, func() bool { return p.state() == "open" })
+	if !broker.IsUserOnline(uuid.MustParse(user)) {
+		t.Fatal("the page is open but the broker does not see the user online")
+	}
+
+	// 2. A user push, a topic push and a broadcast through POST /publish.
+	want := []logEntry{
+		{ID: publish(`{"user":"` + user + `","event":"notification","data":{"text":"Your order #1042 has shipped"}}`), Type: "notification"},
+		{ID: publish(`{"topic":"news","event":"news","data":{"headline":"ssekit hub is live"}}`), Type: "news"},
+		{ID: publish(`{"broadcast":true,"event":"alert","data":"Maintenance tonight at 22:00 UTC"}`), Type: "alert"},
+	}
+	p.waitFor("the three live events", 10*time.Second, func() bool { return len(p.entries()) >= len(want) })
+	if got := p.entries(); !slices.Equal(got, want) {
+		t.Fatalf("live events:\n got %+v\nwant %+v", got, want)
+	}
+
+	// 3. Stop the HTTP server: every connection is cut, the broker and its
+	// history stay.
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor("the broker to see the stream gone", 10*time.Second, func() bool { return broker.Stats().Connections == 0 })
+	p.waitFor("the page to show it reconnecting", 10*time.Second, func() bool { return p.state() == "reconnecting" })
+
+	// 4. Publish while the hub is down: three events for the page, two it
+	// is not entitled to (another user, a topic it did not subscribe to).
+	want = append(want, logEntry{ID: publishDown(`{"user":"` + user + `","event":"notification","data":{"text":"Payment received"}}`), Type: "notification"})
+	publishDown(`{"user":"` + other + `","event":"notification","data":"not for this page"}`)
+	want = append(want, logEntry{ID: publishDown(`{"topic":"news","event":"news","data":{"headline":"Published while you were away"}}`), Type: "news"})
+	publishDown(`{"topic":"sports","event":"news","data":"not subscribed"}`)
+	want = append(want, logEntry{ID: publishDown(`{"broadcast":true,"event":"alert","data":"Back online"}`), Type: "alert"})
+
+	// 5. Start the hub again on the same address; the browser reconnects by
+	// itself, with Last-Event-ID, and is replayed what it missed.
+	ln2 := relisten(t, addr)
+	srv = serve(h, ln2)
+	p.waitFor("the replayed events", 15*time.Second, func() bool { return len(p.entries()) >= len(want) })
+	p.waitFor("the stream to be open again", 10*time.Second, func() bool { return p.state() == "open" })
+
+	// 6. A last event sent from the page's own form, live after the replay:
+	// nothing may sit between the replay and it.
+	p.do("send from the form", 10*time.Second,
+		chromedp.Click(chromedp.CSS(`input[name="target"][value="broadcast"]`)),
+		chromedp.SetValue(chromedp.ID("pub-event"), "chat"),
+		chromedp.SetValue(chromedp.ID("pub-data"), `{"from":"demo page","text":"hello, everyone"}`),
+		chromedp.Click(chromedp.ID("send")),
+		chromedp.WaitVisible(chromedp.CSS(`#pub-result[data-id]`)),
+	)
+	formID := eval[string](t, p.ctx, `document.getElementById('pub-result').dataset.id`)
+	want = append(want, logEntry{ID: formID, Type: "chat"})
+	p.waitFor("the event sent from the form", 10*time.Second, func() bool { return len(p.entries()) >= len(want) })
+
+	got := p.entries()
+	if !slices.Equal(got, want) {
+		t.Fatalf("events after the restart (want every one once, in order):\n got %+v\nwant %+v", got, want)
+	}
+	if gaps := eval[int](t, p.ctx, `document.querySelectorAll('#log li[data-type="ssekit.gap"]').length`); gaps != 0 {
+		t.Errorf("the page got %d gap events; the history covered the outage", gaps)
+	}
+	if lastID := eval[string](t, p.ctx, `document.getElementById('last-id').textContent`); lastID != formID {
+		t.Errorf("Last-Event-ID shown %q, want %q", lastID, formID)
+	}
+	if st := broker.Stats(); st.Replayed != 3 {
+		t.Errorf("broker replayed %d events, want 3", st.Replayed)
+	}
+
+	if os.Getenv(screenshotEnv) == "1" {
+		screenshot(t, p.ctx, broker)
+	}
+}
+
+// page is the demo page open in a headless browser tab.
+type page struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+// openBrowser starts headless Chromium with a fresh profile; the browser
+// is stopped when the test ends.
+func openBrowser(t *testing.T, exe string) page {
+	return page{t: t, ctx: newBrowser(t, exe)}
+}
+
+// do runs browser steps, failing the test on error.
+func (p page) do(what string, timeout time.Duration, steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	c, cancel := context.WithTimeout(p.ctx, timeout)
+	defer cancel()
+	if err := chromedp.Do(c, steps...); err != nil {
+		p.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// connect opens the page at base and connects as user to topics,
+// listening for types.
+func (p page) connect(base, user, topics, types string) {
+	p.t.Helper()
+	p.do("open the page", 20*time.Second,
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(chromedp.ID("connect")),
+	)
+	p.setValues(map[string]string{"user": user, "topics": topics, "types": types})
+	p.do("connect", 5*time.Second, chromedp.Click(chromedp.ID("connect")))
+}
+
+// setValues fills form fields by id. (chromedp.SetValue cannot set an
+// empty value: it checks the result, and "" comes back as undefined.)
+func (p page) setValues(fields map[string]string) {
+	p.t.Helper()
+	js, err := json.Marshal(fields)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	eval[chromedp.Void](p.t, p.ctx, `for (const [id, v] of Object.entries(`+string(js)+`)) document.getElementById(id).value = v`)
+}
+
+// state is the connection state the page shows (#state[data-state]).
+func (p page) state() string {
+	return eval[string](p.t, p.ctx, `document.getElementById('state').dataset.state`)
+}
+
+// entries are the received events the page logs, oldest first.
+func (p page) entries() []logEntry {
+	return eval[[]logEntry](p.t, p.ctx, `Array.from(document.querySelectorAll('#log li[data-id]'), li => ({id: li.dataset.id, type: li.dataset.type, dup: !!li.dataset.dup}))`)
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func (p page) waitFor(what string, timeout time.Duration, cond func() bool) {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("timed out after %v waiting for %s; page state %q, log %+v", timeout, what, p.state(), p.entries())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// screenshot writes docs/hub.png once the stats panel shows the broker's
+// current figures.
+func screenshot(t *testing.T, ctx context.Context, broker *core.Broker) {
+	t.Helper()
+	want := fmt.Sprint(broker.Stats().Published)
+	deadline := time.Now().Add(5 * time.Second)
+	for eval[string](t, ctx, `document.querySelector('#stats dd[data-stat="published"]').textContent`) != want && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	c, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	path := filepath.Join("..", "..", "docs", "hub.png")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s (%d bytes)", path, len(png))
+}
+
+// newBrowser starts headless Chromium with a fresh profile and returns a
+// tab's context; the browser is stopped when the test ends.
+func newBrowser(t *testing.T, exe string) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox, // root in containers and CI
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.Flag("mute-audio", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	}
+	// Registered after TempDir, so it runs first: the browser exits before
+	// its profile directory is removed.
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancel)
+	// The first Run starts the browser; it must not be bounded by a
+	// short-lived context, or the browser would die with it. A watchdog
+	// bounds it instead: the cleanup above cancels it.
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(ctx) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("starting %s: %v", exe, err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("starting %s: no answer after 60s", exe)
+	}
+	return ctx
+}
+
+// eval runs a JavaScript expression in the page and decodes its value.
+func eval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(c, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("evaluating %s: %v", js, err)
+	}
+	return v
+}
+
+// serve runs an http.Server for h on ln until it is closed.
+func serve(h http.Handler, ln net.Listener) *http.Server {
+	srv := newServer(h)
+	go func() { _ = srv.Serve(ln) }()
+	return srv
+}
+
+// relisten binds addr again, retrying briefly in case the old socket is
+// still being released.
+func relisten(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			return ln
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("listening again on %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func decodeID(t *testing.T, body string) string {
+	t.Helper()
+	var out struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(body), &out); err != nil || out.ID == "" {
+		t.Fatalf("publish response %q: %v", body, errors.Join(err, errors.New("no id")))
+	}
+	return out.ID
+}
+
+// TestBrowserGapAndRejected checks the page's handling of the hub's two
+// control events in a real browser: ssekit.rejected when the hub is at its
+// connection limit (the browser backs off and gets in once a slot frees),
+// and ssekit.gap when the hub restarts without its history (the page asks
+// the user to refetch, and goes on receiving new events).
+func TestBrowserGapAndRejected(t *testing.T) {
+	exe := chromium(t)
+	newBroker := func() (*core.Broker, http.Handler) {
+		b, err := core.New(core.Config{
+			RetryHint:      100 * time.Millisecond,
+			MaxConnections: 1,
+			Authenticator:  core.InsecureQueryAuthenticator(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := newHub(b, hubConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b, h
+	}
+	broker, h := newBroker()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	base := "http://" + addr
+	srv := serve(h, ln)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = nethttp.Shutdown(ctx, srv, broker)
+	}()
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+
+	// Someone else holds the only connection slot.
+	_, stopOther := openStream(t, &http.Client{Transport: &http.Transport{}}, base+"/events")
+	user := uuid.NewString()
+	p := openBrowser(t, exe)
+	p.connect(base, user, "", "note")
+	p.waitFor("ssekit.rejected", 10*time.Second, func() bool {
+		return eval[int](t, p.ctx, `document.querySelectorAll('#log li[data-type="ssekit.rejected"]').length`) > 0
+	})
+	stopOther()
+	p.waitFor("a slot to free and the page to get in", 15*time.Second, func() bool {
+		return p.state() == "open" && broker.IsUserOnline(uuid.MustParse(user))
+	})
+	status, body := post(t, client, base, "", `{"user":"`+user+`","event":"note","data":"before the restart"}`)
+	if status != http.StatusOK {
+		t.Fatalf("publish: %d %s", status, body)
+	}
+	first := decodeID(t, body)
+	p.waitFor("the first event", 10*time.Second, func() bool { return slices.ContainsFunc(p.entries(), func(e logEntry) bool { return e.ID == first }) })
+
+	// Restart as a new process would: a new broker, whose history has never
+	// heard of the page's Last-Event-ID.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := nethttp.Shutdown(ctx, srv, broker); err != nil {
+		t.Fatal(err)
+	}
+	broker, h = newBroker()
+	srv = serve(h, relisten(t, addr))
+	p.waitFor("the gap event", 15*time.Second, func() bool {
+		return eval[bool](t, p.ctx, `!document.getElementById('gap-banner').hidden`)
+	})
+	p.waitFor("the stream to open", 10*time.Second, func() bool { return p.state() == "open" })
+	status, body = post(t, client, base, "", `{"user":"`+user+`","event":"note","data":"after the restart"}`)
+	if status != http.StatusOK {
+		t.Fatalf("publish: %d %s", status, body)
+	}
+	after := decodeID(t, body)
+	p.waitFor("the event after the gap", 10*time.Second, func() bool { return slices.ContainsFunc(p.entries(), func(e logEntry) bool { return e.ID == after }) })
+
+	// The page may have been refused more than once before the slot freed.
+	got := p.entries()
+	var types []string
+	for _, e := range got {
+		if e.Type != "ssekit.rejected" || len(types) == 0 || types[len(types)-1] != e.Type {
+			types = append(types, e.Type)
+		}
+	}
+	if want := []string{"ssekit.rejected", "note", "ssekit.gap", "note"}; !slices.Equal(types, want) {
+		t.Fatalf("event types %v, want %v (log %+v)", types, want, got)
+	}
+	if last := got[len(got)-1]; last.ID != after {
+		t.Errorf("last event ID %q, want %q", last.ID, after)
+	}
+}

@@ -1,0 +1,361 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/ssekit/ssekit/adapters/nethttp"
+	"github.com/ssekit/ssekit/core"
+)
+
+// web holds the demo page: plain HTML, CSS and JavaScript, no build step.
+//
+//go:embed web
+var web embed.FS
+
+// hubConfig is what the HTTP layer needs beyond the broker.
+type hubConfig struct {
+	// publishSecret, when set, is the bearer token POST /publish requires.
+	publishSecret string
+	// maxEventSize is the broker's MaxEventSize (0: the core default); the
+	// publish body limit is derived from it.
+	maxEventSize int
+}
+
+// hub is the service's HTTP surface around one broker. It holds no state
+// of its own, so a broker (and its history) can outlive one http.Server
+// and be served again by the next: the browser test restarts the server
+// this way and checks that the page is replayed what it missed.
+type hub struct {
+	broker  *core.Broker
+	secret  *[sha256.Size]byte // hash of the publish secret; nil: open
+	maxBody int64
+	mux     *http.ServeMux
+}
+
+// newHub returns the handler serving every route of the hub for b. The
+// broker should use core.InsecureQueryAuthenticator, so that the demo page
+// can name its user and tenant.
+func newHub(b *core.Broker, cfg hubConfig) (*hub, error) {
+	maxEvent := cfg.maxEventSize
+	if maxEvent <= 0 {
+		maxEvent = core.DefaultMaxEventSize
+	}
+	h := &hub{
+		broker: b,
+		// JSON escaping can double the data ("\n" for a newline), and the
+		// rest of the request is small: a larger body cannot hold a valid
+		// event, so it is refused before it is read into memory.
+		maxBody: 2*int64(maxEvent) + 4096,
+		mux:     http.NewServeMux(),
+	}
+	if cfg.publishSecret != "" {
+		sum := sha256.Sum256([]byte(cfg.publishSecret))
+		h.secret = &sum
+	}
+	page, err := fs.Sub(web, "web")
+	if err != nil {
+		return nil, err
+	}
+	// The stream handler answers wrong methods (405) and CORS preflights
+	// itself, so it takes every method.
+	h.mux.Handle("/events", nethttp.Handler(b))
+	h.mux.HandleFunc("POST /publish", h.publish)
+	h.mux.HandleFunc("GET /stats", h.stats)
+	h.mux.HandleFunc("GET /online", h.online)
+	h.mux.HandleFunc("GET /healthz", h.healthz)
+	// Without these, a wrong method on an API route would fall through to
+	// the page's file server and read as 404.
+	for path, allow := range map[string]string{"/publish": "POST", "/stats": "GET", "/online": "GET", "/healthz": "GET"} {
+		h.mux.HandleFunc(path, methodNotAllowed(allow))
+	}
+	h.mux.Handle("/", pageHeaders(http.FileServerFS(page)))
+	return h, nil
+}
+
+func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// pageHeaders adds the headers that keep the demo page from being framed
+// or from running script that is not its own.
+func pageHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			methodNotAllowed("GET, HEAD")(w, r)
+			return
+		}
+		hdr := w.Header()
+		hdr.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+		hdr.Set("X-Content-Type-Options", "nosniff")
+		hdr.Set("Referrer-Policy", "no-referrer")
+		hdr.Set("Cache-Control", "no-cache")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// publishRequest is the body of POST /publish.
+type publishRequest struct {
+	// Tenant scopes the event; "" is the default tenant.
+	Tenant string `json:"tenant"`
+	// User, a UUID, receives the event on every connection.
+	User string `json:"user"`
+	// Topic reaches every connection subscribed to it.
+	Topic string `json:"topic"`
+	// Broadcast reaches every connection of the tenant.
+	Broadcast bool `json:"broadcast"`
+	// Event is the event type, which EventSource listeners select on.
+	Event string `json:"event"`
+	// ID is refused when present: the history assigns IDs, and that is
+	// what makes Last-Event-ID replay exact. It is declared so the error
+	// can say so, instead of "unknown field".
+	ID json.RawMessage `json:"id"`
+	// Data is any JSON value: a string is sent as it is, anything else as
+	// its (compacted) JSON text.
+	Data json.RawMessage `json:"data"`
+}
+
+// apiError is every error body of the hub's JSON routes.
+type apiError struct {
+	Error string `json:"error"`
+	// Field names the request field at fault; "target" stands for the
+	// user/topic/broadcast trio, "body" for the JSON document as a whole.
+	Field string `json:"field,omitempty"`
+}
+
+// publish handles POST /publish.
+func (h *hub) publish(w http.ResponseWriter, r *http.Request) {
+	if !h.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ssekit-hub"`)
+		writeJSON(w, http.StatusUnauthorized, apiError{Error: "missing or wrong publish secret: send Authorization: Bearer <secret>"})
+		return
+	}
+	// Requiring JSON makes a cross-site form post impossible: a browser
+	// must ask (preflight) before sending it, and the hub never says yes.
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeJSON(w, http.StatusUnsupportedMediaType, apiError{Error: "Content-Type must be application/json", Field: "body"})
+		return
+	}
+	req, status, aerr := h.decode(w, r)
+	if aerr != nil {
+		writeJSON(w, status, aerr)
+		return
+	}
+	msg, aerr := req.message()
+	if aerr != nil {
+		writeJSON(w, http.StatusBadRequest, aerr)
+		return
+	}
+	id, err := h.broker.Publish(r.Context(), msg)
+	if err != nil {
+		status, aerr := publishError(err)
+		writeJSON(w, status, aerr)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		ID string `json:"id"`
+	}{id})
+}
+
+// authorized checks the bearer secret in constant time. Hashing both sides
+// first keeps the comparison constant-time in the secret's length too.
+func (h *hub) authorized(r *http.Request) bool {
+	if h.secret == nil {
+		return true
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	return subtle.ConstantTimeCompare(sum[:], h.secret[:]) == 1
+}
+
+// decode reads one JSON object, strictly: unknown fields, wrong types and
+// trailing data are errors naming the field.
+func (h *hub) decode(w http.ResponseWriter, r *http.Request) (publishRequest, int, *apiError) {
+	var req publishRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, h.maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&req)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errTrailing
+		}
+	}
+	if err == nil {
+		return req, 0, nil
+	}
+	var (
+		tooBig  *http.MaxBytesError
+		typeErr *json.UnmarshalTypeError
+		syntax  *json.SyntaxError
+	)
+	switch {
+	case errors.As(err, &tooBig):
+		return req, http.StatusRequestEntityTooLarge, &apiError{Error: fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit), Field: "data"}
+	case errors.As(err, &typeErr) && typeErr.Field != "":
+		return req, http.StatusBadRequest, &apiError{Error: fmt.Sprintf("%s must be a JSON %s, got %s", typeErr.Field, jsonKind(typeErr.Field), typeErr.Value), Field: typeErr.Field}
+	case errors.As(err, &typeErr):
+		return req, http.StatusBadRequest, &apiError{Error: "the body must be a JSON object, got " + typeErr.Value, Field: "body"}
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+		return req, http.StatusBadRequest, &apiError{Error: "invalid JSON: " + err.Error(), Field: "body"}
+	case errors.Is(err, io.EOF):
+		return req, http.StatusBadRequest, &apiError{Error: "empty body: send a JSON object", Field: "body"}
+	case errors.Is(err, errTrailing):
+		return req, http.StatusBadRequest, &apiError{Error: "the body must hold exactly one JSON object", Field: "body"}
+	}
+	// encoding/json reports unknown fields only as text.
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name = strings.Trim(name, `"`)
+		return req, http.StatusBadRequest, &apiError{Error: fmt.Sprintf("unknown field %q (want tenant, user, topic, broadcast, event, data)", name), Field: name}
+	}
+	return req, http.StatusBadRequest, &apiError{Error: "invalid request: " + err.Error(), Field: "body"}
+}
+
+var errTrailing = errors.New("trailing data after the JSON object")
+
+func jsonKind(field string) string {
+	if field == "broadcast" {
+		return "boolean"
+	}
+	return "string"
+}
+
+// message turns a decoded request into a broker message, checking what
+// the broker cannot tell apart by itself (which field a problem is in).
+func (req publishRequest) message() (core.Message, *apiError) {
+	var m core.Message
+	if req.ID != nil {
+		return m, &apiError{Error: "id must not be set: the hub's history assigns event IDs (that is what makes replay exact)", Field: "id"}
+	}
+	if req.Event == "" {
+		return m, &apiError{Error: "event (the event type) is required", Field: "event"}
+	}
+	m.Target = core.Target{Tenant: req.Tenant, Broadcast: req.Broadcast}
+	if req.User != "" {
+		u, err := uuid.Parse(req.User)
+		if err != nil {
+			return m, &apiError{Error: fmt.Sprintf("user must be a UUID, got %q", clip(req.User)), Field: "user"}
+		}
+		m.Target.Users = []uuid.UUID{u}
+	}
+	if req.Topic != "" {
+		m.Target.Topics = []string{req.Topic}
+	}
+	if !req.Broadcast && req.User == "" && req.Topic == "" {
+		return m, &apiError{Error: "no target: set user, topic, or broadcast: true", Field: "target"}
+	}
+	data, err := dataText(req.Data)
+	if err != nil {
+		return m, &apiError{Error: "data: " + err.Error(), Field: "data"}
+	}
+	m.Event = core.Event{Type: req.Event, Data: data}
+	return m, nil
+}
+
+// dataText is the wire text of data: a JSON string is sent as the string
+// it holds, any other JSON value as its compact JSON text, and no data as
+// an empty data field.
+func dataText(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 {
+		return "", nil
+	}
+	if raw[0] == '"' {
+		var s string
+		err := json.Unmarshal(raw, &s)
+		return s, err
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return "", err
+	}
+	return buf.String(), nil
+}
+
+// publishError maps the broker's sentinel errors to a status and the field
+// at fault.
+func publishError(err error) (int, apiError) {
+	fields := []struct {
+		sentinel error
+		field    string
+	}{
+		{core.ErrInvalidTenant, "tenant"},
+		{core.ErrInvalidUser, "user"},
+		{core.ErrInvalidTopic, "topic"},
+		{core.ErrNoTarget, "target"},
+		{core.ErrInvalidType, "event"},
+		{core.ErrInvalidID, "id"},
+		{core.ErrEventTooLarge, "data"},
+		{core.ErrInvalidUTF8, "data"},
+		{core.ErrInvalidData, "data"},
+	}
+	for _, f := range fields {
+		if errors.Is(err, f.sentinel) {
+			return http.StatusBadRequest, apiError{Error: err.Error(), Field: f.field}
+		}
+	}
+	if errors.Is(err, core.ErrClosed) {
+		return http.StatusServiceUnavailable, apiError{Error: "the hub is shutting down"}
+	}
+	return http.StatusInternalServerError, apiError{Error: "publish failed: " + err.Error()}
+}
+
+// stats handles GET /stats.
+func (h *hub) stats(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, h.broker.Stats())
+}
+
+// online handles GET /online?tenant=: the users with a connection, sorted.
+func (h *hub) online(w http.ResponseWriter, r *http.Request) {
+	tenant := r.URL.Query().Get("tenant")
+	if err := core.ValidateTenant(tenant); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error(), Field: "tenant"})
+		return
+	}
+	users := h.broker.Tenant(tenant).OnlineUsers()
+	out := make([]string, len(users))
+	for i, u := range users {
+		out[i] = u.String()
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// healthz handles GET /healthz: the process is up and serving.
+func (h *hub) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeJSON(w, http.StatusMethodNotAllowed, apiError{Error: "method not allowed: use " + allow})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json; charset=utf-8")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// clip keeps echoed input short in error messages.
+func clip(s string) string {
+	if len(s) > 64 {
+		return strings.ToValidUTF8(s[:64], "") + "..."
+	}
+	return s
+}

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/ssekit/ssekit/core"
+)
+
+// runMainEnv makes the test binary run main() instead of the tests, so a
+// test can check the real process: exit status and stderr.
+const runMainEnv = "SSEKIT_HUB_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		os.Args = append([]string{"hub"}, strings.Fields(os.Getenv(runMainEnv+"_ARGS"))...)
+		main()
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// runMain runs the test binary as the hub with args and extra environment.
+func runMain(t *testing.T, args string, env ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0])
+	cmd.Env = append(os.Environ(), runMainEnv+"=1", runMainEnv+"_ARGS="+args)
+	cmd.Env = append(cmd.Env, env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	default:
+		t.Fatalf("running the hub: %v", err)
+	}
+	return code, out.String(), errb.String()
+}
+
+func TestMainExitStatus(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	tests := []struct {
+		name, args string
+		env        []string
+		code       int
+		stderr     string
+	}{
+		{"help", "-h", nil, 0, "SSEKIT_MAX_EVENT_SIZE"},
+		{"bad flag value", "-buffer-size x", nil, 2, "-buffer-size"},
+		{"unknown flag", "-nope", nil, 2, "flag provided but not defined: -nope"},
+		{"invalid config", "-heartbeat 1s", nil, 2, "-heartbeat (SSEKIT_HEARTBEAT)"},
+		{"bad env", "", []string{"SSEKIT_MAX_CONNECTIONS=many"}, 2, "SSEKIT_MAX_CONNECTIONS"},
+		{"non-loopback refused", "-addr 0.0.0.0:0", nil, 2, "refusing to listen on 0.0.0.0:0"},
+		{"bad port", "-addr 127.0.0.1:99999", nil, 2, "-addr (SSEKIT_ADDR)"},
+		{"address in use", "-addr " + busy.Addr().String(), nil, 1, "address already in use"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runMain(t, tt.args, tt.env...)
+			if code != tt.code {
+				t.Errorf("exit status %d, want %d; stderr:\n%s", code, tt.code, stderr)
+			}
+			if !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("stderr does not mention %q:\n%s", tt.stderr, stderr)
+			}
+		})
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	var stderr bytes.Buffer
+	if got := exitCode(nil, &stderr); got != 0 {
+		t.Errorf("nil: %d", got)
+	}
+	if got := exitCode(flag.ErrHelp, &stderr); got != 0 {
+		t.Errorf("ErrHelp: %d", got)
+	}
+	if got := exitCode(&usageError{err: errors.New("bad")}, &stderr); got != 2 {
+		t.Errorf("usage error: %d", got)
+	}
+	if got := exitCode(fmt.Errorf("wrapped: %w", &usageError{err: errors.New("bad")}), &stderr); got != 2 {
+		t.Errorf("wrapped usage error: %d", got)
+	}
+	if got := exitCode(errors.New("boom"), &stderr); got != 1 {
+		t.Errorf("other error: %d", got)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to write from run while a test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestRunServesAndShutsDown runs the whole program in-process: it prints
+// where it listens, serves the page, a stream and /publish, and on cancel
+// ends the open stream (with a reconnect hint) and returns nil.
+func TestRunServesAndShutsDown(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-retry", "250ms"}, func(string) string { return "" }, &stdout, &stderr)
+	}()
+
+	var base string
+	deadline := time.Now().Add(10 * time.Second)
+	for base == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no listening line; stdout:\n%s", stdout.String())
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run returned early: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if _, rest, ok := strings.Cut(stdout.String(), "listening on "); ok {
+			base, _, _ = strings.Cut(rest, " ")
+		}
+	}
+
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+
+	for _, path := range []string{"/", "/app.js", "/style.css", "/healthz", "/stats", "/online"} {
+		res, err := client.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d", path, res.StatusCode)
+		}
+	}
+
+	res, err := client.Get(base + "/events?topic=news")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if ct := res.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("stream Content-Type %q", ct)
+	}
+	dec := core.NewDecoder(res.Body)
+	status, body := post(t, client, base, "", `{"topic":"news","event":"headline","data":{"title":"hub up"}}`)
+	if status != http.StatusOK {
+		t.Fatalf("publish: %d %s", status, body)
+	}
+	ev, err := dec.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != "headline" || ev.Data != `{"title":"hub up"}` {
+		t.Fatalf("got event %+v", ev)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	// The stream ended cleanly, after a reconnect hint.
+	for {
+		_, err := dec.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("stream ended with %v, want EOF", err)
+			}
+			break
+		}
+	}
+	if dec.Retry() <= 0 {
+		t.Errorf("no retry hint on the stream")
+	}
+	if !strings.Contains(stdout.String(), "shutting down") {
+		t.Errorf("stdout:\n%s", stdout.String())
+	}
+}
+
+// TestMainSignal: the real process shuts down gracefully on SIGTERM and
+// exits 0.
+func TestMainSignal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0])
+	cmd.Env = append(os.Environ(), runMainEnv+"=1", runMainEnv+"_ARGS=-addr 127.0.0.1:0")
+	var stdout syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(stdout.String(), "listening on") {
+		if ctx.Err() != nil {
+			t.Fatalf("no listening line:\n%s", stdout.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "shutting down") {
+		t.Errorf("output:\n%s", stdout.String())
+	}
+}
