@@ -97,6 +97,11 @@ type Config struct {
 	// excluded (default 64 KiB).
 	MaxEventSize int
 
+	// AnnounceConnection sends every new stream a ConnectedEventType event
+	// carrying its connection ID, so a page can later ask its server to
+	// change that connection's topics (Broker.AddTopics).
+	AnnounceConnection bool
+
 	// History stores events for replay. Nil means an in-memory ring of
 	// HistorySize events.
 	History History

@@ -34,6 +34,11 @@ type WriteDeadliner interface {
 // should refetch its state.
 const GapEventType = "ssekit.gap"
 
+// ConnectedEventType is the type of the event a stream opens with when
+// Config.AnnounceConnection is set. Its data is JSON {"connectionId":
+// "..."}; it has no id field, so it leaves the client's Last-Event-ID alone.
+const ConnectedEventType = "ssekit.connected"
+
 // heartbeat is an empty comment: the smallest frame that keeps proxies from
 // timing out an idle stream.
 var heartbeat = []byte(":\n\n")
@@ -106,6 +111,12 @@ func (l *loop) run() (CloseReason, error) {
 		start = position
 	}
 	l.sc.buf = appendRetry(append(append(append(l.sc.buf[:0], ": ok\nid: "...), start...), '\n'), b.cfg.RetryHint, "")
+	if b.cfg.AnnounceConnection {
+		data, _ := json.Marshal(struct {
+			ConnectionID string `json:"connectionId"`
+		}{s.connID})
+		l.sc.buf, _ = AppendEvent(l.sc.buf, Event{Type: ConnectedEventType, Data: string(data)})
+	}
 	if s.lastEventID != "" {
 		if reason, err := l.replay(position); err != nil {
 			return reason, err

@@ -260,3 +260,18 @@ func TestGapEventPayload(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(ev.Data), &data))
 	assert.Equal(t, map[string]string{"lastEventId": "old-1", "reason": "unknown"}, data)
 }
+
+func TestAnnounceConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t, Config{AnnounceConnection: true})
+		c := connect(t, b, SubscribeRequest{})
+		ev := c.next()
+		assert.Equal(t, ConnectedEventType, ev.Type)
+		assert.JSONEq(t, `{"connectionId":"`+c.sub.ID()+`"}`, ev.Data)
+		assert.Equal(t, b.history.Origin(), ev.ID, "the announcement does not move the client's position")
+		require.NoError(t, b.AddTopics(context.Background(), c.sub.ID(), "late"))
+		require.NoError(t, b.SendToTopic(context.Background(), "late", "e", "x"))
+		assert.Equal(t, "x", c.next().Data)
+		require.NoError(t, c.close())
+	})
+}
