@@ -18,6 +18,7 @@ import (
 
 	"github.com/ssekit/ssekit/adapters/nethttp"
 	"github.com/ssekit/ssekit/core"
+	"github.com/ssekit/ssekit/middleware/auth"
 )
 
 // web holds the demo page: plain HTML, CSS and JavaScript, no build step.
@@ -32,6 +33,10 @@ type hubConfig struct {
 	// maxEventSize is the broker's MaxEventSize (0: the core default); the
 	// publish body limit is derived from it.
 	maxEventSize int
+	// jwt, when set, is auth mode: the broker authenticates streams with
+	// it, and /publish takes a JWT whose publish claim allows the target
+	// (or the publish secret, for trusted services).
+	jwt *auth.JWT
 }
 
 // hub is the service's HTTP surface around one broker. It holds no state
@@ -41,6 +46,7 @@ type hubConfig struct {
 type hub struct {
 	broker  *core.Broker
 	secret  *[sha256.Size]byte // hash of the publish secret; nil: open
+	jwt     *auth.JWT
 	maxBody int64
 	mux     *http.ServeMux
 }
@@ -60,6 +66,7 @@ func newHub(b *core.Broker, cfg hubConfig) (*hub, error) {
 		// event, so it is refused before it is read into memory.
 		maxBody: 2*int64(maxEvent) + 4096,
 		mux:     http.NewServeMux(),
+		jwt:     cfg.jwt,
 	}
 	if cfg.publishSecret != "" {
 		sum := sha256.Sum256([]byte(cfg.publishSecret))
@@ -135,7 +142,21 @@ type apiError struct {
 
 // publish handles POST /publish.
 func (h *hub) publish(w http.ResponseWriter, r *http.Request) {
-	if !h.authorized(r) {
+	// In auth mode a valid JWT is the caller's identity; the publish
+	// secret, when set, still lets a trusted service publish anywhere.
+	var caller *core.Identity
+	if h.jwt != nil && !(h.secret != nil && h.authorized(r)) {
+		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// Header only: a cookie would let any site the user visits
+		// publish in their name (CSRF).
+		id, err := h.jwt.Verify(strings.TrimSpace(token))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="ssekit-hub"`)
+			writeJSON(w, http.StatusUnauthorized, apiError{Error: "auth mode: send Authorization: Bearer <JWT>"})
+			return
+		}
+		caller = &id
+	} else if !h.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ssekit-hub"`)
 		writeJSON(w, http.StatusUnauthorized, apiError{Error: "missing or wrong publish secret: send Authorization: Bearer <secret>"})
 		return
@@ -155,6 +176,18 @@ func (h *hub) publish(w http.ResponseWriter, r *http.Request) {
 	if aerr != nil {
 		writeJSON(w, http.StatusBadRequest, aerr)
 		return
+	}
+	if caller != nil {
+		// The tenant comes from the token, never from the body.
+		if req.Tenant != "" && req.Tenant != caller.Tenant {
+			writeJSON(w, http.StatusForbidden, apiError{Error: "the token does not allow this tenant", Field: "tenant"})
+			return
+		}
+		msg.Target.Tenant = caller.Tenant
+		if err := auth.CanPublish(*caller, msg.Target); err != nil {
+			writeJSON(w, http.StatusForbidden, apiError{Error: err.Error(), Field: "target"})
+			return
+		}
 	}
 	id, err := h.broker.Publish(r.Context(), msg)
 	if err != nil {

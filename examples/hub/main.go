@@ -38,8 +38,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/ssekit/ssekit/adapters/nethttp"
 	"github.com/ssekit/ssekit/core"
+	"github.com/ssekit/ssekit/middleware/auth"
 )
 
 func main() {
@@ -80,6 +83,9 @@ func exitCode(err error, stderr io.Writer) int {
 	}
 }
 
+// devTenant is the tenant of the token -dev-token prints.
+const devTenant = "demo"
+
 // run is the whole program, minus process concerns, so that tests can run
 // it in-process: it serves until ctx is done, then shuts down gracefully.
 // getenv supplies the environment (os.Getenv in main). Configuration
@@ -106,10 +112,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	srv := newServer(h)
 	fmt.Fprintf(stdout, "ssekit hub listening on http://%s (demo page at /, stream at /events)\n", ln.Addr())
-	if opts.hub.publishSecret == "" {
+	if opts.hub.publishSecret == "" && opts.hub.jwt == nil {
 		fmt.Fprintln(stdout, "POST /publish is open to anyone who can reach this address (no -publish-secret)")
 	}
-	fmt.Fprintln(stdout, "streams trust the ?user= and ?tenant= query parameters: demo use only")
+	if opts.hub.jwt == nil {
+		fmt.Fprintln(stdout, "streams trust the ?user= and ?tenant= query parameters: demo use only")
+	} else {
+		fmt.Fprintln(stdout, "auth mode: streams and /publish need a JWT (cookie ssekit_token or Authorization: Bearer)")
+	}
+	if opts.devToken {
+		tok, err := opts.hub.jwt.Mint(opts.jwtSecret, auth.Grant{
+			User:    uuid.New(),
+			Tenant:  devTenant,
+			Topics:  []string{"**"},
+			Publish: []string{"**", auth.GrantBroadcast, auth.GrantUsers},
+			TTL:     12 * time.Hour,
+		})
+		if err != nil {
+			_ = broker.Close(context.Background())
+			return err
+		}
+		fmt.Fprintf(stdout, "dev token for tenant %q (development only; paste it in the demo page's Token field):\n%s\n", devTenant, tok)
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

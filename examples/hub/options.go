@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ssekit/ssekit/core"
+	"github.com/ssekit/ssekit/middleware/auth"
 )
 
 // defaultAddr is loopback on purpose: the stream trusts the user named in
@@ -26,6 +27,8 @@ const envPrefix = "SSEKIT_"
 type options struct {
 	addr            string
 	insecurePublish bool
+	devToken        bool
+	jwtSecret       []byte // the HS256 secret in auth mode
 	shutdownTimeout time.Duration
 	broker          core.Config
 	hub             hubConfig
@@ -69,11 +72,14 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		slowConsumer string
 		historySize  int
 		secret       string
+		jwtSecret    string
 	)
 	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.addr, "addr", defaultAddr, "`host:port` to listen on; a non-loopback host needs -publish-secret or -insecure-publish")
 	fs.StringVar(&secret, "publish-secret", "", "shared `secret` that POST /publish requires as \"Authorization: Bearer <secret>\" (prefer the environment variable: flags show in ps)")
+	fs.StringVar(&jwtSecret, "jwt-secret", "", "HS256 `secret` (>= 32 bytes) that turns on auth mode: streams and /publish need JWTs (claims: sub = user UUID, tenant, topics, publish)")
+	fs.BoolVar(&o.devToken, "dev-token", false, "auth mode for development: print a token for a random user allowed every topic and every publish (with no -jwt-secret, a random secret that dies with the process)")
 	fs.BoolVar(&o.insecurePublish, "insecure-publish", false, "allow an unprotected /publish on a non-loopback address")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take before streams are cut")
 	fs.IntVar(&o.broker.ClientBufferSize, "buffer-size", core.DefaultClientBufferSize, "events queued per connection before the slow-consumer policy applies (ClientBufferSize; 0 = default)")
@@ -161,9 +167,25 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		return o, &usageError{err: errors.Join(errs...)}
 	}
 
+	var jwtAuth *auth.JWT
+	if jwtSecret != "" || o.devToken {
+		o.jwtSecret = []byte(jwtSecret)
+		if len(o.jwtSecret) == 0 {
+			o.jwtSecret = auth.NewSecret()
+		}
+		jwtAuth, err = auth.New(auth.Config{
+			Algorithms:  []string{"HS256"},
+			Keys:        []auth.Key{{Key: o.jwtSecret}},
+			TenantClaim: "tenant",
+		})
+		if err != nil {
+			return o, &usageError{err: fmt.Errorf("-jwt-secret (%s): %v", envName("jwt-secret"), err)}
+		}
+	}
+
 	// Safe by default: an open /publish is fine on loopback, where only
 	// this machine can reach it, and refused anywhere else unless asked for.
-	if secret == "" && !o.insecurePublish && !isLoopbackHost(host) {
+	if secret == "" && jwtAuth == nil && !o.insecurePublish && !isLoopbackHost(host) {
 		return o, &usageError{err: fmt.Errorf(
 			"refusing to listen on %s: it is not a loopback address and POST /publish is unprotected; "+
 				"set -publish-secret (%s), or pass -insecure-publish (%s=true) to let anyone who reaches it publish",
@@ -171,7 +193,10 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 
 	o.broker.Authenticator = core.InsecureQueryAuthenticator()
-	o.hub = hubConfig{publishSecret: secret, maxEventSize: o.broker.MaxEventSize}
+	if jwtAuth != nil {
+		o.broker.Authenticator, o.broker.Authorizer = jwtAuth, jwtAuth
+	}
+	o.hub = hubConfig{publishSecret: secret, maxEventSize: o.broker.MaxEventSize, jwt: jwtAuth}
 	return o, nil
 }
 

@@ -175,6 +175,12 @@
     disconnect(true);
     $('gap-banner').hidden = true;
     const url = streamURL();
+    // EventSource cannot send an Authorization header: in auth mode the
+    // token travels as a cookie, scoped to this hub and never sent cross-site.
+    const token = $('token').value.trim();
+    document.cookie = token
+      ? `ssekit_token=${encodeURIComponent(token)}; path=/; SameSite=Strict`
+      : 'ssekit_token=; path=/; max-age=0; SameSite=Strict';
     es = new EventSource(url);
     listening = new Set();
     setState('connecting');
@@ -280,7 +286,7 @@
     const body = publishBody();
     listen(body.event); // before sending, so the event finds its listener
     const headers = { 'Content-Type': 'application/json' };
-    const secret = $('pub-secret').value;
+    const secret = $('pub-secret').value || $('token').value.trim();
     if (secret) headers.Authorization = `Bearer ${secret}`;
     const result = $('pub-result');
     result.className = 'result';
