@@ -559,7 +559,7 @@ func (b *Broker) drop(s *Subscription, m *Message, reason DropReason) {
 		b.droppedNewest.Add(1)
 	}
 	if b.obs != nil && b.obs.Drop != nil {
-		b.obs.Drop(s.obsCtx, s, m, reason)
+		b.obs.Drop(s.obsCtx, s, m, reason, 1)
 	}
 }
 
@@ -568,7 +568,7 @@ func (b *Broker) drop(s *Subscription, m *Message, reason DropReason) {
 func (b *Broker) dropDisconnected(s *Subscription, m *Message, n int) {
 	b.droppedDisconnect.Add(uint64(n))
 	if b.obs != nil && b.obs.Drop != nil {
-		b.obs.Drop(s.obsCtx, s, m, DropDisconnected)
+		b.obs.Drop(s.obsCtx, s, m, DropDisconnected, n)
 	}
 }
 

@@ -43,7 +43,8 @@ type FlushInfo struct {
 	// Messages holds the live messages written by this flush, in order.
 	// The slice is reused after the hook returns: do not keep it.
 	Messages []*Message
-	// Bytes is the number of bytes written, heartbeats included.
+	// Bytes is the number of bytes of this write (live events only:
+	// the opening frame, replays and heartbeats are not reported).
 	Bytes int
 	// At is when the flush completed: At - PublishedAt is delivery latency.
 	At time.Time
@@ -77,9 +78,11 @@ type Observer struct {
 	Publish func(ctx context.Context, m *Message) func(PublishDone)
 	// Flush runs after each successful write of a connection.
 	Flush func(ctx context.Context, s *Subscription, f FlushInfo)
-	// Drop runs when an event is dropped for a connection. It runs on the
-	// publisher's goroutine.
-	Drop func(ctx context.Context, s *Subscription, m *Message, reason DropReason)
+	// Drop runs when events are dropped for a connection: n is 1 for the
+	// drop policies, and for DropDisconnected the events the connection
+	// lost with its queue (m is the one that overflowed it). It runs on the
+	// publisher's goroutine, under the routing lock: keep it short.
+	Drop func(ctx context.Context, s *Subscription, m *Message, reason DropReason, n int)
 	// Replay runs after a reconnecting client was replayed its missed events.
 	Replay func(ctx context.Context, s *Subscription, r ReplayInfo)
 }
@@ -157,11 +160,11 @@ func JoinObservers(obs ...*Observer) *Observer {
 		}
 		if o.Drop != nil {
 			prev, f := j.Drop, o.Drop
-			j.Drop = func(ctx context.Context, s *Subscription, m *Message, r DropReason) {
+			j.Drop = func(ctx context.Context, s *Subscription, m *Message, r DropReason, n int) {
 				if prev != nil {
-					prev(ctx, s, m, r)
+					prev(ctx, s, m, r, n)
 				}
-				f(ctx, s, m, r)
+				f(ctx, s, m, r, n)
 			}
 		}
 		if o.Replay != nil {

@@ -226,11 +226,11 @@ func (l *loop) release() {
 // write sends p with one Write and one Flush, bounded by ClientTimeout.
 func (l *loop) write(p []byte) (CloseReason, error) {
 	s, timeout := l.s, l.b.cfg.ClientTimeout
-	if !s.armDeadline(timeout) {
+	start := time.Now()
+	if !s.armDeadline(start, timeout) {
 		l.release()
 		return ReasonSlowConsumer, ErrSlowConsumer
 	}
-	start := time.Now()
 	_, err := l.st.Write(p)
 	if err == nil {
 		err = l.st.Flush()

@@ -117,7 +117,7 @@ func TestSlowConsumerDropPolicies(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				var drops int
 				b := newBroker(t, Config{ClientBufferSize: 4, SlowConsumer: tc.policy, Observer: &Observer{
-					Drop: func(_ context.Context, _ *Subscription, _ *Message, r DropReason) {
+					Drop: func(_ context.Context, _ *Subscription, _ *Message, r DropReason, _ int) {
 						assert.Equal(t, tc.reason, r)
 						drops++
 					},

@@ -180,15 +180,16 @@ func (s *Subscription) abortLocked() {
 	}
 }
 
-// armDeadline gives the next write ClientTimeout to make progress.
-func (s *Subscription) armDeadline(timeout time.Duration) bool {
+// armDeadline gives the next write, starting at now, ClientTimeout to make
+// progress.
+func (s *Subscription) armDeadline(now time.Time, timeout time.Duration) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.aborted {
 		return false
 	}
 	if s.deadline != nil {
-		_ = s.deadline(time.Now().Add(timeout))
+		_ = s.deadline(now.Add(timeout))
 	}
 	return true
 }

@@ -1,0 +1,168 @@
+package metrics_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ssekit/ssekit/core"
+	"github.com/stretchr/testify/require"
+)
+
+// memStream is a client that reads everything at once: it keeps what it is
+// written and wakes whoever waits for more.
+type memStream struct {
+	mu      sync.Mutex
+	buf     []byte
+	changed chan struct{}
+}
+
+func newMemStream() *memStream { return &memStream{changed: make(chan struct{})} }
+
+func (s *memStream) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	s.buf = append(s.buf, p...)
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	return len(p), nil
+}
+
+func (s *memStream) Flush() error { return nil }
+
+// events decodes what the stream received so far.
+func (s *memStream) events() []core.Event {
+	s.mu.Lock()
+	data := append([]byte(nil), s.buf...)
+	s.mu.Unlock()
+	var out []core.Event
+	dec := core.NewDecoder(bytes.NewReader(data))
+	for {
+		ev, err := dec.Next()
+		if err != nil {
+			return out
+		}
+		out = append(out, ev)
+	}
+}
+
+// waitEvents waits until the stream received n events and returns them.
+func (s *memStream) waitEvents(t testing.TB, n int) []core.Event {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		s.mu.Lock()
+		changed := s.changed
+		s.mu.Unlock()
+		if evs := s.events(); len(evs) >= n {
+			return evs
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("stream got %d events, want %d", len(s.events()), n)
+		}
+	}
+}
+
+var errDeadline = errors.New("stuck stream: write deadline exceeded")
+
+// stuckStream is a client that stops reading after the opening frame: its
+// later writes block until their deadline, like a full TCP window.
+type stuckStream struct {
+	mu       sync.Mutex
+	writes   int
+	deadline time.Time
+	changed  chan struct{}
+	blocked  chan struct{} // closed when the first write blocks
+}
+
+func newStuckStream() *stuckStream {
+	return &stuckStream{changed: make(chan struct{}), blocked: make(chan struct{})}
+}
+
+func (s *stuckStream) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	s.writes++
+	if s.writes == 1 {
+		s.mu.Unlock()
+		return len(p), nil
+	}
+	if s.writes == 2 {
+		close(s.blocked)
+	}
+	for {
+		d, changed := s.deadline, s.changed
+		s.mu.Unlock()
+		if !d.IsZero() && !time.Now().Before(d) {
+			return 0, errDeadline
+		}
+		var expired <-chan time.Time
+		if !d.IsZero() {
+			t := time.NewTimer(time.Until(d))
+			defer t.Stop()
+			expired = t.C
+		}
+		select {
+		case <-changed:
+		case <-expired:
+		}
+		s.mu.Lock()
+	}
+}
+
+func (s *stuckStream) Flush() error { return nil }
+
+func (s *stuckStream) SetWriteDeadline(t time.Time) error {
+	s.mu.Lock()
+	s.deadline = t
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	return nil
+}
+
+// served is a subscription being served on its own goroutine.
+type served struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func serve(t testing.TB, b *core.Broker, req core.SubscribeRequest, st core.Stream) *served {
+	t.Helper()
+	sub, err := b.Subscribe(context.Background(), req)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &served{cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- b.Serve(ctx, sub, st) }()
+	return s
+}
+
+// wait waits for Serve to return and gives its error.
+func (s *served) wait(t testing.TB) error {
+	t.Helper()
+	select {
+	case err := <-s.done:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+		return nil
+	}
+}
+
+// close disconnects like a browser closing the tab.
+func (s *served) close(t testing.TB) error {
+	s.cancel()
+	return s.wait(t)
+}
+
+// request is a stream request without credentials.
+type request struct{}
+
+func (request) Header(string) string  { return "" }
+func (request) Query(string) []string { return nil }
+func (request) Cookie(string) string  { return "" }
+func (request) RemoteAddr() string    { return "192.0.2.1:1234" }

@@ -1,0 +1,11 @@
+package metrics_test
+
+import (
+	"testing"
+
+	"github.com/ssekit/ssekit/internal/leaktest"
+)
+
+func TestMain(m *testing.M) {
+	leaktest.VerifyTestMain(m)
+}

@@ -1,0 +1,153 @@
+package tracing_test
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ssekit/ssekit/core"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+)
+
+// memStream is a client that reads everything at once.
+type memStream struct {
+	mu      sync.Mutex
+	buf     []byte
+	changed chan struct{}
+}
+
+func newMemStream() *memStream { return &memStream{changed: make(chan struct{})} }
+
+func (s *memStream) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	s.buf = append(s.buf, p...)
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	return len(p), nil
+}
+
+func (s *memStream) Flush() error { return nil }
+
+func (s *memStream) events() []core.Event {
+	s.mu.Lock()
+	data := append([]byte(nil), s.buf...)
+	s.mu.Unlock()
+	var out []core.Event
+	dec := core.NewDecoder(bytes.NewReader(data))
+	for {
+		ev, err := dec.Next()
+		if err != nil {
+			return out
+		}
+		out = append(out, ev)
+	}
+}
+
+// waitEvents waits until the stream received n events and returns them.
+func (s *memStream) waitEvents(t testing.TB, n int) []core.Event {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		s.mu.Lock()
+		changed := s.changed
+		s.mu.Unlock()
+		if evs := s.events(); len(evs) >= n {
+			return evs
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("stream got %d events, want %d", len(s.events()), n)
+		}
+	}
+}
+
+// client is a subscription served on its own goroutine.
+type client struct {
+	st     *memStream
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// connect subscribes with ctx (which carries the stream request's span)
+// and serves the subscription.
+func connect(t testing.TB, ctx context.Context, b *core.Broker, req core.SubscribeRequest) *client {
+	t.Helper()
+	sub, err := b.Subscribe(ctx, req)
+	require.NoError(t, err)
+	sctx, cancel := context.WithCancel(context.Background())
+	c := &client{st: newMemStream(), cancel: cancel, done: make(chan error, 1)}
+	go func() { c.done <- b.Serve(sctx, sub, c.st) }()
+	return c
+}
+
+// close disconnects like a browser closing the tab and waits for Serve.
+func (c *client) close(t testing.TB) {
+	t.Helper()
+	c.cancel()
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+}
+
+// newProvider returns an SDK provider that samples everything and records
+// ended spans in memory, shut down with the test.
+func newProvider(t testing.TB, opts ...sdktrace.TracerProviderOption) (*sdktrace.TracerProvider, *tracetest.SpanRecorder) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(append([]sdktrace.TracerProviderOption{sdktrace.WithSpanProcessor(sr)}, opts...)...)
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return tp, sr
+}
+
+func newBroker(t testing.TB, cfg core.Config) *core.Broker {
+	t.Helper()
+	b, err := core.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	return b
+}
+
+// named returns the ended spans called name.
+func named(spans []sdktrace.ReadOnlySpan, name string) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range spans {
+		if s.Name() == name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// attrs returns a span's attributes as a map.
+func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
+	m := make(map[attribute.Key]attribute.Value)
+	for _, kv := range s.Attributes() {
+		m[kv.Key] = kv.Value
+	}
+	return m
+}
+
+// waitSpans waits until the recorder holds at least n ended spans called
+// name: deliver spans end on the connection's goroutine, just after its
+// write reached the client.
+func waitSpans(t testing.TB, sr *tracetest.SpanRecorder, name string, n int) []sdktrace.ReadOnlySpan {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if got := named(sr.Ended(), name); len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d %q spans, want %d", len(named(sr.Ended(), name)), name, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
