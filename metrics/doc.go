@@ -35,10 +35,9 @@
 // observes every event instead). It is both a classic histogram (buckets
 // from 100µs to 10s) and a native one (bucket factor 1.1).
 //
-// ssekit_events_dropped_total{reason="slow_consumer"} counts one per
-// connection cut under the Disconnect policy (the event that overflowed its
-// queue): the Drop hook does not say how many queued events went with it,
-// which core.Broker.Stats counts. Those events are replayed when the client
+// ssekit_events_dropped_total{reason="slow_consumer"} counts the events a
+// connection cut under the Disconnect policy lost with its queue, as
+// core.Broker.Stats does. Those events are replayed when the client
 // reconnects within the history window.
 //
 // The Flush hook runs after every write of every connection: it touches

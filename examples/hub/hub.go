@@ -37,6 +37,9 @@ type hubConfig struct {
 	// it, and /publish takes a JWT whose publish claim allows the target
 	// (or the publish secret, for trusted services).
 	jwt *auth.JWT
+	// obs serves /metrics and, with tracing on, wraps /publish in a server
+	// span; nil serves no /metrics.
+	obs *observability
 }
 
 // hub is the service's HTTP surface around one broker. It holds no state
@@ -79,7 +82,10 @@ func newHub(b *core.Broker, cfg hubConfig) (*hub, error) {
 	// The stream handler answers wrong methods (405) and CORS preflights
 	// itself, so it takes every method.
 	h.mux.Handle("/events", nethttp.Handler(b))
-	h.mux.HandleFunc("POST /publish", h.publish)
+	h.mux.Handle("POST /publish", cfg.obs.instrument(http.HandlerFunc(h.publish), "POST /publish"))
+	if cfg.obs != nil {
+		h.mux.Handle("GET /metrics", cfg.obs.metricsHandler())
+	}
 	h.mux.HandleFunc("GET /stats", h.stats)
 	h.mux.HandleFunc("GET /online", h.online)
 	h.mux.HandleFunc("GET /healthz", h.healthz)

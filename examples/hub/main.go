@@ -95,6 +95,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	obs, err := newObservability(ctx, opts.trace, stdout)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = obs.shutdown(context.Background()) }()
+	opts.broker.Observer = obs.observer
+	opts.hub.obs = obs
 	broker, err := core.New(opts.broker)
 	if err != nil {
 		// parseOptions validated the config, so this is not the user's input.

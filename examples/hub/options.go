@@ -28,6 +28,7 @@ type options struct {
 	addr            string
 	insecurePublish bool
 	devToken        bool
+	trace           string // traceOff, traceStdout or traceOTLP
 	jwtSecret       []byte // the HS256 secret in auth mode
 	shutdownTimeout time.Duration
 	broker          core.Config
@@ -80,6 +81,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&secret, "publish-secret", "", "shared `secret` that POST /publish requires as \"Authorization: Bearer <secret>\" (prefer the environment variable: flags show in ps)")
 	fs.StringVar(&jwtSecret, "jwt-secret", "", "HS256 `secret` (>= 32 bytes) that turns on auth mode: streams and /publish need JWTs (claims: sub = user UUID, tenant, topics, publish)")
 	fs.BoolVar(&o.devToken, "dev-token", false, "auth mode for development: print a token for a random user allowed every topic and every publish (with no -jwt-secret, a random secret that dies with the process)")
+	fs.StringVar(&o.trace, "trace", traceOff, "trace publishes end to end with OpenTelemetry, exporting to `exporter` stdout or otlp (configured by the standard OTEL_EXPORTER_OTLP_* variables)")
 	fs.BoolVar(&o.insecurePublish, "insecure-publish", false, "allow an unprotected /publish on a non-loopback address")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take before streams are cut")
 	fs.IntVar(&o.broker.ClientBufferSize, "buffer-size", core.DefaultClientBufferSize, "events queued per connection before the slow-consumer policy applies (ClientBufferSize; 0 = default)")
@@ -148,6 +150,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		o.broker.HistorySize = core.NoHistory
 	default:
 		o.broker.HistorySize = historySize
+	}
+	if o.trace != traceOff && o.trace != traceStdout && o.trace != traceOTLP {
+		bad("trace", "want stdout or otlp, got %q", o.trace)
 	}
 	if o.shutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be > 0, got %v", o.shutdownTimeout)
