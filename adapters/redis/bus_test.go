@@ -1,0 +1,180 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/ssekit/ssekit/core"
+)
+
+// TestThreeNodesExactlyOnceSameOrder publishes from every node at once to
+// users, topics, several targets at a time and broadcasts, and checks that
+// every subscriber, whichever node it is on, gets exactly the events it is
+// entitled to, once each, with the same ID everywhere and in ID order (so
+// in the same order on every node).
+func TestThreeNodesExactlyOnceSameOrder(t *testing.T) {
+	rs := startRedis(t)
+	var nodes []*node
+	for i := range 3 {
+		nodes = append(nodes, newNode(t, rs, fmt.Sprintf("n%d", i), nodeConfig{}))
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+
+	users := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+	type spec struct {
+		user   uuid.UUID
+		topics []string
+		tenant string
+	}
+	var specs []spec
+	for i, u := range users {
+		specs = append(specs, spec{user: u, topics: []string{"a"}}, spec{user: u, topics: []string{[]string{"b", "c", "a"}[i]}})
+	}
+	specs = append(specs, spec{topics: []string{"a", "b"}}, spec{}, spec{tenant: "acme", topics: []string{"a"}}, spec{tenant: "acme", user: users[0]})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var subs []*subscriber
+	for i, sp := range specs {
+		q := url.Values{}
+		if sp.user != uuid.Nil {
+			q.Set("user", sp.user.String())
+		}
+		if sp.tenant != "" {
+			q.Set("tenant", sp.tenant)
+		}
+		for _, tp := range sp.topics {
+			q.Add("topic", tp)
+		}
+		s := newSubscriber(nodes, i%3, "?"+q.Encode(), tr)
+		s.start(ctx)
+		subs = append(subs, s)
+	}
+	defer func() {
+		for _, s := range subs {
+			s.stop()
+		}
+	}()
+	waitConnected(t, nodes, len(specs))
+
+	// The messages, and who is entitled to each.
+	entitled := func(sp spec, m core.Message) bool {
+		if sp.tenant != m.Target.Tenant {
+			return false
+		}
+		if m.Target.Broadcast {
+			return true
+		}
+		if sp.user != uuid.Nil && slices.Contains(m.Target.Users, sp.user) {
+			return true
+		}
+		for _, tp := range m.Target.Topics {
+			if slices.Contains(sp.topics, tp) {
+				return true
+			}
+		}
+		return false
+	}
+	const perNode = 300
+	targets := func(i int) core.Target {
+		switch i % 7 {
+		case 0:
+			return core.Target{Broadcast: true}
+		case 1:
+			return core.Target{Users: []uuid.UUID{users[i%3]}}
+		case 2:
+			return core.Target{Topics: []string{"a"}}
+		case 3:
+			return core.Target{Topics: []string{"b", "c"}, Users: []uuid.UUID{users[0], users[1]}}
+		case 4:
+			return core.Target{Tenant: "acme", Topics: []string{"a"}}
+		case 5:
+			return core.Target{Tenant: "acme", Users: []uuid.UUID{users[0]}, Topics: []string{"a"}}
+		}
+		return core.Target{Topics: []string{"c"}}
+	}
+	var mu sync.Mutex
+	ids := map[string]string{} // data -> ID
+	var sent []core.Message
+	var wg sync.WaitGroup
+	for ni, n := range nodes {
+		wg.Go(func() {
+			for i := range perNode {
+				m := core.Message{Target: targets(i), Event: core.Event{Type: "e", Data: fmt.Sprintf("%s-%d", n.name, i)}}
+				id, err := n.b.Publish(ctx, m)
+				if err != nil {
+					t.Errorf("publish on %d: %v", ni, err)
+					return
+				}
+				mu.Lock()
+				ids[m.Event.Data] = id
+				sent = append(sent, m)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+
+	for i, s := range subs {
+		var want []string
+		for _, m := range sent {
+			if entitled(specs[i], m) {
+				want = append(want, m.Event.Data)
+			}
+		}
+		s.waitFor(t, 20*time.Second, fmt.Sprintf("%d events", len(want)), func(rs []received) bool {
+			return len(dataOf(rs, "e")) >= len(want)
+		})
+		time.Sleep(50 * time.Millisecond) // anything extra would show now
+		got := s.events()
+		slices.Sort(want)
+		have := dataOf(got, "e")
+		sorted := slices.Clone(have)
+		slices.Sort(sorted)
+		if !slices.Equal(sorted, want) {
+			t.Fatalf("subscriber %d (%s): got %d events, want %d (duplicates or strangers)", i, s.query, len(have), len(want))
+		}
+		var prev streamID
+		for _, r := range got {
+			if r.ev.Type != "e" {
+				t.Fatalf("subscriber %d: unexpected event %+v", i, r.ev)
+			}
+			if ids[r.ev.Data] != r.ev.ID {
+				t.Fatalf("subscriber %d: %s has ID %s, Publish returned %s", i, r.ev.Data, r.ev.ID, ids[r.ev.Data])
+			}
+			id, _ := parseID(r.ev.ID)
+			if !prev.less(id) {
+				t.Fatalf("subscriber %d: %s out of order", i, r.ev.ID)
+			}
+			prev = id
+		}
+	}
+}
+
+// waitConnected waits until the nodes hold n connections in all.
+func waitConnected(t testing.TB, nodes []*node, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		total := 0
+		for _, nd := range nodes {
+			if !nd.down.Load() {
+				total += nd.b.Stats().Connections
+			}
+		}
+		if total >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d connections after 10s", total, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,56 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ssekit/ssekit/core"
+)
+
+// TestCatchUpLaggingNode moves a client from a node to one that delivers
+// 100ms late. Without the catch-up wait of Backend.Observer, the lagging
+// node would register the client before delivering what the client
+// already has, and send it again.
+func TestCatchUpLaggingNode(t *testing.T) {
+	for _, withCatchUp := range []bool{true, false} {
+		t.Run(fmt.Sprintf("catchup=%v", withCatchUp), func(t *testing.T) {
+			rs := startRedis(t)
+			fast := newNode(t, rs, "fast", nodeConfig{})
+			slow := newNodeWith(t, rs, "slow", nodeConfig{}, func(be *Backend) { be.lag = 100 * time.Millisecond }, withCatchUp)
+			tr := &http.Transport{}
+			defer tr.CloseIdleConnections()
+			s := newSubscriber([]*node{fast, slow}, 0, "?topic=x", tr)
+			s.start(context.Background())
+			defer s.stop()
+			waitConnected(t, []*node{fast}, 1)
+			for i := range 3 {
+				m := core.Message{Target: core.Target{Broadcast: true}, Event: core.Event{Type: "seq", Data: strconv.Itoa(i)}}
+				if _, err := fast.b.Publish(context.Background(), m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.waitFor(t, 5*time.Second, "3 events", func(rs []received) bool { return len(rs) == 3 })
+			fast.kill() // the client moves to the slow node at once
+			time.Sleep(600 * time.Millisecond)
+			m := core.Message{Target: core.Target{Broadcast: true}, Event: core.Event{Type: "seq", Data: "3"}}
+			if _, err := slow.b.Publish(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+			s.waitFor(t, 5*time.Second, "event 3", func(rs []received) bool { return rs[len(rs)-1].ev.Data == "3" })
+			got := dataOf(s.events(), "seq")
+			if withCatchUp && len(got) != 4 {
+				t.Fatalf("got %v, want [0 1 2 3]", got)
+			}
+			if !withCatchUp && len(got) == 4 {
+				t.Logf("no duplicate without the catch-up wait this time: %v", got)
+			}
+			if !withCatchUp {
+				t.Logf("without catch-up: %v", got)
+			}
+		})
+	}
+}

@@ -1,0 +1,49 @@
+package redis_test
+
+import (
+	"context"
+	"log"
+	"net/http"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/ssekit/ssekit/adapters/nethttp"
+	"github.com/ssekit/ssekit/adapters/redis"
+	"github.com/ssekit/ssekit/core"
+)
+
+// One node of a cluster: run the same program on every node, behind any
+// load balancer, all pointing at the same Redis.
+func Example() {
+	ctx := context.Background()
+	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379", MaxRetries: -1})
+	defer client.Close()
+	r, err := redis.New(client, redis.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	presence, err := redis.NewPresence(client, redis.PresenceOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer presence.Close(ctx)
+	broker, err := core.New(core.Config{
+		Bus:      r,
+		History:  r,
+		Observer: core.JoinObservers(r.Observer(), presence.Observer()),
+	})
+	if err != nil {
+		log.Fatal(err) // Redis unreachable at start, or invalid options
+	}
+	defer broker.Close(ctx)
+
+	http.Handle("GET /events", nethttp.Handler(broker))
+	go func() { _ = http.ListenAndServe("127.0.0.1:8080", nil) }()
+
+	// Publish on any node; every node's subscribers get it.
+	if err := broker.SendToTopic(ctx, "news", "headline", "hello"); err != nil {
+		log.Print(err) // wraps redis.ErrPublish when Redis did not take it
+	}
+	online, _ := presence.OnlineUsers(ctx, "") // users on every node
+	_ = online
+}

@@ -1,0 +1,112 @@
+package redis
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ssekit/ssekit/core"
+)
+
+// Defaults applied by New to every zero Options field.
+const (
+	DefaultPrefix         = "ssekit"
+	DefaultMaxLen         = 10000
+	DefaultCatchUpTimeout = time.Second
+	DefaultBlockTimeout   = 200 * time.Millisecond
+	DefaultMinBackoff     = 50 * time.Millisecond
+	DefaultMaxBackoff     = 2 * time.Second
+	DefaultPublishTimeout = 5 * time.Second
+	DefaultMaxBatch       = 256
+)
+
+// NoTrim, as Options.MaxLen, keeps every entry (trim by MaxAge only, or
+// not at all).
+const NoTrim = -1
+
+// Options tunes a Backend. The zero value of every field means its default.
+type Options struct {
+	// Prefix starts every key the backend writes (default "ssekit"), so
+	// several applications can share a Redis. It must not contain "{" or
+	// "}": the keys carry their own hash tags.
+	Prefix string
+	// MaxLen trims the stream, approximately (XADD MAXLEN ~), to this many
+	// entries of all tenants together (default 10,000; NoTrim keeps all).
+	// It is the replay window: a client that was away for more events
+	// than this gets the gap event.
+	MaxLen int64
+	// MaxAge also trims entries older than this (XTRIM MINID ~, against
+	// the Redis server's clock); 0 trims by MaxLen only.
+	MaxAge time.Duration
+	// CatchUpTimeout bounds how long the Connect hook of Observer waits
+	// for this node to have delivered a reconnecting client's
+	// Last-Event-ID, when the client comes from a node that was ahead
+	// (default 1s).
+	CatchUpTimeout time.Duration
+	// BlockTimeout is how long one XREAD waits for new entries (default
+	// 200ms). Detaching takes up to this long, and an idle consumer
+	// checks the stream's continuity about every 10 of them.
+	BlockTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the delay between read attempts
+	// while Redis is unreachable (defaults 50ms and 2s, doubling).
+	MinBackoff, MaxBackoff time.Duration
+	// PublishTimeout bounds one publish round trip (default 5s).
+	PublishTimeout time.Duration
+	// MaxBatch caps how many concurrent publishes are pipelined in one
+	// round trip (default 256).
+	MaxBatch int
+	// ErrorLog receives errors that no caller sees: failed reads of the
+	// stream, malformed entries. The default discards them.
+	ErrorLog func(error)
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	var errs []error
+	bad := func(field, rule string, got any) {
+		errs = append(errs, fmt.Errorf("%w: ssekit/redis: %s must be %s, got %v", core.ErrInvalidConfig, field, rule, got))
+	}
+	if strings.ContainsAny(o.Prefix, "{}") {
+		bad("Prefix", "free of { and }", o.Prefix)
+	}
+	switch {
+	case o.MaxLen == 0:
+		o.MaxLen = DefaultMaxLen
+	case o.MaxLen < NoTrim:
+		bad("MaxLen", "> 0 or NoTrim", o.MaxLen)
+	}
+	if o.MaxAge < 0 {
+		bad("MaxAge", ">= 0", o.MaxAge)
+	}
+	def := func(d *time.Duration, v time.Duration, field string) {
+		if *d == 0 {
+			*d = v
+		} else if *d < 0 {
+			bad(field, "> 0", *d)
+		}
+	}
+	def(&o.CatchUpTimeout, DefaultCatchUpTimeout, "CatchUpTimeout")
+	def(&o.BlockTimeout, DefaultBlockTimeout, "BlockTimeout")
+	def(&o.MinBackoff, DefaultMinBackoff, "MinBackoff")
+	def(&o.MaxBackoff, DefaultMaxBackoff, "MaxBackoff")
+	def(&o.PublishTimeout, DefaultPublishTimeout, "PublishTimeout")
+	if o.MaxBackoff < o.MinBackoff {
+		bad("MaxBackoff", ">= MinBackoff", o.MaxBackoff)
+	}
+	if o.BlockTimeout < time.Millisecond {
+		bad("BlockTimeout", ">= 1ms", o.BlockTimeout)
+	}
+	switch {
+	case o.MaxBatch == 0:
+		o.MaxBatch = DefaultMaxBatch
+	case o.MaxBatch < 0:
+		bad("MaxBatch", ">= 1", o.MaxBatch)
+	}
+	if o.ErrorLog == nil {
+		o.ErrorLog = func(error) {}
+	}
+	return o, errors.Join(errs...)
+}

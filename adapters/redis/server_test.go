@@ -1,0 +1,123 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// redisServer is a real redis-server on a free loopback port, with no
+// persistence, in a temp dir: killing it loses everything, which is the
+// harsh case the restart test wants.
+type redisServer struct {
+	t    testing.TB
+	bin  string
+	dir  string
+	port int
+	addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// redisBinary finds redis-server. Without it a test is skipped locally and
+// fails under CI (scripts/install-deps.sh installs it there).
+func redisBinary(t testing.TB) string {
+	t.Helper()
+	if p, err := exec.LookPath("redis-server"); err == nil {
+		return p
+	}
+	for _, p := range []string{"/usr/bin/redis-server", "/usr/sbin/redis-server", "/usr/local/bin/redis-server"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("redis-server not found: CI must install it (scripts/install-deps.sh)")
+	}
+	t.Skip("redis-server not found (apt-get install redis-server, or run scripts/install-deps.sh)")
+	return ""
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func startRedis(t testing.TB) *redisServer {
+	t.Helper()
+	r := &redisServer{t: t, bin: redisBinary(t), dir: t.TempDir(), port: freePort(t)}
+	r.addr = "127.0.0.1:" + strconv.Itoa(r.port)
+	r.start()
+	t.Cleanup(r.kill)
+	return r
+}
+
+// start runs redis-server on r.port and waits until it answers PING.
+func (r *redisServer) start() {
+	r.t.Helper()
+	r.cmd = exec.Command(r.bin,
+		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir,
+		"--protected-mode", "no", "--loglevel", "warning")
+	if log, err := os.OpenFile(r.dir+"/redis.log", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
+		r.cmd.Stdout, r.cmd.Stderr = log, log
+		defer log.Close()
+	}
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatalf("starting redis-server: %v", err)
+	}
+	r.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(r.cmd, r.done)
+	c := redis.NewClient(&redis.Options{Addr: r.addr, MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("redis-server on %s not ready: %v", r.addr, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// kill ends redis-server with SIGKILL: no shutdown, no save.
+func (r *redisServer) kill() {
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	<-r.done
+	r.cmd = nil
+}
+
+// client returns a client closed at the end of the test. MaxRetries -1:
+// a publish whose connection broke is reported, never silently resent.
+func (r *redisServer) client(t testing.TB) *redis.Client {
+	c := redis.NewClient(&redis.Options{
+		Addr:        r.addr,
+		MaxRetries:  -1,
+		DialTimeout: 200 * time.Millisecond,
+		PoolSize:    32,
+	})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func (r *redisServer) String() string { return fmt.Sprintf("redis-server %s", r.addr) }
