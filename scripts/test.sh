@@ -130,6 +130,14 @@ else
 	step "wasm js (node)" wasm_test js
 fi
 
+# Framework adapters built on net/http also run under wasip1 (Go's
+# in-process fake network serves httptest there). Fiber cannot: fasthttp.
+for d in adapters/gin adapters/echo adapters/echov4; do
+	[ -d "$d" ] || continue
+	step "wasm wasip1 $d" in_dir "$ROOT/$d" env GOOS=wasip1 GOARCH=wasm GOWASIRUNTIME=wazero PATH="$WASM_PATH" \
+		go test -count=1 -timeout "$WASM_TIMEOUT" ./...
+done
+
 # --- summary ---------------------------------------------------------------
 echo
 if [ "$failed" -gt 0 ]; then

@@ -1,0 +1,68 @@
+package sseecho
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ssekit/ssekit/adapters/nethttp"
+	"github.com/ssekit/ssekit/core"
+)
+
+// Option configures the stream handler: the options of the net/http
+// adapter, which serves every stream.
+type Option = nethttp.Option
+
+// CORS lets EventSource connect from other origins; see nethttp.CORS.
+type CORS = nethttp.CORS
+
+// WithCORS answers cross-origin stream requests, refusing unknown origins
+// with 403 before a stream is opened. Preflights (sent only by polyfills
+// that add headers) reach the handler only if it is also mounted for
+// OPTIONS: e.Match([]string{"GET", "OPTIONS"}, "/events", h).
+func WithCORS(c CORS) Option { return nethttp.WithCORS(c) }
+
+// WithErrorLog receives errors the client never sees, such as a writer
+// that cannot flush. The default discards them.
+func WithErrorLog(f func(error)) Option { return nethttp.WithErrorLog(f) }
+
+// New returns an echo handler serving b's streams, or an error for an
+// invalid option.
+func New(b *core.Broker, opts ...Option) (echo.HandlerFunc, error) {
+	h, err := nethttp.New(b, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return func(c echo.Context) error {
+		h.ServeHTTP(writer(c.Response()), c.Request())
+		return nil
+	}, nil
+}
+
+// Handler is New for options known to be valid: it panics on an invalid
+// one, like regexp.MustCompile.
+//
+//	e.GET("/events", sseecho.Handler(broker))
+func Handler(b *core.Broker, opts ...Option) echo.HandlerFunc {
+	h, err := New(b, opts...)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
+
+// writer returns what the stream goes through: echo's Response, which
+// keeps its status, size and hooks right for loggers, writing to the
+// writer beneath it, which middleware may have replaced (Gzip compresses
+// and flushes each batch). Flushes and write deadlines go through that
+// writer's http.ResponseController: Response.Flush would panic if nothing
+// beneath it could flush, where the handler answers 500 instead.
+func writer(r *echo.Response) http.ResponseWriter { return response{r} }
+
+// response is an echo.Response without its Flush.
+type response struct{ r *echo.Response }
+
+func (w response) Header() http.Header         { return w.r.Header() }
+func (w response) WriteHeader(code int)        { w.r.WriteHeader(code) }
+func (w response) Write(p []byte) (int, error) { return w.r.Write(p) }
+func (w response) Unwrap() http.ResponseWriter { return w.r.Writer }

@@ -1,0 +1,115 @@
+package ssefiber_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v3"
+	"github.com/gofiber/fiber/v3/middleware/compress"
+
+	"github.com/ssekit/ssekit/adapters/adaptertest"
+	ssefiber "github.com/ssekit/ssekit/adapters/fiber"
+	"github.com/ssekit/ssekit/adapters/internal/fasthttpsse/traptest"
+	"github.com/ssekit/ssekit/core"
+)
+
+// start serves b on a Fiber v3 app the way the README shows.
+func start(t *testing.T, b *core.Broker, o traptest.Options) traptest.Server {
+	t.Helper()
+	app := fiber.New(fiber.Config{
+		ReadTimeout:  adaptertest.ServerWriteTimeout,
+		WriteTimeout: adaptertest.ServerWriteTimeout,
+	})
+	if o.Compress {
+		app.Use(compress.New(compress.Config{
+			Next: func(c fiber.Ctx) bool { return c.Path() == "/events" },
+		}))
+		app.Get("/big", func(c fiber.Ctx) error { return c.SendString(traptest.BigBody) })
+	}
+	app.Get("/events", ssefiber.Handler(b))
+	// fasthttp's worker pool looks for its stop signal only between naps of
+	// this length (10s by default): keep goleak from waiting on it.
+	app.Server().MaxIdleWorkerDuration = 100 * time.Millisecond
+	return serve(t, app, b)
+}
+
+func serve(t *testing.T, app *fiber.App, b *core.Broker) traptest.Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- app.Listener(ln, fiber.ListenConfig{DisableStartupMessage: true}) }()
+	var once sync.Once
+	shutdownApp := func(ctx context.Context) (err error) {
+		once.Do(func() { err = app.ShutdownWithContext(ctx) })
+		return err
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), adaptertest.WaitTimeout)
+		defer cancel()
+		if err := shutdownApp(ctx); err != nil {
+			t.Errorf("app shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("Listener: %v", err)
+		}
+	})
+	return traptest.Server{
+		URL:         "http://" + ln.Addr().String(),
+		ShutdownApp: shutdownApp,
+		Shutdown: func(ctx context.Context) (err error) {
+			once.Do(func() { err = ssefiber.Shutdown(ctx, app, b) })
+			return err
+		},
+	}
+}
+
+// TestFiber runs the conformance suite (HTTP/1.1) and the fasthttp trap
+// tests.
+func TestFiber(t *testing.T) {
+	traptest.Run(t, start)
+}
+
+// TestCompressNotExcluded documents gofiber/fiber#4283, the reason for the
+// exclusion the README shows: behind Fiber v3.1.0's compress middleware, a
+// stream that is not excluded reaches the client not even with its headers,
+// because the middleware reads the whole body before it compresses. The
+// stream still ends when the client gives up. If this test fails, Fiber
+// has fixed the issue and the README can say so.
+func TestCompressNotExcluded(t *testing.T) {
+	t.Parallel()
+	b, err := core.New(core.Config{HeartbeatInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	app := fiber.New()
+	app.Use(compress.New())
+	app.Get("/events", ssefiber.Handler(b))
+	app.Server().MaxIdleWorkerDuration = 100 * time.Millisecond
+	srv := serve(t, app, b)
+
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/events", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	if resp, err := tr.RoundTrip(req); err == nil {
+		_ = resp.Body.Close()
+		t.Fatalf("a stream behind compress got its headers (%d %v): is gofiber/fiber#4283 fixed?", resp.StatusCode, resp.Header)
+	}
+	deadline := time.Now().Add(traptest.DisconnectBound)
+	for b.Stats().Connections != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stream the client gave up on is still registered after %v", traptest.DisconnectBound)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -1,0 +1,112 @@
+package ssefiber_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/compress"
+
+	"github.com/ssekit/ssekit/adapters/adaptertest"
+	ssefiber "github.com/ssekit/ssekit/adapters/fiberv2"
+	"github.com/ssekit/ssekit/adapters/internal/fasthttpsse/traptest"
+	"github.com/ssekit/ssekit/core"
+)
+
+// start serves b on a Fiber v2 app the way the README shows.
+func start(t *testing.T, b *core.Broker, o traptest.Options) traptest.Server {
+	t.Helper()
+	app := fiber.New(fiber.Config{
+		ReadTimeout:           adaptertest.ServerWriteTimeout,
+		WriteTimeout:          adaptertest.ServerWriteTimeout,
+		DisableStartupMessage: true,
+	})
+	if o.Compress {
+		app.Use(compress.New(compress.Config{
+			Next: func(c *fiber.Ctx) bool { return c.Path() == "/events" },
+		}))
+		app.Get("/big", func(c *fiber.Ctx) error { return c.SendString(traptest.BigBody) })
+	}
+	app.Get("/events", ssefiber.Handler(b))
+	// fasthttp's worker pool looks for its stop signal only between naps of
+	// this length (10s by default): keep goleak from waiting on it.
+	app.Server().MaxIdleWorkerDuration = 100 * time.Millisecond
+	return serve(t, app, b)
+}
+
+func serve(t *testing.T, app *fiber.App, b *core.Broker) traptest.Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- app.Listener(ln) }()
+	var once sync.Once
+	shutdownApp := func(ctx context.Context) (err error) {
+		once.Do(func() { err = app.ShutdownWithContext(ctx) })
+		return err
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), adaptertest.WaitTimeout)
+		defer cancel()
+		if err := shutdownApp(ctx); err != nil {
+			t.Errorf("app shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("Listener: %v", err)
+		}
+	})
+	return traptest.Server{
+		URL:         "http://" + ln.Addr().String(),
+		ShutdownApp: shutdownApp,
+		Shutdown: func(ctx context.Context) (err error) {
+			once.Do(func() { err = ssefiber.Shutdown(ctx, app, b) })
+			return err
+		},
+	}
+}
+
+// TestFiber runs the conformance suite (HTTP/1.1) and the fasthttp trap
+// tests.
+func TestFiber(t *testing.T) {
+	traptest.Run(t, start)
+}
+
+// TestCompressNotExcluded: Fiber v2's compress middleware does not buffer
+// a stream it is not excluded from, unlike v3.1.0's: fasthttp compresses
+// it as it streams, flushing after each write, so the events still arrive
+// (compressed). The README still excludes the route: compressed streams
+// cost CPU per connection, and proxies handle them worse.
+func TestCompressNotExcluded(t *testing.T) {
+	t.Parallel()
+	b, err := core.New(core.Config{HeartbeatInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Use(compress.New())
+	app.Get("/events", ssefiber.Handler(b))
+	app.Server().MaxIdleWorkerDuration = 100 * time.Millisecond
+	srv := serve(t, app, b)
+
+	tr := &http.Transport{} // asks for gzip and decompresses
+	t.Cleanup(tr.CloseIdleConnections)
+	conn := adaptertest.Dial(t, &http.Client{Transport: tr}, srv.URL+"/events", nil)
+	if !conn.Resp.Uncompressed {
+		t.Errorf("stream not compressed (Content-Encoding %q): has fiber/v2's compress changed?", conn.Resp.Header.Get("Content-Encoding"))
+	}
+	conn.Opened(t)
+	id, err := b.Publish(context.Background(), core.Message{Target: core.Target{Broadcast: true}, Event: core.Event{Type: "e", Data: "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := conn.Event(t); ev.ID != id {
+		t.Errorf("got event %q, want %q", ev.ID, id)
+	}
+}

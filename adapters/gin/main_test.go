@@ -1,0 +1,16 @@
+package ssegin_test
+
+import (
+	"testing"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/ssekit/ssekit/internal/leaktest"
+)
+
+// TestMain fails the package if any test leaves a goroutine behind: the
+// conformance suite relies on it (see adaptertest.Run).
+func TestMain(m *testing.M) {
+	gin.SetMode(gin.TestMode)
+	leaktest.VerifyTestMain(m)
+}

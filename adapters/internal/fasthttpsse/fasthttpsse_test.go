@@ -1,0 +1,94 @@
+package fasthttpsse_test
+
+import (
+	"context"
+	"net"
+	"reflect"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/ssekit/ssekit/adapters/internal/fasthttpsse"
+	"github.com/ssekit/ssekit/core"
+	"github.com/ssekit/ssekit/internal/leaktest"
+)
+
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
+
+func newCtx(method, uri string, header map[string]string) *fasthttp.RequestCtx {
+	var req fasthttp.Request
+	req.Header.SetMethod(method)
+	req.SetRequestURI(uri)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	rc := &fasthttp.RequestCtx{}
+	rc.Init(&req, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1234}, nil)
+	return rc
+}
+
+// TestRequestCopies: the view holds copies, so it reads the same once the
+// context is reset for another request.
+func TestRequestCopies(t *testing.T) {
+	rc := newCtx("GET", "/events?topic=a&topic=b%20c&user=u", map[string]string{
+		"last-event-id": "7", "Cookie": "session=s1; theme=dark", "X-Multi": "first",
+	})
+	rc.Request.Header.Add("X-Multi", "second")
+	r := fasthttpsse.NewRequest(rc)
+	rc.Request.Reset()
+	rc.Request.SetRequestURI("/other?topic=x")
+	rc.Request.Header.Set("Last-Event-ID", "intruder")
+	for _, tc := range []struct{ got, want any }{
+		{r.Header("Last-Event-ID"), "7"},
+		{r.Header("LAST-EVENT-ID"), "7"},
+		{r.Header("X-Multi"), "first"},
+		{r.Header("Missing"), ""},
+		{r.Query("topic"), []string{"a", "b c"}},
+		{r.Query("user"), []string{"u"}},
+		{r.Query("missing"), []string(nil)},
+		{r.Cookie("session"), "s1"},
+		{r.Cookie("theme"), "dark"},
+		{r.Cookie("missing"), ""},
+		{r.RemoteAddr(), "192.0.2.1:1234"},
+	} {
+		if !reflect.DeepEqual(tc.got, tc.want) {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
+
+func TestMethodNotAllowed(t *testing.T) {
+	b, err := core.New(core.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	rc := newCtx("POST", "/events", nil)
+	fasthttpsse.Serve(rc, context.Background(), b)
+	if rc.Response.StatusCode() != 405 || string(rc.Response.Header.Peek("Allow")) != "GET" {
+		t.Errorf("POST: %d, Allow %q; want 405, GET", rc.Response.StatusCode(), rc.Response.Header.Peek("Allow"))
+	}
+	if n := b.Stats().Connections; n != 0 {
+		t.Errorf("%d connections", n)
+	}
+}
+
+func TestRejection(t *testing.T) {
+	b, err := core.New(core.Config{MaxConnections: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	held, err := b.Subscribe(context.Background(), core.SubscribeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	rc := newCtx("GET", "/events", map[string]string{core.RejectModeHeader: "status"})
+	fasthttpsse.Serve(rc, context.Background(), b)
+	h := &rc.Response.Header
+	if rc.Response.StatusCode() != 503 || string(h.Peek("Retry-After")) == "" || string(h.Peek("Cache-Control")) != "no-store" {
+		t.Errorf("at the limit: %d, Retry-After %q, Cache-Control %q; want 503, seconds, no-store",
+			rc.Response.StatusCode(), h.Peek("Retry-After"), h.Peek("Cache-Control"))
+	}
+}

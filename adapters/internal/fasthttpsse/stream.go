@@ -1,0 +1,152 @@
+// Package fasthttpsse serves ssekit streams on a fasthttp.RequestCtx. It is
+// the streaming code the Fiber v3 and Fiber v2 adapters share: both
+// frameworks run on fasthttp, and only the way to reach the RequestCtx
+// differs between them.
+//
+// fasthttp runs a streamed body (SetBodyStreamWriter) on a goroutine of its
+// own, after the handler has returned and its context has gone back to the
+// pool, and it gives no sign that the client left until a write fails. So
+// Serve copies the request before the handler returns, and probes the
+// connection's read side while the stream is idle: a client that closes its
+// connection is noticed at once, like net/http's background read does.
+//
+// It is a module of its own under adapters/internal/ so that both Fiber
+// modules can import it and nobody else can (see README.md).
+package fasthttpsse
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/ssekit/ssekit/core"
+)
+
+// past is a deadline that fails a blocked read or write at once.
+var past = time.Unix(1, 0)
+
+// Serve answers rc with one stream of b, or with the rejection b chooses.
+// parent is the request's context for Connect (its values, not its
+// cancellation, reach the stream). It returns before the stream starts:
+// fasthttp writes the body after the handler returns.
+func Serve(rc *fasthttp.RequestCtx, parent context.Context, b *core.Broker) {
+	if !rc.IsGet() {
+		rc.Error("method not allowed", fasthttp.StatusMethodNotAllowed)
+		rc.Response.Header.Set("Allow", "GET")
+		return
+	}
+	req := NewRequest(rc)
+	sub, err := b.Connect(parent, req)
+	if err != nil {
+		WriteRejection(rc, b.Reject(err, req))
+		return
+	}
+	h := &rc.Response.Header
+	h.SetContentType("text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	rc.SetStatusCode(fasthttp.StatusOK)
+	rc.Response.ImmediateHeaderFlush = true
+	// Nobody may read this connection after the stream: the probe does.
+	rc.SetConnectionClose()
+	s := &stream{b: b, sub: sub, conn: rc.Conn(),
+		parent: shutdownCtx{context.WithoutCancel(parent), rc.Done()}}
+	rc.SetBodyStreamWriter(s.run)
+}
+
+// WriteRejection writes the response core.Broker.Reject chose.
+func WriteRejection(rc *fasthttp.RequestCtx, rej core.Rejection) {
+	rc.SetStatusCode(rej.Status)
+	rc.SetContentType(rej.ContentType)
+	rc.Response.Header.Set("Cache-Control", "no-store")
+	if rej.RetryAfter > 0 {
+		rc.Response.Header.Set("Retry-After", strconv.Itoa(rej.RetryAfter))
+	}
+	rc.SetBody(rej.Body)
+}
+
+// stream is one connection's core.Stream. It holds nothing of the
+// RequestCtx but its net.Conn, which outlives the handler.
+type stream struct {
+	b      *core.Broker
+	sub    *core.Subscription
+	conn   net.Conn // nil when fasthttp serves no real connection
+	parent context.Context
+	w      *bufio.Writer
+}
+
+// run is the StreamWriter. fasthttp copies what it writes to the
+// connection on the connection's goroutine; run serves the subscription
+// until Serve returns, then stops the probe.
+func (s *stream) run(w *bufio.Writer) {
+	s.w = w
+	ctx, cancel := context.WithCancel(s.parent)
+	defer cancel()
+	if s.conn == nil {
+		_ = s.b.Serve(ctx, s.sub, s)
+		return
+	}
+	// Clear any read deadline the server left from reading the request
+	// (ReadTimeout): from here on a read error means the client is gone.
+	_ = s.conn.SetReadDeadline(time.Time{})
+	probed := make(chan struct{})
+	go probe(s.conn, cancel, probed)
+	if err := s.b.Serve(ctx, s.sub, s); err != nil && !errors.Is(err, core.ErrTokenExpired) {
+		// Cut (slow consumer, stalled or failed write): do not let the
+		// connection's goroutine wait on this client to end the body.
+		_ = s.conn.SetWriteDeadline(past)
+	}
+	if s.conn.SetReadDeadline(past) == nil {
+		<-probed
+	}
+}
+
+// probe blocks in a read of the connection, on which a client sends
+// nothing after an SSE request, and cancels the stream when the read
+// fails: the client closed or reset the connection, the server closed it
+// after a failed write, or run ended the probe.
+func probe(conn net.Conn, cancel context.CancelFunc, probed chan<- struct{}) {
+	defer close(probed)
+	defer cancel()
+	var buf [64]byte
+	for {
+		if _, err := conn.Read(buf[:]); err != nil {
+			return
+		}
+	}
+}
+
+func (s *stream) Write(p []byte) (int, error) { return s.w.Write(p) }
+func (s *stream) Flush() error                { return s.w.Flush() }
+
+// SetWriteDeadline bounds the connection goroutine's writes to the client,
+// so Serve cuts a stalled or slow client at once.
+func (s *stream) SetWriteDeadline(t time.Time) error {
+	if s.conn == nil {
+		return errors.ErrUnsupported
+	}
+	return s.conn.SetWriteDeadline(t)
+}
+
+// shutdownCtx carries the request context's values and is done when the
+// fasthttp server shuts down (RequestCtx.Done).
+type shutdownCtx struct {
+	context.Context
+	done <-chan struct{}
+}
+
+func (c shutdownCtx) Done() <-chan struct{} { return c.done }
+
+func (c shutdownCtx) Err() error {
+	select {
+	case <-c.done:
+		return context.Canceled
+	default:
+		return nil
+	}
+}
