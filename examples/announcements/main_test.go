@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ssekit/ssekit/client"
+	"github.com/ssekit/ssekit/core"
+)
+
+const operator = "operator-secret"
+
+var tenants = []string{"", "acme", "globex"}
+
+func start(t *testing.T) *httptest.Server {
+	t.Helper()
+	broker, err := core.New(core.Config{Authenticator: knownTenants(core.InsecureQueryAuthenticator(), tenants)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = broker.Close(context.Background()) })
+	srv := httptest.NewServer(newServer(broker, tenants, operator))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func announce(t *testing.T, srv *httptest.Server, body map[string]any, token string) int {
+	t.Helper()
+	status, _ := post(t, srv.Client(), srv.URL+"/announce", body, "Authorization", "Bearer "+token)
+	return status
+}
+
+func TestAnnouncements(t *testing.T) {
+	srv := start(t)
+	acme1 := subscribe(t, srv.URL+"/events?tenant=acme&user="+uuid.NewString())
+	acme2 := subscribe(t, srv.URL+"/events?tenant=acme&user="+uuid.NewString())
+	acmeAnon := subscribe(t, srv.URL+"/events?tenant=acme")
+	globex := subscribe(t, srv.URL+"/events?tenant=globex&user="+uuid.NewString())
+	def := subscribe(t, srv.URL+"/events?user="+uuid.NewString())
+
+	if status := announce(t, srv, map[string]any{"tenant": "acme", "text": "Invoices are late"}, operator); status != http.StatusOK {
+		t.Fatalf("tenant announcement: %d", status)
+	}
+	for _, s := range []*stream{acme1, acme2, acmeAnon} {
+		s.expect("announcement", Announcement{Text: "Invoices are late", Scope: "tenant"})
+	}
+	globex.expectNone(100 * time.Millisecond)
+	def.expectNone(0)
+
+	if status := announce(t, srv, map[string]any{"all": true, "text": "Maintenance at 22:00"}, operator); status != http.StatusOK {
+		t.Fatalf("announcement to all: %d", status)
+	}
+	for _, s := range []*stream{acme1, acme2, acmeAnon, globex, def} {
+		s.expect("announcement", Announcement{Text: "Maintenance at 22:00", Scope: "all"})
+	}
+	for _, s := range []*stream{acme1, globex, def} {
+		s.expectNone(50 * time.Millisecond) // each got it exactly once
+	}
+}
+
+func TestAnnounceRefusals(t *testing.T) {
+	srv := start(t)
+	if status := announce(t, srv, map[string]any{"all": true, "text": "x"}, "wrong"); status != http.StatusUnauthorized {
+		t.Errorf("wrong operator token: %d, want 401", status)
+	}
+	if status := announce(t, srv, map[string]any{"tenant": "initech", "text": "x"}, operator); status != http.StatusNotFound {
+		t.Errorf("unknown tenant: %d, want 404", status)
+	}
+	if status := announce(t, srv, map[string]any{"all": true}, operator); status != http.StatusBadRequest {
+		t.Errorf("no text: %d, want 400", status)
+	}
+	// A stream in a tenant the service does not know is refused, so "all"
+	// really is everyone.
+	c, err := client.New(srv.URL + "/events?tenant=initech")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, err := range c.Events(ctx) {
+		var se *client.StatusError
+		if !errors.As(err, &se) || se.Code != http.StatusForbidden {
+			t.Fatalf("got %v, want 403", err)
+		}
+	}
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ssekit/ssekit/client"
+	"github.com/ssekit/ssekit/core"
+)
+
+var (
+	requester = uuid.New()
+	approver  = uuid.New()
+	outsider  = uuid.New()
+	groups    = Groups{"finance": {approver}}
+)
+
+func start(t *testing.T) *httptest.Server {
+	t.Helper()
+	broker, err := core.New(core.Config{
+		Authenticator: core.InsecureQueryAuthenticator(),
+		Authorizer:    groups.Authorizer(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = broker.Close(context.Background()) })
+	srv := httptest.NewServer(newServer(broker, groups))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestRequesterAndApproversSeeTheWorkflow(t *testing.T) {
+	srv := start(t)
+	hc := srv.Client()
+	req := subscribe(t, srv.URL+"/events?user="+requester.String())
+	appr := subscribe(t, srv.URL+"/events?user="+approver.String()+"&topic=approvals/finance")
+	out := subscribe(t, srv.URL+"/events?user="+outsider.String())
+
+	status, body := post(t, hc, srv.URL+"/requests", map[string]any{"requester": requester, "group": "finance", "title": "New laptop"})
+	if status != http.StatusCreated {
+		t.Fatalf("submit: %d %s", status, body)
+	}
+	pending := map[string]any{"id": "1", "requester": requester, "group": "finance", "title": "New laptop", "status": "pending"}
+	a := req.expect("approval.submitted", pending)
+	b := appr.expect("approval.submitted", pending)
+	if a.ID != b.ID {
+		t.Errorf("requester and approver got different event IDs %q and %q", a.ID, b.ID)
+	}
+
+	// An outsider cannot decide, and hears nothing.
+	if status, _ := post(t, hc, srv.URL+"/requests/1/decision", map[string]any{"approver": outsider, "approved": true}); status != http.StatusForbidden {
+		t.Fatalf("decision by a non-approver: %d, want 403", status)
+	}
+	status, body = post(t, hc, srv.URL+"/requests/1/decision", map[string]any{"approver": approver, "approved": true, "comment": "ok"})
+	if status != http.StatusOK {
+		t.Fatalf("decide: %d %s", status, body)
+	}
+	approved := map[string]any{"id": "1", "requester": requester, "group": "finance", "title": "New laptop", "status": "approved", "approver": approver, "comment": "ok"}
+	req.expect("approval.approved", approved)
+	appr.expect("approval.approved", approved)
+	if status, _ := post(t, hc, srv.URL+"/requests/1/decision", map[string]any{"approver": approver, "approved": false}); status != http.StatusConflict {
+		t.Fatalf("second decision: %d, want 409", status)
+	}
+
+	// A rejection reaches the requester too.
+	post(t, hc, srv.URL+"/requests", map[string]any{"requester": requester, "group": "finance", "title": "Boat"})
+	req.expect("approval.submitted", nil)
+	appr.expect("approval.submitted", nil)
+	post(t, hc, srv.URL+"/requests/2/decision", map[string]any{"approver": approver, "approved": false})
+	rejected := map[string]any{"id": "2", "requester": requester, "group": "finance", "title": "Boat", "status": "rejected", "approver": approver}
+	req.expect("approval.rejected", rejected)
+	appr.expect("approval.rejected", rejected)
+
+	out.expectNone(200 * time.Millisecond)
+}
+
+func TestNonApproverCannotSubscribeToTheGroup(t *testing.T) {
+	srv := start(t)
+	c, err := client.New(srv.URL + "/events?user=" + outsider.String() + "&topic=approvals/finance")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, err := range c.Events(ctx) {
+		var se *client.StatusError
+		if !errors.As(err, &se) || se.Code != http.StatusForbidden {
+			t.Fatalf("got %v, want a 403 status error", err)
+		}
+		return
+	}
+	t.Fatal("the stream ended without an error")
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/goleak"
+
+	"github.com/ssekit/ssekit/internal/leaktest"
+)
+
+// hubBin is the hub, built once for the package from ../hub.
+var hubBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ssekit-standalone-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	hubBin = filepath.Join(dir, "hub")
+	build := exec.Command("go", "build", "-o", hubBin, "./hub")
+	build.Dir = ".." // the examples module
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the hub: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	goleak.VerifyTestMain(m, append(leaktest.Options(), goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))...)
+}
+
+// startHub runs the hub binary on a free loopback port with a publish
+// secret and returns its base URL. The process is stopped with SIGTERM at
+// the end of the test and must exit cleanly.
+func startHub(t *testing.T, secret string) string {
+	t.Helper()
+	cmd := exec.Command(hubBin, "-addr", "127.0.0.1:0", "-retry", "100ms")
+	cmd.Env = append(os.Environ(), "SSEKIT_PUBLISH_SECRET="+secret)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default: // nobody reads the later lines
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("hub exited with %v, want a clean shutdown", err)
+			}
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Error("hub did not stop within 15s of SIGTERM")
+		}
+	})
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case line := <-lines:
+			// "ssekit hub listening on http://127.0.0.1:PORT (demo page ...)"
+			if _, rest, ok := strings.Cut(line, "listening on "); ok {
+				url, _, _ := strings.Cut(rest, " ")
+				return url
+			}
+		case err := <-exited:
+			t.Fatalf("hub exited before listening: %v", err)
+		case <-timeout:
+			t.Fatal("hub did not report its address within 15s")
+		}
+	}
+}
+
+func createOrder(t *testing.T, svc *httptest.Server, customer uuid.UUID, item string) (order Order, eventID string, pushed bool) {
+	t.Helper()
+	status, body := post(t, svc.Client(), svc.URL+"/orders", map[string]any{"customer": customer, "item": item})
+	if status != http.StatusCreated {
+		t.Fatalf("POST /orders: %d %s", status, body)
+	}
+	var out struct {
+		Order
+		EventID string
+		Pushed  bool
+	}
+	if err := json.Unmarshal([]byte(body), &out); err != nil {
+		t.Fatal(err)
+	}
+	return out.Order, out.EventID, out.Pushed
+}
+
+func TestOrderServicePushesThroughTheHub(t *testing.T) {
+	hubURL := startHub(t, "s3cret")
+	svc := httptest.NewServer(newServer(&Hub{URL: hubURL, Secret: "s3cret"}))
+	t.Cleanup(svc.Close)
+
+	customer, someoneElse := uuid.New(), uuid.New()
+	browser := subscribe(t, hubURL+"/events?user="+customer.String())
+	dashboard := subscribe(t, hubURL+"/events?topic=orders")
+	other := subscribe(t, hubURL+"/events?user="+someoneElse.String())
+
+	for i, item := range []string{"book", "lamp"} {
+		order, eventID, pushed := createOrder(t, svc, customer, item)
+		want := Order{ID: fmt.Sprint(i + 1), Customer: customer, Item: item}
+		if order != want || !pushed || eventID == "" {
+			t.Fatalf("got %+v pushed=%v id=%q, want %+v pushed", order, pushed, eventID, want)
+		}
+		for _, s := range []*stream{browser, dashboard} {
+			if ev := s.expect("order.created", want); ev.ID != eventID {
+				t.Errorf("event ID %q, the hub answered %q", ev.ID, eventID)
+			}
+		}
+	}
+	other.expectNone(100 * time.Millisecond)
+}
+
+func TestWrongSecretIsReported(t *testing.T) {
+	hubURL := startHub(t, "s3cret")
+	svc := httptest.NewServer(newServer(&Hub{URL: hubURL, Secret: "guess"}))
+	t.Cleanup(svc.Close)
+	customer := uuid.New()
+	browser := subscribe(t, hubURL+"/events?user="+customer.String())
+	if _, _, pushed := createOrder(t, svc, customer, "book"); pushed {
+		t.Fatal("the order says pushed with a wrong secret")
+	}
+	browser.expectNone(100 * time.Millisecond)
+
+	_, err := (&Hub{URL: hubURL, Secret: "guess"}).Publish(context.Background(), HubEvent{Topic: "orders", Event: "x"})
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("Publish with a wrong secret: %v, want the hub's 401", err)
+	}
+}
