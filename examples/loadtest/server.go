@@ -1,0 +1,531 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	rpprof "runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ssekit/ssekit/adapters/nethttp"
+	"github.com/ssekit/ssekit/core"
+)
+
+// server is the hub's HTTP path in this process: the same stream handler
+// (nethttp over a core.Broker) and the same JSON API for the routes the
+// tool uses (/publish, /stats, /online, /healthz). The tests run the
+// workloads against it, and "loadtest serve" (-spawn self) runs it as a
+// child process with profiling endpoints, which the hub does not have:
+//
+//	POST /debug/loadtest/cpu/start   start the CPU profile (-cpuprofile)
+//	POST /debug/loadtest/cpu/stop    stop it and write the file
+//	POST /debug/loadtest/heap        GC, return memory to the OS, write the
+//	                                 heap profile (-memprofile); answers
+//	                                 runtime.MemStats figures as JSON
+//	POST /debug/loadtest/publish     publish the workload's events in-process
+//	                                 (core.Broker.Publish, no HTTP per event);
+//	                                 answers what "loadtest publish" prints
+//	GET  /debug/pprof/...            net/http/pprof
+type server struct {
+	broker *core.Broker
+	srv    *http.Server
+	ln     net.Listener
+	served chan error
+
+	secret     string
+	cpuProfile string
+	memProfile string
+	cpuMu      sync.Mutex
+	cpuFile    *os.File
+}
+
+type serverConfig struct {
+	addr   string
+	broker core.Config
+	secret string
+	// sndBuf, when > 0, sets SO_SNDBUF on accepted connections: the tests
+	// use it so a stalled client backs up within a small burst.
+	sndBuf int
+	// minWriteInterval, when > 0, serves streams through pacedStream: an
+	// experiment that emulates a coalescing option core does not have.
+	minWriteInterval time.Duration
+	// hijack, when set, serves streams through hijackHandler: an
+	// experiment measuring what nethttp would save by taking the
+	// connection over from net/http.
+	hijack     bool
+	cpuProfile string
+	memProfile string
+}
+
+func startServer(cfg serverConfig) (*server, error) {
+	cfg.broker.Authenticator = core.InsecureQueryAuthenticator()
+	b, err := core.New(cfg.broker)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.addr == "" {
+		cfg.addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		_ = b.Close(context.Background())
+		return nil, err
+	}
+	if cfg.sndBuf > 0 {
+		ln = sndBufListener{ln.(*net.TCPListener), cfg.sndBuf}
+	}
+	s := &server{broker: b, ln: ln, served: make(chan error, 1), secret: cfg.secret,
+		cpuProfile: cfg.cpuProfile, memProfile: cfg.memProfile}
+	mux := http.NewServeMux()
+	switch {
+	case cfg.hijack:
+		mux.Handle("/events", hijackHandler(b))
+	case cfg.minWriteInterval > 0:
+		mux.Handle("/events", pacedHandler(b, cfg.minWriteInterval))
+	default:
+		mux.Handle("/events", nethttp.Handler(b))
+	}
+	mux.HandleFunc("POST /publish", s.publish)
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, b.Stats()) })
+	mux.HandleFunc("GET /online", s.online)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("POST /debug/loadtest/cpu/start", s.cpuStart)
+	mux.HandleFunc("POST /debug/loadtest/cpu/stop", s.cpuStop)
+	mux.HandleFunc("POST /debug/loadtest/heap", s.heap)
+	mux.HandleFunc("POST /debug/loadtest/publish", s.publishBurst)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	// The hub's server settings, so that connections cost the same.
+	s.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	go func() { s.served <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+func (s *server) url() string { return "http://" + s.ln.Addr().String() }
+
+// close shuts down like the hub: streams end with a reconnect hint.
+func (s *server) close(ctx context.Context) error {
+	err := nethttp.Shutdown(ctx, s.srv, s.broker)
+	if serr := <-s.served; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	s.cpuMu.Lock()
+	if s.cpuFile != nil {
+		rpprof.StopCPUProfile()
+		err = errors.Join(err, s.cpuFile.Close())
+		s.cpuFile = nil
+	}
+	s.cpuMu.Unlock()
+	return err
+}
+
+type sndBufListener struct {
+	*net.TCPListener
+	n int
+}
+
+func (l sndBufListener) Accept() (net.Conn, error) {
+	c, err := l.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetWriteBuffer(l.n)
+	return c, nil
+}
+
+// publish is the hub's POST /publish, minus the detailed error mapping.
+func (s *server) publish(w http.ResponseWriter, r *http.Request) {
+	if s.secret != "" {
+		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(token), []byte(s.secret)) != 1 {
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong publish secret"})
+			return
+		}
+	}
+	var req struct {
+		Tenant    string          `json:"tenant"`
+		User      string          `json:"user"`
+		Topic     string          `json:"topic"`
+		Broadcast bool            `json:"broadcast"`
+		Event     string          `json:"event"`
+		Data      json.RawMessage `json:"data"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	m := core.Message{Target: core.Target{Tenant: req.Tenant, Broadcast: req.Broadcast}, Event: core.Event{Type: req.Event}}
+	if req.User != "" {
+		u, err := uuid.Parse(req.User)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "user: " + err.Error()})
+			return
+		}
+		m.Target.Users = []uuid.UUID{u}
+	}
+	if req.Topic != "" {
+		m.Target.Topics = []string{req.Topic}
+	}
+	if len(req.Data) > 0 && req.Data[0] == '"' {
+		if err := json.Unmarshal(req.Data, &m.Event.Data); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "data: " + err.Error()})
+			return
+		}
+	} else if len(req.Data) > 0 {
+		var buf bytes.Buffer
+		_ = json.Compact(&buf, req.Data)
+		m.Event.Data = buf.String()
+	}
+	id, err := s.broker.Publish(r.Context(), m)
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, core.ErrClosed) {
+			status = http.StatusServiceUnavailable
+		}
+		writeJSON(w, status, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": id})
+}
+
+// publishBurst publishes ?events= events in-process, with the payload
+// and pacing of the HTTP publisher (?rate=, ?size=, ?publishers=,
+// ?tenant=, ?topic=).
+func (s *server) publishBurst(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	events, err1 := strconv.Atoi(q.Get("events"))
+	size, err2 := strconv.Atoi(q.Get("size"))
+	workers, err3 := strconv.Atoi(q.Get("publishers"))
+	rate, err4 := strconv.ParseFloat(q.Get("rate"), 64)
+	if err := errors.Join(err1, err2, err3, err4); err != nil || events < 0 || events > 10_000_000 || workers < 1 {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want events, size, publishers and rate"})
+		return
+	}
+	target := core.Target{Tenant: q.Get("tenant"), Broadcast: q.Get("topic") == ""}
+	if t := q.Get("topic"); t != "" {
+		target.Topics = []string{t}
+	}
+	pr := publishLoop(r.Context(), events, rate, workers, func(ctx context.Context, buf []byte, seq int) ([]byte, time.Duration, error) {
+		start := time.Now()
+		buf = appendPayload(buf[:0], seq, start.UnixNano(), size)
+		_, err := s.broker.Publish(ctx, core.Message{Target: target, Event: core.Event{Type: eventType, Data: string(buf)}})
+		return buf, time.Since(start), err
+	})
+	writeJSON(w, http.StatusOK, pr.report())
+}
+
+func (s *server) online(w http.ResponseWriter, r *http.Request) {
+	users := s.broker.Tenant(r.URL.Query().Get("tenant")).OnlineUsers()
+	out := make([]string, len(users))
+	for i, u := range users {
+		out[i] = u.String()
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *server) cpuStart(w http.ResponseWriter, _ *http.Request) {
+	s.cpuMu.Lock()
+	defer s.cpuMu.Unlock()
+	if s.cpuProfile == "" || s.cpuFile != nil {
+		writeJSON(w, http.StatusConflict, map[string]string{"error": "no -cpuprofile, or already profiling"})
+		return
+	}
+	f, err := os.Create(s.cpuProfile)
+	if err == nil {
+		err = rpprof.StartCPUProfile(f)
+		if err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
+	s.cpuFile = f
+	writeJSON(w, http.StatusOK, map[string]string{"profile": s.cpuProfile})
+}
+
+func (s *server) cpuStop(w http.ResponseWriter, _ *http.Request) {
+	s.cpuMu.Lock()
+	defer s.cpuMu.Unlock()
+	if s.cpuFile == nil {
+		writeJSON(w, http.StatusConflict, map[string]string{"error": "not profiling"})
+		return
+	}
+	rpprof.StopCPUProfile()
+	err := s.cpuFile.Close()
+	s.cpuFile = nil
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"profile": s.cpuProfile})
+}
+
+// memStats is the answer of POST /debug/loadtest/heap.
+type memStats struct {
+	HeapInuse  uint64 `json:"heapInuse"`
+	HeapAlloc  uint64 `json:"heapAlloc"`
+	StackInuse uint64 `json:"stackInuse"`
+	Sys        uint64 `json:"sys"`
+	Goroutines int    `json:"goroutines"`
+	Profile    string `json:"profile,omitempty"`
+}
+
+func (s *server) heap(w http.ResponseWriter, r *http.Request) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	out := memStats{HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, StackInuse: ms.StackInuse,
+		Sys: ms.Sys, Goroutines: runtime.NumGoroutine()}
+	if s.memProfile != "" && r.URL.Query().Get("profile") == "1" {
+		f, err := os.Create(s.memProfile)
+		if err == nil {
+			err = errors.Join(rpprof.Lookup("heap").WriteTo(f, 0), f.Close())
+		}
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		out.Profile = s.memProfile
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// serveMain is "loadtest serve": the server above as a process, with the
+// hub's flags for the broker settings the workloads use.
+func serveMain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("loadtest serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg          serverConfig
+		historySize  int
+		slowConsumer string
+	)
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:0", "`host:port` to listen on")
+	fs.StringVar(&cfg.secret, "publish-secret", os.Getenv("SSEKIT_PUBLISH_SECRET"), "bearer `secret` POST /publish requires")
+	fs.IntVar(&cfg.broker.ClientBufferSize, "buffer-size", 0, "ClientBufferSize (0: default)")
+	fs.StringVar(&slowConsumer, "slow-consumer", "disconnect", "SlowConsumer policy")
+	fs.DurationVar(&cfg.broker.HeartbeatInterval, "heartbeat", 0, "HeartbeatInterval (0: default)")
+	fs.DurationVar(&cfg.broker.ClientTimeout, "client-timeout", 0, "ClientTimeout (0: default)")
+	fs.IntVar(&historySize, "history-size", core.DefaultHistorySize, "HistorySize; 0 turns replay off")
+	fs.DurationVar(&cfg.broker.RetryHint, "retry", 0, "RetryHint (0: default)")
+	fs.IntVar(&cfg.broker.MaxConnections, "max-connections", 0, "MaxConnections")
+	fs.IntVar(&cfg.broker.MaxEventSize, "max-event-size", 0, "MaxEventSize (0: default)")
+	fs.DurationVar(&cfg.minWriteInterval, "min-write-interval", 0, "EXPERIMENT: at most one write per stream per `interval` (emulates a coalescing option core lacks)")
+	fs.BoolVar(&cfg.hijack, "hijack", false, "EXPERIMENT: take each stream's connection over from net/http (see hijackHandler)")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "CPU profile `file`, written between POST /debug/loadtest/cpu/start and /stop")
+	fs.StringVar(&cfg.memProfile, "memprofile", "", "heap profile `file`, written by POST /debug/loadtest/heap?profile=1")
+	memRate := fs.Int("memprofilerate", 512, "with -memprofile: runtime.MemProfileRate, bytes per heap sample (1: every allocation)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if cfg.memProfile != "" && *memRate > 0 {
+		runtime.MemProfileRate = *memRate
+	}
+	policy, err := core.ParseSlowConsumerPolicy(slowConsumer)
+	if err != nil {
+		fmt.Fprintln(stderr, "loadtest serve:", err)
+		return 2
+	}
+	cfg.broker.SlowConsumer = policy
+	cfg.broker.HistorySize = historySize
+	if historySize == 0 {
+		cfg.broker.HistorySize = core.NoHistory
+	}
+	if h, _, err := net.SplitHostPort(cfg.addr); err != nil || requireLoopback("http://"+net.JoinHostPort(h, "1")) != nil {
+		fmt.Fprintf(stderr, "loadtest serve: -addr %q: want a loopback host:port\n", cfg.addr)
+		return 2
+	}
+	s, err := startServer(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "loadtest serve:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "ssekit loadtest server listening on %s (stream at /events)\n", s.url())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	<-ctx.Done()
+	stop()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.close(sctx); err != nil {
+		fmt.Fprintln(stderr, "loadtest serve:", err)
+		return 1
+	}
+	return 0
+}
+
+// pacedHandler is nethttp.Handler with one difference: each stream writes
+// at most once per interval, so events published meanwhile are coalesced
+// into the next write. It is an experiment, measuring what a coalescing
+// option in core (a minimum flush interval) would save; the first event
+// after a quiet interval still goes out at once.
+func pacedHandler(b *core.Broker, interval time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", "GET")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		req := nethttp.Request(r)
+		sub, err := b.Connect(r.Context(), req)
+		if err != nil {
+			nethttp.WriteRejection(w, b.Reject(err, req))
+			return
+		}
+		hdr := w.Header()
+		hdr.Set("Content-Type", "text/event-stream")
+		hdr.Set("Cache-Control", "no-cache")
+		hdr.Set("X-Accel-Buffering", "no")
+		w.WriteHeader(http.StatusOK)
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+		_ = b.Serve(r.Context(), sub, &pacedStream{st: nethttp.Stream(w), interval: interval})
+	})
+}
+
+type pacedStream struct {
+	st       core.Stream
+	interval time.Duration
+	last     time.Time
+}
+
+func (p *pacedStream) Write(b []byte) (int, error) {
+	if !p.last.IsZero() {
+		if wait := p.interval - time.Since(p.last); wait > 0 {
+			time.Sleep(wait)
+		}
+	}
+	n, err := p.st.Write(b)
+	p.last = time.Now()
+	return n, err
+}
+
+func (p *pacedStream) Flush() error { return p.st.Flush() }
+
+func (p *pacedStream) SetWriteDeadline(t time.Time) error {
+	if d, ok := p.st.(core.WriteDeadliner); ok {
+		return d.SetWriteDeadline(t)
+	}
+	return nil
+}
+
+// hijackHandler is an experiment: it measures what nethttp would save by
+// taking each stream's connection over from net/http once the stream is
+// accepted. The handler hijacks the connection, writes the response head
+// itself, and returns, so net/http frees the request, the response, its
+// buffers and the goroutine's stack. A new goroutine runs the write loop,
+// writing each batch as one HTTP/1.1 chunk with one writev, and a small
+// one waits for the client to close (net/http's own background read does
+// that job for an ordinary handler). HTTP/2 cannot be hijacked; a real
+// adapter would fall back to the ordinary path there, and it would have
+// to track these connections for shutdown itself (here the broker's Close
+// ends them).
+func hijackHandler(b *core.Broker) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", "GET")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		req := nethttp.Request(r)
+		// The stream outlives the request: its context ends when the
+		// client closes the connection.
+		ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+		sub, err := b.Connect(ctx, req)
+		if err != nil {
+			cancel()
+			nethttp.WriteRejection(w, b.Reject(err, req))
+			return
+		}
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			cancel()
+			sub.Close()
+			http.Error(w, "cannot take the connection over", http.StatusInternalServerError)
+			return
+		}
+		_ = conn.SetDeadline(time.Time{})
+		const head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n" +
+			"X-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\n\r\n"
+		if _, err := io.WriteString(conn, head); err != nil {
+			cancel()
+			sub.Close()
+			conn.Close()
+			return
+		}
+		go func() {
+			var one [1]byte
+			_, _ = conn.Read(one[:]) // the client closed, or sent what it must not
+			cancel()
+		}()
+		go func() {
+			defer cancel()
+			defer conn.Close()
+			st := &chunkStream{conn: conn}
+			_ = b.Serve(ctx, sub, st)
+			_, _ = io.WriteString(conn, "0\r\n\r\n")
+		}()
+	})
+}
+
+// chunkStream writes each Write as one HTTP/1.1 chunk with one writev.
+type chunkStream struct {
+	conn net.Conn
+	hdr  [20]byte
+}
+
+func (c *chunkStream) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	hdr := strconv.AppendInt(c.hdr[:0], int64(len(p)), 16)
+	hdr = append(hdr, '\r', '\n')
+	bufs := net.Buffers{hdr, p, crlf}
+	if _, err := bufs.WriteTo(c.conn); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+var crlf = []byte("\r\n")
+
+func (c *chunkStream) Flush() error { return nil }
+
+func (c *chunkStream) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
