@@ -301,12 +301,13 @@ func TestConfigValidate(t *testing.T) {
 		MaxConnections:        -1,
 		MaxConnectionsPerUser: -1,
 		MaxEventSize:          -1,
+		FlushInterval:         -1,
 		SlowConsumer:          9,
 		Bus:                   &localBus{},
 	}.Validate()
 	require.ErrorIs(t, err, ErrInvalidConfig)
 	for _, field := range []string{"ClientBufferSize", "HeartbeatInterval", "ClientTimeout", "HistorySize", "RetryHint",
-		"MaxConnections", "MaxConnectionsPerUser", "MaxEventSize", "SlowConsumer", "History must be set"} {
+		"MaxConnections", "MaxConnectionsPerUser", "MaxEventSize", "FlushInterval", "SlowConsumer", "History must be set"} {
 		assert.Contains(t, err.Error(), field)
 	}
 	_, err = New(Config{HeartbeatInterval: 10e9, ClientTimeout: 15e9})

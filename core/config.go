@@ -93,6 +93,14 @@ type Config struct {
 	// MaxConnectionsPerUser caps one user's open connections within a
 	// tenant (0: unlimited). Anonymous connections are not counted.
 	MaxConnectionsPerUser int
+	// FlushInterval, when positive, makes each connection write at most
+	// once per interval: the first event after a quiet spell is written at
+	// once, and what arrives during the interval goes out together in the
+	// next write. It trades up to one interval of latency for far fewer
+	// writes under bursts (each write is a system call per connection).
+	// Size ClientBufferSize for the events of one interval. Default 0: write
+	// as soon as events are queued.
+	FlushInterval time.Duration
 	// MaxEventSize caps the encoded size of one event in bytes, id field
 	// excluded (default 64 KiB).
 	MaxEventSize int
@@ -154,6 +162,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConnectionsPerUser < 0 {
 		bad("MaxConnectionsPerUser", ">= 0", c.MaxConnectionsPerUser)
+	}
+	if c.FlushInterval < 0 || c.FlushInterval > hb {
+		bad("FlushInterval", "between 0 and HeartbeatInterval", c.FlushInterval)
 	}
 	if c.MaxEventSize < 0 {
 		bad("MaxEventSize", ">= 0", c.MaxEventSize)

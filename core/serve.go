@@ -142,11 +142,29 @@ func (l *loop) run() (CloseReason, error) {
 		defer t.Stop()
 		expired = t.C
 	}
+	var hold *time.Timer
+	if b.cfg.FlushInterval > 0 {
+		hold = time.NewTimer(time.Hour)
+		hold.Stop()
+		defer hold.Stop()
+	}
 	for {
 		if reason, err, ok := l.flushQueue(); !ok {
 			return reason, err
 		} else if reason == "" {
 			hb.Reset(b.cfg.HeartbeatInterval)
+			if hold != nil {
+				// Coalesce: let events gather for FlushInterval before the
+				// next write. The first event after a quiet spell went out
+				// at once; a burst now costs one write per interval.
+				hold.Reset(b.cfg.FlushInterval)
+				select {
+				case <-hold.C:
+				case <-l.ctx.Done():
+					return ReasonClientGone, nil
+				case <-b.closing: // flushed and ended by the select below
+				}
+			}
 		}
 		select {
 		case <-s.notify:
@@ -205,6 +223,9 @@ func (l *loop) flushQueue() (reason CloseReason, err error, ok bool) {
 		wrote = true
 		if l.ctx.Err() != nil {
 			return ReasonClientGone, nil, false
+		}
+		if l.b.cfg.FlushInterval > 0 && !l.b.isClosed() {
+			return "", nil, true // one write per interval; run holds
 		}
 	}
 }

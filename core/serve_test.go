@@ -261,6 +261,27 @@ func TestGapEventPayload(t *testing.T) {
 	assert.Equal(t, map[string]string{"lastEventId": "old-1", "reason": "unknown"}, data)
 }
 
+func TestFlushIntervalCoalesces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t, Config{FlushInterval: time.Second})
+		ctx := context.Background()
+		c := connect(t, b, SubscribeRequest{})
+		<-c.st.out // preamble
+		start := time.Now()
+		require.NoError(t, b.Broadcast(ctx, "e", "1"))
+		first := string(<-c.st.out)
+		assert.Equal(t, 1, strings.Count(first, "event: e"), "the first event after a quiet spell is written at once")
+		assert.Zero(t, time.Since(start))
+		for _, d := range []string{"2", "3", "4"} {
+			require.NoError(t, b.Broadcast(ctx, "e", d))
+		}
+		second := string(<-c.st.out)
+		assert.Equal(t, 3, strings.Count(second, "event: e"), "a burst goes out in one write")
+		assert.Equal(t, time.Second, time.Since(start))
+		require.NoError(t, c.close())
+	})
+}
+
 func TestAnnounceConnection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBroker(t, Config{AnnounceConnection: true})

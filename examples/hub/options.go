@@ -61,6 +61,7 @@ var configFields = map[string]string{
 	"MaxConnections":        "max-connections",
 	"MaxConnectionsPerUser": "max-connections-per-user",
 	"MaxEventSize":          "max-event-size",
+	"FlushInterval":         "flush-interval",
 }
 
 // parseOptions reads flags, then fills every flag the command line did not
@@ -92,6 +93,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.DurationVar(&o.broker.RetryHint, "retry", core.DefaultRetryHint, "reconnect delay sent to clients, plus up to 50% jitter (RetryHint; 0 = default)")
 	fs.IntVar(&o.broker.MaxConnections, "max-connections", 0, "open connections allowed in total; 0 = unlimited (MaxConnections)")
 	fs.IntVar(&o.broker.MaxConnectionsPerUser, "max-connections-per-user", 0, "open connections allowed per user and tenant; 0 = unlimited (MaxConnectionsPerUser)")
+	fs.DurationVar(&o.broker.FlushInterval, "flush-interval", 0, "write each stream at most once per interval, batching bursts (FlushInterval; 0 = write at once)")
 	fs.IntVar(&o.broker.MaxEventSize, "max-event-size", core.DefaultMaxEventSize, "largest encoded event in `bytes` (MaxEventSize; 0 = default)")
 	fs.Usage = func() {
 		out := fs.Output()
