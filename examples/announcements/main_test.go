@@ -48,19 +48,19 @@ func TestAnnouncements(t *testing.T) {
 		t.Fatalf("tenant announcement: %d", status)
 	}
 	for _, s := range []*stream{acme1, acme2, acmeAnon} {
-		s.expect("announcement", Announcement{Text: "Invoices are late", Scope: "tenant"})
+		s.Expect("announcement", Announcement{Text: "Invoices are late", Scope: "tenant"})
 	}
-	globex.expectNone(100 * time.Millisecond)
-	def.expectNone(0)
+	globex.ExpectNone(100 * time.Millisecond)
+	def.ExpectNone(0)
 
 	if status := announce(t, srv, map[string]any{"all": true, "text": "Maintenance at 22:00"}, operator); status != http.StatusOK {
 		t.Fatalf("announcement to all: %d", status)
 	}
 	for _, s := range []*stream{acme1, acme2, acmeAnon, globex, def} {
-		s.expect("announcement", Announcement{Text: "Maintenance at 22:00", Scope: "all"})
+		s.Expect("announcement", Announcement{Text: "Maintenance at 22:00", Scope: "all"})
 	}
 	for _, s := range []*stream{acme1, globex, def} {
-		s.expectNone(50 * time.Millisecond) // each got it exactly once
+		s.ExpectNone(50 * time.Millisecond) // each got it exactly once
 	}
 }
 

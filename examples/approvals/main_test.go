@@ -48,8 +48,8 @@ func TestRequesterAndApproversSeeTheWorkflow(t *testing.T) {
 		t.Fatalf("submit: %d %s", status, body)
 	}
 	pending := map[string]any{"id": "1", "requester": requester, "group": "finance", "title": "New laptop", "status": "pending"}
-	a := req.expect("approval.submitted", pending)
-	b := appr.expect("approval.submitted", pending)
+	a := req.Expect("approval.submitted", pending)
+	b := appr.Expect("approval.submitted", pending)
 	if a.ID != b.ID {
 		t.Errorf("requester and approver got different event IDs %q and %q", a.ID, b.ID)
 	}
@@ -63,22 +63,22 @@ func TestRequesterAndApproversSeeTheWorkflow(t *testing.T) {
 		t.Fatalf("decide: %d %s", status, body)
 	}
 	approved := map[string]any{"id": "1", "requester": requester, "group": "finance", "title": "New laptop", "status": "approved", "approver": approver, "comment": "ok"}
-	req.expect("approval.approved", approved)
-	appr.expect("approval.approved", approved)
+	req.Expect("approval.approved", approved)
+	appr.Expect("approval.approved", approved)
 	if status, _ := post(t, hc, srv.URL+"/requests/1/decision", map[string]any{"approver": approver, "approved": false}); status != http.StatusConflict {
 		t.Fatalf("second decision: %d, want 409", status)
 	}
 
 	// A rejection reaches the requester too.
 	post(t, hc, srv.URL+"/requests", map[string]any{"requester": requester, "group": "finance", "title": "Boat"})
-	req.expect("approval.submitted", nil)
-	appr.expect("approval.submitted", nil)
+	req.Expect("approval.submitted", nil)
+	appr.Expect("approval.submitted", nil)
 	post(t, hc, srv.URL+"/requests/2/decision", map[string]any{"approver": approver, "approved": false})
 	rejected := map[string]any{"id": "2", "requester": requester, "group": "finance", "title": "Boat", "status": "rejected", "approver": approver}
-	req.expect("approval.rejected", rejected)
-	appr.expect("approval.rejected", rejected)
+	req.Expect("approval.rejected", rejected)
+	appr.Expect("approval.rejected", rejected)
 
-	out.expectNone(200 * time.Millisecond)
+	out.ExpectNone(200 * time.Millisecond)
 }
 
 func TestNonApproverCannotSubscribeToTheGroup(t *testing.T) {

@@ -1,180 +1,18 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"io"
-	"net/http"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/ssekit/ssekit/client"
-	"github.com/ssekit/ssekit/core"
+	"github.com/ssekit/ssekit/examples/internal/exampletest"
 	"github.com/ssekit/ssekit/internal/leaktest"
 )
 
 func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
 
-// stream is one real client connection (package client, over HTTP on
-// loopback) whose events are collected for the test to read.
-type stream struct {
-	t        *testing.T
-	events   chan core.Event
-	mu       sync.Mutex
-	comments []string
-	err      error
-	cancel   context.CancelFunc
-	done     chan struct{}
-}
+type stream = exampletest.Stream
 
-// subscribe opens a stream to url and returns once the server has answered
-// 200, which is when the broker has registered the connection.
-func subscribe(t *testing.T, url string, opts ...client.Option) *stream {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &stream{t: t, events: make(chan core.Event, 1024), cancel: cancel, done: make(chan struct{})}
-	open := make(chan struct{})
-	var once sync.Once
-	opts = append([]client.Option{
-		client.WithOnState(func(st client.State) {
-			if st == client.Open {
-				once.Do(func() { close(open) })
-			}
-		}),
-		client.WithOnComment(func(text string) {
-			s.mu.Lock()
-			s.comments = append(s.comments, text)
-			s.mu.Unlock()
-		}),
-	}, opts...)
-	c, err := client.New(url, opts...)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(s.done)
-		for ev, err := range c.Events(ctx) {
-			if err != nil {
-				s.mu.Lock()
-				s.err = err
-				s.mu.Unlock()
-				return
-			}
-			select {
-			case s.events <- ev:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	t.Cleanup(s.close)
-	select {
-	case <-open:
-	case <-s.done:
-		t.Fatalf("stream %s ended before it opened: %v", url, s.error())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("stream %s did not open", url)
-	}
-	return s
-}
-
-func (s *stream) close() {
-	s.cancel()
-	<-s.done
-}
-
-func (s *stream) error() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
-}
-
-// next returns the next event that is not of one of the skip types.
-func (s *stream) next(skip ...string) core.Event {
-	s.t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case ev := <-s.events:
-			if !contains(skip, ev.Type) {
-				return ev
-			}
-		case <-timeout:
-			s.t.Fatalf("no event within 10s (stream error: %v)", s.error())
-			return core.Event{}
-		}
-	}
-}
-
-// expect reads the next event and checks its type and, when data is not
-// nil, its JSON data.
-func (s *stream) expect(typ string, data any) core.Event {
-	s.t.Helper()
-	ev := s.next()
-	if ev.Type != typ {
-		s.t.Fatalf("got event %q %s, want type %q", ev.Type, ev.Data, typ)
-	}
-	if data != nil {
-		want, _ := json.Marshal(data)
-		if !jsonEqual(ev.Data, string(want)) {
-			s.t.Fatalf("event %q: got data %s, want %s", typ, ev.Data, want)
-		}
-	}
-	return ev
-}
-
-// expectNone checks that no event arrives for d.
-func (s *stream) expectNone(d time.Duration) {
-	s.t.Helper()
-	select {
-	case ev := <-s.events:
-		s.t.Fatalf("got unexpected event %q %s", ev.Type, ev.Data)
-	case <-time.After(d):
-	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func jsonEqual(a, b string) bool {
-	var x, y any
-	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
-		return a == b
-	}
-	xa, _ := json.Marshal(x)
-	ya, _ := json.Marshal(y)
-	return bytes.Equal(xa, ya)
-}
-
-// post sends body as JSON and returns the status and response body.
-func post(t *testing.T, hc *http.Client, url string, body any, header ...string) (int, string) {
-	t.Helper()
-	b, err := json.Marshal(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(out)
-}
+var (
+	subscribe = exampletest.Subscribe
+	post      = exampletest.Post
+	jsonEqual = exampletest.JSONEqual
+)

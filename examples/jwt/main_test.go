@@ -125,20 +125,20 @@ func TestTokenExpiresWhileStreaming(t *testing.T) {
 	}
 	var ids []string
 	for n := 1; n <= 2; n++ {
-		ids = append(ids, s.expect("order.created", map[string]int{"id": n}).ID)
+		ids = append(ids, s.Expect("order.created", map[string]int{"id": n}).ID)
 	}
 
 	// The token expires (exp has one-second precision: within 1-2s). The
 	// stream ends with the reason, the client reconnects with a new token
 	// and is replayed 3 and 4.
 	for n := 3; n <= 4; n++ {
-		ids = append(ids, s.expect("order.created", map[string]int{"id": n}).ID)
+		ids = append(ids, s.Expect("order.created", map[string]int{"id": n}).ID)
 	}
 	if status := e.publish(t, e.pub, order(5)); status != http.StatusOK {
 		t.Fatalf("publish 5: %d", status)
 	}
-	ids = append(ids, s.expect("order.created", map[string]int{"id": 5}).ID)
-	s.expectNone(100 * time.Millisecond)
+	ids = append(ids, s.Expect("order.created", map[string]int{"id": 5}).ID)
+	s.ExpectNone(100 * time.Millisecond)
 
 	if got := calls.Load(); got != 2 {
 		t.Errorf("header func called %d times, want 2 (one reconnect)", got)
@@ -146,9 +146,7 @@ func TestTokenExpiresWhileStreaming(t *testing.T) {
 	if len(slices.Compact(slices.Clone(ids))) != 5 {
 		t.Errorf("event IDs not distinct: %v", ids)
 	}
-	s.mu.Lock()
-	comments := slices.Clone(s.comments)
-	s.mu.Unlock()
+	comments := s.Comments()
 	if !slices.Contains(comments, "token_expired") {
 		t.Errorf("comments %q lack token_expired", comments)
 	}
@@ -203,7 +201,7 @@ func TestStreamAuthentication(t *testing.T) {
 	// A browser sends the token in the ssekit_token cookie.
 	s := subscribe(t, url, client.WithHeader("Cookie", auth.DefaultCookie+"="+token))
 	e.publish(t, e.pub, order(1))
-	s.expect("order.created", map[string]int{"id": 1})
+	s.Expect("order.created", map[string]int{"id": 1})
 }
 
 func TestPublishAuthorization(t *testing.T) {
@@ -229,6 +227,6 @@ func TestPublishAuthorization(t *testing.T) {
 			t.Errorf("%s: %d, want %d", name, got, tc.want)
 		}
 	}
-	s.expect("note", nil)
-	s.expectNone(50 * time.Millisecond)
+	s.Expect("note", nil)
+	s.ExpectNone(50 * time.Millisecond)
 }

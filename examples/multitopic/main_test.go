@@ -33,7 +33,7 @@ func start(t *testing.T) *httptest.Server {
 // connectionID reads the ssekit.connected event a stream opens with.
 func connectionID(t *testing.T, s *stream) string {
 	t.Helper()
-	ev := s.expect(core.ConnectedEventType, nil)
+	ev := s.Expect(core.ConnectedEventType, nil)
 	var d struct{ ConnectionID string }
 	if err := json.Unmarshal([]byte(ev.Data), &d); err != nil || d.ConnectionID == "" {
 		t.Fatalf("bad %s data %s", ev.Type, ev.Data)
@@ -67,18 +67,18 @@ func TestAddAndRemoveTopicsWhileConnected(t *testing.T) {
 	send("news")
 	send("weather")
 	send("sports")
-	s.expect("post", post("news"))
-	s.expect("post", post("sports"))
+	s.Expect("post", post("news"))
+	s.Expect("post", post("sports"))
 
 	change([]string{"weather"}, nil)
 	send("weather")
-	s.expect("post", post("weather"))
+	s.Expect("post", post("weather"))
 
 	change(nil, []string{"news"})
 	send("news")
 	send("sports")
-	s.expect("post", post("sports")) // news no longer arrives
-	s.expectNone(100 * time.Millisecond)
+	s.Expect("post", post("sports")) // news no longer arrives
+	s.ExpectNone(100 * time.Millisecond)
 }
 
 func TestOnlyTheOwnerChangesAConnection(t *testing.T) {
@@ -110,7 +110,7 @@ func TestOnlyTheOwnerChangesAConnection(t *testing.T) {
 	}
 
 	// After the stream ends, its ID is forgotten.
-	s.close()
+	s.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		status, _ := post(t, hc, srv.URL+"/topics?user="+owner.String(), map[string]any{"connectionId": conn, "add": []string{"x"}})

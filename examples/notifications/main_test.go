@@ -40,8 +40,8 @@ func TestEveryTabGetsNotificationsAndUnreadCount(t *testing.T) {
 		}
 		id := []string{"1", "2"}[i]
 		for _, tab := range []*stream{laptop, phone} {
-			tab.expect("notification", map[string]any{"id": id, "text": text, "read": false})
-			tab.expect("unread", map[string]int{"count": i + 1})
+			tab.Expect("notification", map[string]any{"id": id, "text": text, "read": false})
+			tab.Expect("unread", map[string]int{"count": i + 1})
 		}
 	}
 
@@ -50,17 +50,17 @@ func TestEveryTabGetsNotificationsAndUnreadCount(t *testing.T) {
 		t.Fatalf("read: %d %s", status, body)
 	}
 	for _, tab := range []*stream{laptop, phone} {
-		tab.expect("unread", map[string]int{"count": 1})
+		tab.Expect("unread", map[string]int{"count": 1})
 	}
 	if status, body := post(t, hc, srv.URL+"/read?user="+alice.String(), map[string]string{}); status != http.StatusOK {
 		t.Fatalf("read all: %d %s", status, body)
 	}
 	for _, tab := range []*stream{laptop, phone} {
-		tab.expect("unread", map[string]int{"count": 0})
+		tab.Expect("unread", map[string]int{"count": 0})
 	}
 
 	// Bob saw none of it.
-	other.expectNone(200 * time.Millisecond)
+	other.ExpectNone(200 * time.Millisecond)
 }
 
 func TestNotifyAndReadErrors(t *testing.T) {

@@ -61,7 +61,7 @@ func startImport(t *testing.T, srv *httptest.Server, user uuid.UUID, body string
 func progress(t *testing.T, s *stream, job string) (percents []int, end core.Event) {
 	t.Helper()
 	for {
-		ev := s.next()
+		ev := s.Next()
 		if ev.Type != "progress" {
 			return percents, ev
 		}
@@ -90,7 +90,7 @@ func TestImportReportsEveryPercentThenDone(t *testing.T) {
 	if end.Type != "done" || !jsonEqual(end.Data, fmt.Sprintf(`{"job":%q,"rows":200,"sum":20100}`, job)) {
 		t.Fatalf("got %q %s, want done", end.Type, end.Data)
 	}
-	o.expectNone(100 * time.Millisecond)
+	o.ExpectNone(100 * time.Millisecond)
 }
 
 func TestImportFailsAtABadRow(t *testing.T) {
@@ -113,9 +113,9 @@ func TestShutdownFailsRunningJobs(t *testing.T) {
 	user := uuid.New()
 	s := subscribe(t, srv.URL+"/events?user="+user.String())
 	job := startImport(t, srv, user, csv(3, 0))
-	s.expect("progress", Progress{Job: job, Percent: 0, Rows: 0, Total: 3})
+	s.Expect("progress", Progress{Job: job, Percent: 0, Rows: 0, Total: 3})
 	a.Close() // returns only once the job has ended
-	s.expect("failed", Failed{Job: job, Error: "import cancelled: server shutting down"})
+	s.Expect("failed", Failed{Job: job, Error: "import cancelled: server shutting down"})
 }
 
 func TestBadUploads(t *testing.T) {

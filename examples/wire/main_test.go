@@ -25,8 +25,8 @@ func TestInjectedAppStreams(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); clock.Run(ctx) }()
-	s.expect("tick", nil)
-	s.expect("tick", nil)
+	s.Expect("tick", nil)
+	s.Expect("tick", nil)
 	cancel()
 	<-done
 
@@ -35,7 +35,7 @@ func TestInjectedAppStreams(t *testing.T) {
 	if err := app.Broker.Broadcast(context.Background(), "tick", "late"); !errors.Is(err, core.ErrClosed) {
 		t.Errorf("Broadcast after cleanup: %v, want ErrClosed", err)
 	}
-	s.close()
+	s.Close()
 	srv.Close()
 }
 
