@@ -29,17 +29,16 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/ssekit/ssekit/adapters/nethttp"
 	"github.com/ssekit/ssekit/core"
+	"github.com/ssekit/ssekit/examples/internal/httpserve"
 )
 
 // Announcement is the data of an announcement event.
@@ -131,33 +130,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, *addr, newServer(broker, known, token), broker); err != nil {
+	if err := httpserve.Run(ctx, *addr, newServer(broker, known, token), broker); err != nil {
 		log.Fatal(err)
 	}
-}
-
-// serve listens on addr until ctx is done, then ends every stream with a
-// reconnect hint and stops.
-func serve(ctx context.Context, addr string, h http.Handler, broker *core.Broker) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	log.Printf("listening on http://%s", ln.Addr())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		_ = broker.Close(context.Background())
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err = nethttp.Shutdown(sctx, srv, broker)
-	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
-		err = errors.Join(err, serr)
-	}
-	return err
 }

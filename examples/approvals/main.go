@@ -22,11 +22,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -34,12 +32,12 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/ssekit/ssekit/adapters/nethttp"
 	"github.com/ssekit/ssekit/core"
+	"github.com/ssekit/ssekit/examples/internal/httpserve"
 )
 
 // Request is one approval request.
@@ -207,33 +205,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, *addr, newServer(broker, demoGroups), broker); err != nil {
+	if err := httpserve.Run(ctx, *addr, newServer(broker, demoGroups), broker); err != nil {
 		log.Fatal(err)
 	}
-}
-
-// serve listens on addr until ctx is done, then ends every stream with a
-// reconnect hint and stops.
-func serve(ctx context.Context, addr string, h http.Handler, broker *core.Broker) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	log.Printf("listening on http://%s", ln.Addr())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		_ = broker.Close(context.Background())
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err = nethttp.Shutdown(sctx, srv, broker)
-	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
-		err = errors.Join(err, serr)
-	}
-	return err
 }

@@ -36,7 +36,6 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -48,6 +47,7 @@ import (
 
 	"github.com/ssekit/ssekit/adapters/nethttp"
 	"github.com/ssekit/ssekit/core"
+	"github.com/ssekit/ssekit/examples/internal/httpserve"
 	"github.com/ssekit/ssekit/middleware/auth"
 )
 
@@ -155,33 +155,7 @@ func main() {
 	fmt.Printf("SUBSCRIBER=%s\nPUBLISHER=%s\n", sub, pub)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, *addr, newServer(broker, a), broker); err != nil {
+	if err := httpserve.Run(ctx, *addr, newServer(broker, a), broker); err != nil {
 		log.Fatal(err)
 	}
-}
-
-// serve listens on addr until ctx is done, then ends every stream with a
-// reconnect hint and stops.
-func serve(ctx context.Context, addr string, h http.Handler, broker *core.Broker) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	log.Printf("listening on http://%s", ln.Addr())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		_ = broker.Close(context.Background())
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err = nethttp.Shutdown(sctx, srv, broker)
-	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
-		err = errors.Join(err, serr)
-	}
-	return err
 }
