@@ -137,12 +137,12 @@ func TestOrderServicePushesThroughTheHub(t *testing.T) {
 			t.Fatalf("got %+v pushed=%v id=%q, want %+v pushed", order, pushed, eventID, want)
 		}
 		for _, s := range []*stream{browser, dashboard} {
-			if ev := s.expect("order.created", want); ev.ID != eventID {
+			if ev := s.Expect("order.created", want); ev.ID != eventID {
 				t.Errorf("event ID %q, the hub answered %q", ev.ID, eventID)
 			}
 		}
 	}
-	other.expectNone(100 * time.Millisecond)
+	other.ExpectNone(100 * time.Millisecond)
 }
 
 func TestWrongSecretIsReported(t *testing.T) {
@@ -154,7 +154,7 @@ func TestWrongSecretIsReported(t *testing.T) {
 	if _, _, pushed := createOrder(t, svc, customer, "book"); pushed {
 		t.Fatal("the order says pushed with a wrong secret")
 	}
-	browser.expectNone(100 * time.Millisecond)
+	browser.ExpectNone(100 * time.Millisecond)
 
 	_, err := (&Hub{URL: hubURL, Secret: "guess"}).Publish(context.Background(), HubEvent{Topic: "orders", Event: "x"})
 	if err == nil || !strings.Contains(err.Error(), "401") {
