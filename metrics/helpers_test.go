@@ -1,7 +1,6 @@
 package metrics_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -9,64 +8,13 @@ import (
 	"time"
 
 	"github.com/ssekit/ssekit/core"
+	"github.com/ssekit/ssekit/internal/streamtest"
 	"github.com/stretchr/testify/require"
 )
 
-// memStream is a client that reads everything at once: it keeps what it is
-// written and wakes whoever waits for more.
-type memStream struct {
-	mu      sync.Mutex
-	buf     []byte
-	changed chan struct{}
-}
+type memStream = streamtest.MemStream
 
-func newMemStream() *memStream { return &memStream{changed: make(chan struct{})} }
-
-func (s *memStream) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	s.buf = append(s.buf, p...)
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
-	return len(p), nil
-}
-
-func (s *memStream) Flush() error { return nil }
-
-// events decodes what the stream received so far.
-func (s *memStream) events() []core.Event {
-	s.mu.Lock()
-	data := append([]byte(nil), s.buf...)
-	s.mu.Unlock()
-	var out []core.Event
-	dec := core.NewDecoder(bytes.NewReader(data))
-	for {
-		ev, err := dec.Next()
-		if err != nil {
-			return out
-		}
-		out = append(out, ev)
-	}
-}
-
-// waitEvents waits until the stream received n events and returns them.
-func (s *memStream) waitEvents(t testing.TB, n int) []core.Event {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		s.mu.Lock()
-		changed := s.changed
-		s.mu.Unlock()
-		if evs := s.events(); len(evs) >= n {
-			return evs
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("stream got %d events, want %d", len(s.events()), n)
-		}
-	}
-}
+var newMemStream = streamtest.New
 
 var errDeadline = errors.New("stuck stream: write deadline exceeded")
 

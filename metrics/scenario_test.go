@@ -89,11 +89,11 @@ func runScenario(t *testing.T) (*prometheus.Registry, string) {
 	require.ErrorIs(t, err, core.ErrTooManyConnections)
 
 	require.NoError(t, b.SendToUser(ctx, userA, "note", `{"n":1}`))
-	stA.waitEvents(t, 1)
+	stA.WaitEvents(t, 1)
 	require.NoError(t, b.SendToTopic(ctx, "orders", "order", `{"n":2}`))
-	stA.waitEvents(t, 2)
+	stA.WaitEvents(t, 2)
 	require.NoError(t, b.Broadcast(ctx, "news", `{"n":3}`))
-	evsA := stA.waitEvents(t, 3)
+	evsA := stA.WaitEvents(t, 3)
 
 	<-stB.blocked // B took the broadcast and stopped reading
 	for i := range 5 {
@@ -106,12 +106,12 @@ func runScenario(t *testing.T) (*prometheus.Registry, string) {
 
 	stD := newMemStream()
 	d := serve(t, b, core.SubscribeRequest{Topics: []string{"orders"}, LastEventID: evsA[1].ID}, stD)
-	assert.Equal(t, "news", stD.waitEvents(t, 1)[0].Type)
+	assert.Equal(t, "news", stD.WaitEvents(t, 1)[0].Type)
 	require.NoError(t, d.close(t))
 
 	stE := newMemStream()
 	e := serve(t, b, core.SubscribeRequest{LastEventID: "deadbeef-1"}, stE)
-	assert.Equal(t, core.GapEventType, stE.waitEvents(t, 1)[0].Type)
+	assert.Equal(t, core.GapEventType, stE.WaitEvents(t, 1)[0].Type)
 
 	require.NoError(t, b.Close(ctx))
 	closed = true

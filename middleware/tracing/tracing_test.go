@@ -41,12 +41,12 @@ func TestPublishToDeliver(t *testing.T) {
 		Metadata: callerMeta,
 	})
 	require.NoError(t, err)
-	c.st.waitEvents(t, 1) // one write per event
+	c.st.WaitEvents(t, 1) // one write per event
 	require.NoError(t, b.SendToTopic(pubCtx, "orders", "order", "42"))
 	pubReq.End()
 	assert.Equal(t, map[string]string{"origin": "api"}, callerMeta, "the caller's map is not written to")
 
-	evs := c.st.waitEvents(t, 2)
+	evs := c.st.WaitEvents(t, 2)
 	delivers := waitSpans(t, sr, tracing.SpanDeliver, 2)
 	c.close(t)
 	streamReq.End()
@@ -129,7 +129,7 @@ func TestBroadcastBudget(t *testing.T) {
 			for i := range 2 {
 				require.NoError(t, b.Broadcast(ctx, "news", fmt.Sprint(i)))
 				for _, c := range clients {
-					c.st.waitEvents(t, i+1)
+					c.st.WaitEvents(t, i+1)
 				}
 			}
 			for _, c := range clients {
@@ -167,7 +167,7 @@ func TestMaxLinks(t *testing.T) {
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- b.Serve(sctx, sub, st) }()
-	st.waitEvents(t, 5)
+	st.WaitEvents(t, 5)
 	cancel()
 	<-done
 	d := named(sr.Ended(), tracing.SpanDeliver)
@@ -224,7 +224,7 @@ func TestAcrossBus(t *testing.T) {
 	pubCtx, req := tp.Tracer("test").Start(ctx, "POST /orders")
 	require.NoError(t, node1.SendToTopic(pubCtx, "orders/eu", "order", "42"))
 	req.End()
-	c.st.waitEvents(t, 1)
+	c.st.WaitEvents(t, 1)
 	c.close(t)
 
 	spans := sr.Ended()
@@ -263,7 +263,7 @@ func TestUnsampledStream(t *testing.T) {
 	ctx := trace.ContextWithRemoteSpanContext(context.Background(), remote)
 	c := connect(t, ctx, b, core.SubscribeRequest{})
 	require.NoError(t, b.Broadcast(context.Background(), "e", "x"))
-	c.st.waitEvents(t, 1)
+	c.st.WaitEvents(t, 1)
 	c.close(t)
 	spans := sr.Ended()
 	assert.Len(t, named(spans, "publish broadcast"), 1)
@@ -309,7 +309,7 @@ func TestRejectAndReplayEvents(t *testing.T) {
 	assert.Equal(t, "ssekit.rejected", r[0].Events()[0].Name)
 
 	c := connect(t, context.Background(), b, core.SubscribeRequest{LastEventID: "deadbeef-7"})
-	assert.Equal(t, core.GapEventType, c.st.waitEvents(t, 1)[0].Type)
+	assert.Equal(t, core.GapEventType, c.st.WaitEvents(t, 1)[0].Type)
 	c.close(t)
 	conn := named(sr.Ended(), tracing.SpanConnection)
 	require.Len(t, conn, 1)
