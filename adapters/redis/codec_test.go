@@ -114,6 +114,16 @@ func TestMetadataSurvivesTheTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.waitFor(t, 5*time.Second, "the event", func(rs []received) bool { return len(rs) == 1 })
+	// The Flush hook runs after the write returns, which can be after the
+	// subscriber has already decoded the event: wait for it too.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		n := len(seen)
+		mu.Unlock()
+		if n > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(seen) != 1 {
