@@ -93,7 +93,7 @@ func (b *Broker) Config() Config { return b.cfg }
 // event ID. Publish never blocks on a subscriber. On error nothing was
 // sent. The broker keeps m's slices: do not modify them afterwards.
 func (b *Broker) Publish(ctx context.Context, m Message) (string, error) {
-	m.frame, m.size = nil, 0
+	m.frame, m.spare, m.size, m.borrowed, m.inlineUsed = nil, nil, 0, false, false
 	return b.publish(ctx, &m)
 }
 
@@ -143,6 +143,9 @@ func (b *Broker) check(m *Message) error {
 		return fmt.Errorf("%w: %d bytes encoded, limit %d", ErrEventTooLarge, n, b.cfg.MaxEventSize)
 	}
 	m.size = n
+	if m.borrowed {
+		m.own()
+	}
 	return nil
 }
 

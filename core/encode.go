@@ -103,8 +103,8 @@ func EncodedLen(e Event) int {
 	}
 	n := 1 // the blank line that ends the event
 	if e.Comment != "" {
-		lines := countSSELines(e.Comment)
-		n += lines*(len(commentPrefix)+1) + len(e.Comment) - countSSEBreakBytes(e.Comment)
+		lines, breaks := sseLineStats(e.Comment)
+		n += lines*(len(commentPrefix)+1) + len(e.Comment) - breaks
 	}
 	if e.Retry > 0 {
 		n += len(retryPrefix) + decimalLen(uint64(e.Retry/time.Millisecond)) + 1
@@ -116,8 +116,8 @@ func EncodedLen(e Event) int {
 		n += len(eventPrefix) + len(e.Type) + 1
 	}
 	if message {
-		lines := countSSELines(e.Data)
-		n += lines*(len(dataPrefix)+1) + len(e.Data) - countSSEBreakBytes(e.Data)
+		lines, breaks := sseLineStats(e.Data)
+		n += lines*(len(dataPrefix)+1) + len(e.Data) - breaks
 	}
 	return n
 }
@@ -269,28 +269,24 @@ func appendSSELines(dst []byte, prefix, s string) []byte {
 	}
 }
 
-// countSSELines returns how many lines appendSSELines writes for s.
-func countSSELines(s string) int {
-	if s == "" {
-		return 1
+// sseLineStats returns how many lines appendSSELines writes for s and how
+// many bytes of s are line breaks, which the encoder drops (each becomes
+// the LF that ends a line it writes).
+func sseLineStats(s string) (lines, breakBytes int) {
+	if strings.IndexByte(s, '\r') < 0 {
+		// The usual payload: LF is the only break, one vectorised count.
+		lf := strings.Count(s, "\n")
+		return lf + 1, lf
 	}
 	b := newSSEBreaks(s)
-	n := 1
+	lines = 1
 	for {
 		if _, more := b.next(); !more {
-			return n
+			break
 		}
-		n++
+		lines++
 	}
-}
-
-// countSSEBreakBytes returns how many bytes of s are line breaks, which the
-// encoder drops (each becomes the LF that ends a line it writes).
-func countSSEBreakBytes(s string) int {
-	if strings.IndexByte(s, '\r') < 0 {
-		return strings.Count(s, "\n")
-	}
-	return strings.Count(s, "\r") + strings.Count(s, "\n")
+	return lines, strings.Count(s, "\r") + strings.Count(s, "\n")
 }
 
 func decimalLen(v uint64) int {

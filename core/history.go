@@ -58,11 +58,8 @@ func (h *MemoryHistory) Append(_ context.Context, m *Message) error {
 		h.ring[seq%uint64(len(h.ring))] = m
 	}
 	h.mu.Unlock()
-	// Formatting outside the lock keeps the critical section to a store;
-	// the stack buffer makes the ID one allocation.
-	var buf [48]byte
-	id := append(append(buf[:0], h.epoch...), '-')
-	m.Event.ID = string(strconv.AppendUint(id, seq, 10))
+	// Formatting outside the lock keeps the critical section to a store.
+	m.setID(h.epoch, seq)
 	return nil
 }
 

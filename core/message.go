@@ -3,7 +3,9 @@ package core
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/google/uuid"
 )
@@ -50,10 +52,27 @@ type Message struct {
 	PublishedAt time.Time
 
 	frame      []byte // encoded once per broker, shared by every recipient
+	spare      []byte // capacity reserved for frame in the data's allocation
 	recipients int    // local recipients counted by deliver, for observers
 	size       int    // encoded size without the id field, once validated
+	borrowed   bool   // Event.Data still aliases the caller's []byte
+	inlineUsed bool   // inline holds the data copy or the frame
 	one        [1]uuid.UUID
+	idBuf      [idBufLen]byte // MemoryHistory writes the ID here
+	// inline holds a small message's data copy and frame, so that the
+	// message, its ID and its bytes are one allocation. It is written at
+	// most once: strings point into it.
+	inline [inlineLen]byte
 }
+
+const (
+	// idBufLen holds a MemoryHistory ID (8-byte epoch, "-", up to 20
+	// digits), so assigning it costs no allocation of its own.
+	idBufLen = 32
+	// inlineLen makes a Message exactly 448 bytes, an allocator size
+	// class, with room for a typical notification and its frame.
+	inlineLen = 152
+)
 
 // Frame returns the message encoded for the wire, encoding it on first use.
 // The slice is shared: callers must not modify it.
@@ -62,10 +81,16 @@ func (m *Message) Frame() []byte {
 		return m.frame
 	}
 	if m.size > 0 {
-		// Publish validated it and measured it: encode in one exact
-		// allocation, without validating again.
-		n := m.size + len("id: \n") + len(m.Event.ID)
-		m.frame = appendEventUnchecked(make([]byte, 0, n), m.Event)
+		// Publish validated it and measured it: encode without validating
+		// again, into the room reserved next to the data or else into one
+		// exact allocation.
+		n := m.size + len(idPrefix) + len(m.Event.ID) + 1
+		buf := m.spare[:0]
+		if cap(buf) < n {
+			buf = m.room(n)
+		}
+		m.spare = nil
+		m.frame = appendEventUnchecked(buf, m.Event)
 		return m.frame
 	}
 	// A message from a Bus that this broker did not validate: check it,
@@ -192,4 +217,41 @@ func DataString(data any) (string, error) {
 		return "", fmt.Errorf("%w: %w", ErrInvalidData, err)
 	}
 	return string(b), nil
+}
+
+// own ends the borrowing of the caller's data: it copies the data into an
+// allocation that also has room for the frame (with an ID of up to
+// idBufLen bytes), so a []byte payload costs one allocation, not two.
+// check calls it once the event is known valid, before anyone else sees m.
+func (m *Message) own() {
+	d := m.Event.Data
+	buf := m.room(len(d) + m.size + len(idPrefix) + idBufLen + 1)[:len(d)]
+	copy(buf, d)
+	m.Event.Data = unsafe.String(unsafe.SliceData(buf), len(d))
+	m.spare = buf[len(d):len(d)]
+	m.borrowed = false
+}
+
+// setID sets the event ID epoch-seq, writing it into m's own idBuf the
+// first time (strings are immutable, so a buffer is written at most once).
+func (m *Message) setID(epoch string, seq uint64) {
+	if m.Event.ID == "" {
+		id := strconv.AppendUint(append(append(m.idBuf[:0], epoch...), '-'), seq, 10)
+		if len(id) <= idBufLen {
+			m.Event.ID = unsafe.String(&m.idBuf[0], len(id))
+			return
+		}
+	}
+	var buf [64]byte
+	m.Event.ID = string(strconv.AppendUint(append(append(buf[:0], epoch...), '-'), seq, 10))
+}
+
+// room returns an empty slice with capacity n: m's inline array the first
+// time it fits, a new allocation otherwise.
+func (m *Message) room(n int) []byte {
+	if n <= len(m.inline) && !m.inlineUsed {
+		m.inlineUsed = true
+		return m.inline[:0:n]
+	}
+	return make([]byte, 0, n)
 }

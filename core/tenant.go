@@ -2,6 +2,8 @@ package core
 
 import (
 	"context"
+	"encoding/json"
+	"unsafe"
 
 	"github.com/google/uuid"
 )
@@ -44,13 +46,23 @@ func (t Tenant) Broadcast(ctx context.Context, eventType string, data any) error
 }
 
 func (t Tenant) send(ctx context.Context, m *Message, eventType string, data any) error {
-	text, err := DataString(data)
-	if err != nil {
-		return err
+	var text string
+	switch d := data.(type) {
+	case []byte:
+		// Borrowed until the broker has validated the event; it then copies
+		// the bytes next to the frame, one allocation for both.
+		text, m.borrowed = unsafe.String(unsafe.SliceData(d), len(d)), true
+	case json.RawMessage:
+		text, m.borrowed = unsafe.String(unsafe.SliceData(d), len(d)), true
+	default:
+		var err error
+		if text, err = DataString(data); err != nil {
+			return err
+		}
 	}
 	m.Target.Tenant = t.name
 	m.Event = Event{Type: eventType, Data: text}
-	_, err = t.b.publish(ctx, m)
+	_, err := t.b.publish(ctx, m)
 	return err
 }
 
