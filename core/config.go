@@ -78,7 +78,9 @@ type Config struct {
 	// must be >= 5s).
 	HeartbeatInterval time.Duration
 	// ClientTimeout closes a connection whose writes make no progress for
-	// this long (default 5m, must be >= 2 x HeartbeatInterval).
+	// this long (default 5m, must be >= 2 x HeartbeatInterval). The write
+	// deadline is renewed lazily, to spare a timer update per write, so a
+	// stalled connection is closed after between 1 and 1.5 x ClientTimeout.
 	ClientTimeout time.Duration
 	// HistorySize is how many events the default in-memory History keeps
 	// for Last-Event-ID replay (default 1024; NoHistory switches replay

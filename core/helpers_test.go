@@ -26,7 +26,9 @@ type testStream struct {
 	changed  chan struct{}
 	flushes  int
 	writes   int
-	pending  []byte
+	// deadlineSets counts SetWriteDeadline calls.
+	deadlineSets int
+	pending      []byte
 }
 
 func newTestStream() *testStream {
@@ -71,6 +73,7 @@ func (s *testStream) Flush() error {
 func (s *testStream) SetWriteDeadline(t time.Time) error {
 	s.mu.Lock()
 	s.deadline = t
+	s.deadlineSets++
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()

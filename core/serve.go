@@ -246,9 +246,8 @@ func (l *loop) release() {
 
 // write sends p with one Write and one Flush, bounded by ClientTimeout.
 func (l *loop) write(p []byte) (CloseReason, error) {
-	s, timeout := l.s, l.b.cfg.ClientTimeout
-	start := time.Now()
-	if !s.armDeadline(start, timeout) {
+	s := l.s
+	if !s.armDeadline(time.Now(), l.b.cfg.ClientTimeout) {
 		l.release()
 		return ReasonSlowConsumer, ErrSlowConsumer
 	}
@@ -270,7 +269,7 @@ func (l *loop) write(p []byte) (CloseReason, error) {
 		return ReasonSlowConsumer, ErrSlowConsumer
 	case l.ctx.Err() != nil:
 		return ReasonClientGone, nil
-	case s.deadline != nil && time.Since(start) >= timeout:
+	case s.stalled(time.Now()):
 		return ReasonTimeout, ErrWriteTimeout
 	}
 	return ReasonWriteError, err

@@ -61,10 +61,34 @@ func TestWriteStallTimesOut(t *testing.T) {
 		start := time.Now()
 		err := <-c.done
 		assert.ErrorIs(t, err, ErrWriteTimeout)
-		// The heartbeat write at 10s stalls; 30s later it is given up.
-		assert.Equal(t, 40*time.Second, time.Since(start))
+		// The preamble armed the deadline for 45s (1.5 x ClientTimeout);
+		// the heartbeat write at 10s still had 35s left, so it kept that
+		// deadline and stalled until it: 35s, within [30s, 45s].
+		assert.Equal(t, 45*time.Second, time.Since(start))
 		c.cancel()
 		assert.Zero(t, b.Stats().Connections)
+	})
+}
+
+// TestWriteStallAfterQuietSpell checks the deadline is renewed when the
+// one in force would give a write less than ClientTimeout: a stall that
+// starts long after the last renewal is still allowed its full timeout.
+func TestWriteStallAfterQuietSpell(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t, Config{HeartbeatInterval: 10 * time.Second, ClientTimeout: 30 * time.Second})
+		c := connect(t, b, SubscribeRequest{})
+		<-c.st.out // preamble at 0s: deadline 45s
+		<-c.st.out // heartbeat at 10s keeps it
+		<-c.st.out // heartbeat at 20s has 25s left: renewed to 65s
+		start := time.Now()
+		err := <-c.done // the heartbeat at 30s stalls until 65s
+		assert.ErrorIs(t, err, ErrWriteTimeout)
+		assert.Equal(t, 45*time.Second, time.Since(start))
+		c.st.mu.Lock()
+		assert.Equal(t, 4, c.st.writes, "three writes, then the stalled one")
+		assert.Equal(t, 2, c.st.deadlineSets, "armed at 0s, renewed at 20s")
+		c.st.mu.Unlock()
+		c.cancel()
 	})
 }
 

@@ -40,6 +40,7 @@ type Subscription struct {
 	overflow bool                  // queue overflowed under Disconnect
 	aborted  bool                  // write deadline forced into the past
 	deadline func(time.Time) error // the Stream's write deadline, if any
+	armed    time.Time             // the write deadline in force
 	serving  bool                  // Serve has started
 	gone     bool                  // unregistered; Serve must not start
 	notify   chan struct{}         // capacity 1: "queue became non-empty"
@@ -180,16 +181,28 @@ func (s *Subscription) abortLocked() {
 	}
 }
 
-// armDeadline gives the next write, starting at now, ClientTimeout to make
-// progress.
+// armDeadline gives the next write, starting at now, at least ClientTimeout
+// to make progress. Setting a write deadline costs a timer update (and,
+// through net/http, a lock or two), so it is re-armed only when the one in
+// force would leave less than timeout, and then to 1.5 x timeout: a
+// stalled write is cut after between one and one and a half timeouts.
 func (s *Subscription) armDeadline(now time.Time, timeout time.Duration) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.aborted {
 		return false
 	}
-	if s.deadline != nil {
-		_ = s.deadline(now.Add(timeout))
+	if s.deadline != nil && s.armed.Sub(now) < timeout {
+		s.armed = now.Add(timeout + timeout/2)
+		_ = s.deadline(s.armed)
 	}
 	return true
+}
+
+// stalled reports whether a write that failed at now ran into the armed
+// deadline rather than failing for another reason.
+func (s *Subscription) stalled(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deadline != nil && !s.armed.IsZero() && !now.Before(s.armed)
 }
