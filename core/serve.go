@@ -93,6 +93,9 @@ type loop struct {
 	st  Stream
 	ctx context.Context
 	sc  *scratch
+	// lastWrite is when the last write started: a heartbeat is due once
+	// the stream has been quiet for HeartbeatInterval since.
+	lastWrite time.Time
 }
 
 func (l *loop) run() (CloseReason, error) {
@@ -152,7 +155,6 @@ func (l *loop) run() (CloseReason, error) {
 		if reason, err, ok := l.flushQueue(); !ok {
 			return reason, err
 		} else if reason == "" {
-			hb.Reset(b.cfg.HeartbeatInterval)
 			if hold != nil {
 				// Coalesce: let events gather for FlushInterval before the
 				// next write. The first event after a quiet spell went out
@@ -169,6 +171,13 @@ func (l *loop) run() (CloseReason, error) {
 		select {
 		case <-s.notify:
 		case <-hb.C:
+			// The timer is not reset on every write, which would cost a
+			// timer update per batch: when it fires, it is either time for
+			// a heartbeat or time to wait out the rest of the interval.
+			if quiet := time.Since(l.lastWrite); quiet < b.cfg.HeartbeatInterval {
+				hb.Reset(b.cfg.HeartbeatInterval - quiet)
+				continue
+			}
 			if reason, err := l.write(heartbeat); err != nil {
 				return reason, err
 			}
@@ -247,7 +256,8 @@ func (l *loop) release() {
 // write sends p with one Write and one Flush, bounded by ClientTimeout.
 func (l *loop) write(p []byte) (CloseReason, error) {
 	s := l.s
-	if !s.armDeadline(time.Now(), l.b.cfg.ClientTimeout) {
+	l.lastWrite = time.Now()
+	if !s.armDeadline(l.lastWrite, l.b.cfg.ClientTimeout) {
 		l.release()
 		return ReasonSlowConsumer, ErrSlowConsumer
 	}

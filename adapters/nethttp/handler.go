@@ -11,9 +11,10 @@ import (
 
 // StreamHandler serves ssekit streams; create it with New or Handler.
 type StreamHandler struct {
-	broker *core.Broker
-	cors   *CORS
-	log    func(error)
+	broker   *core.Broker
+	cors     *CORS
+	log      func(error)
+	takeover bool // WithTakeover
 }
 
 // Option configures a StreamHandler.
@@ -80,6 +81,11 @@ func (h *StreamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
+	var taking *connGroup
+	if h.takeover && canTakeOver(r) {
+		taking = trackTakeover(h.broker) // before Connect: see trackTakeover
+		defer taking.done()
+	}
 	req := Request(r)
 	sub, err := h.broker.Connect(r.Context(), req)
 	if err != nil {
@@ -91,6 +97,9 @@ func (h *StreamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	if taking != nil && h.takeOver(w, r, sub, taking) {
+		return
+	}
 	w.WriteHeader(http.StatusOK)
 	// The server's WriteTimeout would cut every stream; Serve bounds each
 	// write with its own deadline instead.

@@ -13,9 +13,16 @@ import (
 // closing the broker at the same time ends every stream after its queue is
 // flushed, with a reconnect hint, so clients come back to a new instance.
 // Both respect ctx.
+//
+// Streams served with WithTakeover are no longer srv's to wait for:
+// Shutdown waits, after the broker, until their connections are closed,
+// each after its reconnect hint and the end of its body.
 func Shutdown(ctx context.Context, srv *http.Server, b *core.Broker) error {
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(ctx) }()
 	berr := b.Close(ctx)
+	if berr == nil {
+		berr = waitTakeovers(ctx, b)
+	}
 	return errors.Join(berr, <-done)
 }

@@ -119,3 +119,106 @@ func TestAuthModeOptions(t *testing.T) {
 		t.Fatal("-dev-token must turn on auth mode with a random secret")
 	}
 }
+
+// TestAuthModeBatch: in auth mode every item of a batch must be allowed by
+// the token's publish claim and tenant, or nothing of it is published; the
+// publish secret still lets a trusted service publish a batch anywhere.
+func TestAuthModeBatch(t *testing.T) {
+	secret := auth.NewSecret()
+	o, err := parseOptions([]string{"-jwt-secret", string(secret), "-publish-secret", "svc-secret"}, envMap(nil), &strings.Builder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := core.New(o.broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := newHub(b, o.hub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = b.Close(ctx)
+		srv.Close()
+	})
+	mint := func(g auth.Grant) string {
+		t.Helper()
+		tok, err := o.hub.jwt.Mint(secret, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	alice, bob := uuid.New(), uuid.New()
+	reader := mint(auth.Grant{User: alice, Tenant: "acme", Topics: []string{"news"}})
+	writer := mint(auth.Grant{User: bob, Tenant: "acme", Publish: []string{"news", auth.GrantUsers}})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/events?topic=news", nil)
+	req.AddCookie(&http.Cookie{Name: "ssekit_token", Value: reader})
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("stream with token: %d", res.StatusCode)
+	}
+
+	news := `{"topic":"news","event":"e","data":"granted"}`
+	for _, tc := range []struct {
+		name, token, body string
+		status            int
+		field             string
+	}{
+		{"no token", "", batch(news), http.StatusUnauthorized, ""},
+		{"topic outside the claim", writer, batch(news, `{"topic":"billing","event":"e"}`), http.StatusForbidden, "[1].target"},
+		{"broadcast not granted", writer, batch(news, news, `{"broadcast":true,"event":"e"}`), http.StatusForbidden, "[2].target"},
+		{"another tenant", writer, batch(news, `{"tenant":"globex","topic":"news","event":"e"}`), http.StatusForbidden, "[1].tenant"},
+		{"reader cannot publish", reader, batch(news), http.StatusForbidden, "[0].target"},
+		{"bad item before a forbidden one", writer, batch(`{"event":"e"}`, `{"broadcast":true,"event":"e"}`), http.StatusBadRequest, "[0].target"},
+	} {
+		status, body := post(t, srv.Client(), srv.URL, tc.token, tc.body)
+		if status != tc.status {
+			t.Errorf("%s: got %d %s, want %d", tc.name, status, body, tc.status)
+			continue
+		}
+		if tc.field != "" {
+			if e := decodeError(t, body); e.Field != tc.field {
+				t.Errorf("%s: field %q, want %q", tc.name, e.Field, tc.field)
+			}
+		}
+	}
+	if got := b.Stats().Published; got != 0 {
+		t.Fatalf("refused batches published %d events", got)
+	}
+
+	// Allowed: the tenant is the token's, the body names none.
+	status, body := post(t, srv.Client(), srv.URL, writer, batch(
+		`{"topic":"news","event":"headline","data":"b1"}`,
+		`{"user":"`+alice.String()+`","event":"dm","data":"b2"}`))
+	if status != http.StatusOK {
+		t.Fatalf("granted batch: %d %s", status, body)
+	}
+	// The publish secret: a trusted service, any target, any tenant.
+	status, body = post(t, srv.Client(), srv.URL, "svc-secret", batch(
+		`{"tenant":"acme","broadcast":true,"event":"all","data":"b3"}`,
+		`{"tenant":"globex","broadcast":true,"event":"all","data":"elsewhere"}`))
+	if status != http.StatusOK {
+		t.Fatalf("batch with the publish secret: %d %s", status, body)
+	}
+	dec := core.NewDecoder(res.Body)
+	for _, want := range []string{"b1", "b2", "b3"} {
+		ev, err := dec.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Data != want {
+			t.Fatalf("got %q, want %q", ev.Data, want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -33,6 +34,9 @@ type hubConfig struct {
 	// maxEventSize is the broker's MaxEventSize (0: the core default); the
 	// publish body limit is derived from it.
 	maxEventSize int
+	// maxBatch is the most events one POST /publish array may hold (0:
+	// defaultMaxBatch).
+	maxBatch int
 	// jwt, when set, is auth mode: the broker authenticates streams with
 	// it, and /publish takes a JWT whose publish claim allows the target
 	// (or the publish secret, for trusted services).
@@ -47,11 +51,39 @@ type hubConfig struct {
 // and be served again by the next: the browser test restarts the server
 // this way and checks that the page is replayed what it missed.
 type hub struct {
-	broker  *core.Broker
-	secret  *[sha256.Size]byte // hash of the publish secret; nil: open
-	jwt     *auth.JWT
-	maxBody int64
-	mux     *http.ServeMux
+	broker *core.Broker
+	secret *[sha256.Size]byte // hash of the publish secret; nil: open
+	jwt    *auth.JWT
+	// maxBody bounds the body of a single-object publish, maxBatchBody
+	// the body of a batch (a JSON array) of at most maxBatch events.
+	maxBody      int64
+	maxBatchBody int64
+	maxBatch     int
+	mux          *http.ServeMux
+}
+
+// Batch publishing: POST /publish also takes a JSON array of the objects
+// it takes one at a time.
+const (
+	// defaultMaxBatch is the default of -max-batch, the most events one
+	// array may hold.
+	defaultMaxBatch = 1000
+	// maxMaxBatch bounds -max-batch: every event of a batch is held in
+	// memory until all of them are validated.
+	maxMaxBatch = 100_000
+	// maxBatchBodyCap caps a batch's body, whatever max-batch times the
+	// single-object limit would allow, for the same reason.
+	maxBatchBodyCap = 16 << 20
+)
+
+// batchBodyLimit is the body limit of a batch: the single-object limit
+// per event, capped at maxBatchBodyCap, never below the single limit.
+func batchBodyLimit(single int64, maxBatch int) int64 {
+	limit := int64(maxBatchBodyCap)
+	if single <= limit/int64(maxBatch) {
+		limit = single * int64(maxBatch)
+	}
+	return max(limit, single)
 }
 
 // newHub returns the handler serving every route of the hub for b. The
@@ -67,10 +99,15 @@ func newHub(b *core.Broker, cfg hubConfig) (*hub, error) {
 		// JSON escaping can double the data ("\n" for a newline), and the
 		// rest of the request is small: a larger body cannot hold a valid
 		// event, so it is refused before it is read into memory.
-		maxBody: 2*int64(maxEvent) + 4096,
-		mux:     http.NewServeMux(),
-		jwt:     cfg.jwt,
+		maxBody:  2*int64(maxEvent) + 4096,
+		maxBatch: cfg.maxBatch,
+		mux:      http.NewServeMux(),
+		jwt:      cfg.jwt,
 	}
+	if h.maxBatch <= 0 {
+		h.maxBatch = defaultMaxBatch
+	}
+	h.maxBatchBody = batchBodyLimit(h.maxBody, h.maxBatch)
 	if cfg.publishSecret != "" {
 		sum := sha256.Sum256([]byte(cfg.publishSecret))
 		h.secret = &sum
@@ -143,28 +180,39 @@ type apiError struct {
 	Error string `json:"error"`
 	// Field names the request field at fault; "target" stands for the
 	// user/topic/broadcast trio, "body" for the JSON document as a whole.
+	// In a batch it is prefixed with the item's index: "[3].user", or
+	// "[3]" for the item as a whole.
 	Field string `json:"field,omitempty"`
+	// Index is the batch item at fault, when one is.
+	Index *int `json:"index,omitempty"`
 }
 
-// publish handles POST /publish.
+// batchError is the error body of a batch that failed while its events
+// were being published: IDs are those of the events already published,
+// in item order (none of the later ones was).
+type batchError struct {
+	apiError
+	IDs []string `json:"ids"`
+}
+
+// atItem moves e to batch item k: the field gets the item's index.
+func atItem(k int, e apiError) *apiError {
+	prefix := fmt.Sprintf("[%d]", k)
+	switch e.Field {
+	case "", "body":
+		e.Field = prefix
+	default:
+		e.Field = prefix + "." + e.Field
+	}
+	e.Index = &k
+	return &e
+}
+
+// publish handles POST /publish: one JSON object, or a JSON array of
+// them (a batch).
 func (h *hub) publish(w http.ResponseWriter, r *http.Request) {
-	// In auth mode a valid JWT is the caller's identity; the publish
-	// secret, when set, still lets a trusted service publish anywhere.
-	var caller *core.Identity
-	if h.jwt != nil && !(h.secret != nil && h.authorized(r)) {
-		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		// Header only: a cookie would let any site the user visits
-		// publish in their name (CSRF).
-		id, err := h.jwt.Verify(strings.TrimSpace(token))
-		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="ssekit-hub"`)
-			writeJSON(w, http.StatusUnauthorized, apiError{Error: "auth mode: send Authorization: Bearer <JWT>"})
-			return
-		}
-		caller = &id
-	} else if !h.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="ssekit-hub"`)
-		writeJSON(w, http.StatusUnauthorized, apiError{Error: "missing or wrong publish secret: send Authorization: Bearer <secret>"})
+	caller, ok := h.authenticate(w, r)
+	if !ok {
 		return
 	}
 	// Requiring JSON makes a cross-site form post impossible: a browser
@@ -173,8 +221,67 @@ func (h *hub) publish(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnsupportedMediaType, apiError{Error: "Content-Type must be application/json", Field: "body"})
 		return
 	}
-	req, status, aerr := h.decode(w, r)
-	if aerr != nil {
+	// The batch limit bounds the whole body; a single object gets its own,
+	// smaller limit once the first byte says it is not an array.
+	br := bufio.NewReader(http.MaxBytesReader(w, r.Body, h.maxBatchBody))
+	skipped, isArray := startsArray(br, h.maxBody)
+	if isArray {
+		h.publishBatch(w, r, caller, br)
+		return
+	}
+	h.publishOne(w, r, caller, http.MaxBytesReader(w, io.NopCloser(br), h.maxBody-skipped))
+}
+
+// startsArray skips the whitespace before the JSON value, at most max
+// bytes of it, and reports how much it skipped and whether the value is
+// an array.
+func startsArray(br *bufio.Reader, max int64) (int64, bool) {
+	var n int64
+	for n < max {
+		c, err := br.ReadByte()
+		if err != nil {
+			return n, false
+		}
+		if c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+			n++
+			continue
+		}
+		_ = br.UnreadByte()
+		return n, c == '['
+	}
+	return n, false
+}
+
+// authenticate checks the caller of POST /publish and answers 401 itself
+// when it fails. In auth mode a valid JWT is the caller's identity (nil
+// otherwise); the publish secret, when set, still lets a trusted service
+// publish anywhere.
+func (h *hub) authenticate(w http.ResponseWriter, r *http.Request) (*core.Identity, bool) {
+	if h.jwt != nil && !(h.secret != nil && h.authorized(r)) {
+		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// Header only: a cookie would let any site the user visits
+		// publish in their name (CSRF).
+		id, err := h.jwt.Verify(strings.TrimSpace(token))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="ssekit-hub"`)
+			writeJSON(w, http.StatusUnauthorized, apiError{Error: "auth mode: send Authorization: Bearer <JWT>"})
+			return nil, false
+		}
+		return &id, true
+	}
+	if !h.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ssekit-hub"`)
+		writeJSON(w, http.StatusUnauthorized, apiError{Error: "missing or wrong publish secret: send Authorization: Bearer <secret>"})
+		return nil, false
+	}
+	return nil, true
+}
+
+// publishOne publishes the single object in body.
+func (h *hub) publishOne(w http.ResponseWriter, r *http.Request, caller *core.Identity, body io.Reader) {
+	req, err := decodeObject(body)
+	if err != nil {
+		status, aerr := badBody(err, h.maxBody)
 		writeJSON(w, status, aerr)
 		return
 	}
@@ -183,17 +290,9 @@ func (h *hub) publish(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, aerr)
 		return
 	}
-	if caller != nil {
-		// The tenant comes from the token, never from the body.
-		if req.Tenant != "" && req.Tenant != caller.Tenant {
-			writeJSON(w, http.StatusForbidden, apiError{Error: "the token does not allow this tenant", Field: "tenant"})
-			return
-		}
-		msg.Target.Tenant = caller.Tenant
-		if err := auth.CanPublish(*caller, msg.Target); err != nil {
-			writeJSON(w, http.StatusForbidden, apiError{Error: err.Error(), Field: "target"})
-			return
-		}
+	if aerr := allow(caller, req, &msg); aerr != nil {
+		writeJSON(w, http.StatusForbidden, aerr)
+		return
 	}
 	id, err := h.broker.Publish(r.Context(), msg)
 	if err != nil {
@@ -204,6 +303,152 @@ func (h *hub) publish(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
 		ID string `json:"id"`
 	}{id})
+}
+
+// publishBatch publishes the JSON array in body: every item is decoded,
+// validated and authorized before any is published, so that a bad item
+// publishes nothing; then the items are published in order.
+func (h *hub) publishBatch(w http.ResponseWriter, r *http.Request, caller *core.Identity, body io.Reader) {
+	items, status, aerr := h.decodeBatch(body)
+	if aerr != nil {
+		writeJSON(w, status, aerr)
+		return
+	}
+	msgs := make([]core.Message, len(items))
+	for k, raw := range items {
+		msg, status, aerr := h.item(raw, caller)
+		if aerr != nil {
+			writeJSON(w, status, atItem(k, *aerr))
+			return
+		}
+		msgs[k] = msg
+	}
+	ids := make([]string, 0, len(msgs))
+	for k, msg := range msgs {
+		id, err := h.broker.Publish(r.Context(), msg)
+		if err != nil {
+			// Shutting down, the context gone, or a rule of the broker
+			// the checks above do not know: the caller learns which
+			// events were published.
+			status, aerr := publishError(err)
+			writeJSON(w, status, batchError{apiError: *atItem(k, aerr), IDs: ids})
+			return
+		}
+		ids = append(ids, id)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		IDs []string `json:"ids"`
+	}{ids})
+}
+
+// decodeBatch reads a JSON array of at most h.maxBatch items, without
+// decoding the items yet.
+func (h *hub) decodeBatch(body io.Reader) ([]json.RawMessage, int, *apiError) {
+	fail := func(err error) ([]json.RawMessage, int, *apiError) {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF // the array was opened
+		}
+		status, aerr := badBody(err, h.maxBatchBody)
+		aerr.Field = "body"
+		return nil, status, &aerr
+	}
+	dec := json.NewDecoder(body)
+	if _, err := dec.Token(); err != nil { // [
+		return fail(err)
+	}
+	var items []json.RawMessage
+	for dec.More() {
+		if len(items) == h.maxBatch {
+			return nil, http.StatusRequestEntityTooLarge, &apiError{
+				Error: fmt.Sprintf("a batch may hold at most %d events: split it", h.maxBatch), Field: "body"}
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return fail(err)
+		}
+		items = append(items, raw)
+	}
+	if _, err := dec.Token(); err != nil { // ]
+		return fail(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, http.StatusBadRequest, &apiError{Error: "the body must hold exactly one JSON array", Field: "body"}
+	}
+	if len(items) == 0 {
+		return nil, http.StatusBadRequest, &apiError{Error: "empty batch: send at least one event", Field: "body"}
+	}
+	return items, 0, nil
+}
+
+// item turns one batch item into a message that is ready to publish: the
+// checks of a single publish, then the broker's own rules (check), so that
+// a batch is refused before any of it is published.
+func (h *hub) item(raw json.RawMessage, caller *core.Identity) (core.Message, int, *apiError) {
+	if raw[0] != '{' {
+		return core.Message{}, http.StatusBadRequest, &apiError{Error: "each item must be a JSON object, got " + jsonValueKind(raw[0])}
+	}
+	req, err := decodeObject(bytes.NewReader(raw))
+	if err != nil {
+		status, aerr := badBody(err, h.maxBatchBody)
+		return core.Message{}, status, &aerr
+	}
+	msg, aerr := req.message()
+	if aerr != nil {
+		return msg, http.StatusBadRequest, aerr
+	}
+	if aerr := allow(caller, req, &msg); aerr != nil {
+		return msg, http.StatusForbidden, aerr
+	}
+	if err := h.check(msg); err != nil {
+		status, aerr := publishError(err)
+		return msg, status, &aerr
+	}
+	return msg, 0, nil
+}
+
+// allow applies the caller's token to msg (nil caller: the publish secret
+// or an open hub allow everything): the tenant comes from the token, never
+// from the body, and the publish claim must allow the target.
+func allow(caller *core.Identity, req publishRequest, msg *core.Message) *apiError {
+	if caller == nil {
+		return nil
+	}
+	if req.Tenant != "" && req.Tenant != caller.Tenant {
+		return &apiError{Error: "the token does not allow this tenant", Field: "tenant"}
+	}
+	msg.Target.Tenant = caller.Tenant
+	if err := auth.CanPublish(*caller, msg.Target); err != nil {
+		return &apiError{Error: err.Error(), Field: "target"}
+	}
+	return nil
+}
+
+// check applies the rules core.Broker.Publish checks, with the same
+// exported validators and sentinel errors, so that every item of a batch
+// is known good before the first is published. Publish checks again; a
+// rule missing here shows as a failure mid-batch, which the answer
+// reports with the IDs already published.
+func (h *hub) check(m core.Message) error {
+	if err := core.ValidateTenant(m.Target.Tenant); err != nil {
+		return err
+	}
+	for _, u := range m.Target.Users {
+		if u == uuid.Nil {
+			return fmt.Errorf("%w: nil UUID", core.ErrInvalidUser)
+		}
+	}
+	for _, topic := range m.Target.Topics {
+		if err := core.ValidateTopic(topic); err != nil {
+			return err
+		}
+	}
+	if err := m.Event.Validate(); err != nil {
+		return err
+	}
+	if n, limit := core.EncodedLen(m.Event), h.broker.Config().MaxEventSize; n > limit {
+		return fmt.Errorf("%w: %d bytes encoded, limit %d", core.ErrEventTooLarge, n, limit)
+	}
+	return nil
 }
 
 // authorized checks the bearer secret in constant time. Hashing both sides
@@ -220,11 +465,11 @@ func (h *hub) authorized(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(sum[:], h.secret[:]) == 1
 }
 
-// decode reads one JSON object, strictly: unknown fields, wrong types and
-// trailing data are errors naming the field.
-func (h *hub) decode(w http.ResponseWriter, r *http.Request) (publishRequest, int, *apiError) {
+// decodeObject reads one JSON object, strictly: unknown fields, wrong
+// types and trailing data are errors (see badBody).
+func decodeObject(r io.Reader) (publishRequest, error) {
 	var req publishRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, h.maxBody))
+	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(&req)
 	if err == nil {
@@ -232,9 +477,12 @@ func (h *hub) decode(w http.ResponseWriter, r *http.Request) (publishRequest, in
 			err = errTrailing
 		}
 	}
-	if err == nil {
-		return req, 0, nil
-	}
+	return req, err
+}
+
+// badBody maps a decoding error to a status and an error naming the
+// field; limit is the body limit that applied.
+func badBody(err error, limit int64) (int, apiError) {
 	var (
 		tooBig  *http.MaxBytesError
 		typeErr *json.UnmarshalTypeError
@@ -242,27 +490,42 @@ func (h *hub) decode(w http.ResponseWriter, r *http.Request) (publishRequest, in
 	)
 	switch {
 	case errors.As(err, &tooBig):
-		return req, http.StatusRequestEntityTooLarge, &apiError{Error: fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit), Field: "data"}
+		return http.StatusRequestEntityTooLarge, apiError{Error: fmt.Sprintf("request body is larger than %d bytes", limit), Field: "data"}
 	case errors.As(err, &typeErr) && typeErr.Field != "":
-		return req, http.StatusBadRequest, &apiError{Error: fmt.Sprintf("%s must be a JSON %s, got %s", typeErr.Field, jsonKind(typeErr.Field), typeErr.Value), Field: typeErr.Field}
+		return http.StatusBadRequest, apiError{Error: fmt.Sprintf("%s must be a JSON %s, got %s", typeErr.Field, jsonKind(typeErr.Field), typeErr.Value), Field: typeErr.Field}
 	case errors.As(err, &typeErr):
-		return req, http.StatusBadRequest, &apiError{Error: "the body must be a JSON object, got " + typeErr.Value, Field: "body"}
+		return http.StatusBadRequest, apiError{Error: "the body must be a JSON object (or an array of them), got " + typeErr.Value, Field: "body"}
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
-		return req, http.StatusBadRequest, &apiError{Error: "invalid JSON: " + err.Error(), Field: "body"}
+		return http.StatusBadRequest, apiError{Error: "invalid JSON: " + err.Error(), Field: "body"}
 	case errors.Is(err, io.EOF):
-		return req, http.StatusBadRequest, &apiError{Error: "empty body: send a JSON object", Field: "body"}
+		return http.StatusBadRequest, apiError{Error: "empty body: send a JSON object", Field: "body"}
 	case errors.Is(err, errTrailing):
-		return req, http.StatusBadRequest, &apiError{Error: "the body must hold exactly one JSON object", Field: "body"}
+		return http.StatusBadRequest, apiError{Error: "the body must hold exactly one JSON object", Field: "body"}
 	}
 	// encoding/json reports unknown fields only as text.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name = strings.Trim(name, `"`)
-		return req, http.StatusBadRequest, &apiError{Error: fmt.Sprintf("unknown field %q (want tenant, user, topic, broadcast, event, data)", name), Field: name}
+		return http.StatusBadRequest, apiError{Error: fmt.Sprintf("unknown field %q (want tenant, user, topic, broadcast, event, data)", name), Field: name}
 	}
-	return req, http.StatusBadRequest, &apiError{Error: "invalid request: " + err.Error(), Field: "body"}
+	return http.StatusBadRequest, apiError{Error: "invalid request: " + err.Error(), Field: "body"}
 }
 
 var errTrailing = errors.New("trailing data after the JSON object")
+
+// jsonValueKind names the kind of the JSON value that starts with c.
+func jsonValueKind(c byte) string {
+	switch c {
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
+}
 
 func jsonKind(field string) string {
 	if field == "broadcast" {

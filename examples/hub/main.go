@@ -11,6 +11,7 @@
 //	GET  /          the demo page (embedded, no build step)
 //	GET  /events    the event stream (?user=UUID&tenant=NAME&topic=A&topic=B)
 //	POST /publish   {"tenant","user","topic","broadcast","event","data"} -> {"id"}
+//	                or a batch, [{...}, {...}] -> {"ids"} (all checked first)
 //	GET  /stats     core.Broker.Stats as JSON
 //	GET  /online    ?tenant=NAME -> JSON list of connected user IDs
 //	GET  /healthz   liveness

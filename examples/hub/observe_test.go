@@ -42,6 +42,17 @@ func TestMetricsAndTracing(t *testing.T) {
 	if _, err := dec.Next(); err != nil {
 		t.Fatal(err)
 	}
+	// A batch goes through the same instrumented route: one request span,
+	// one publish span per event.
+	item := `{"user":"` + user.String() + `","event":"note","data":"b"}`
+	if status, body := post(t, srv.Client(), srv.URL, "", "["+item+","+item+"]"); status != http.StatusOK {
+		t.Fatalf("batch publish: %d %s", status, body)
+	}
+	for range 2 {
+		if _, err := dec.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	res, err := srv.Client().Get(srv.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -50,8 +61,8 @@ func TestMetricsAndTracing(t *testing.T) {
 	res.Body.Close()
 	for _, want := range []string{
 		`ssekit_connections_open 1`,
-		`ssekit_events_published_total{target="user"} 1`,
-		`ssekit_events_sent_total 1`,
+		`ssekit_events_published_total{target="user"} 3`,
+		`ssekit_events_sent_total 3`,
 		`go_goroutines `,
 		`process_resident_memory_bytes `,
 	} {
@@ -68,10 +79,13 @@ func TestMetricsAndTracing(t *testing.T) {
 	if err := obs.shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	out := spans.String()
+	out := strings.ReplaceAll(spans.String(), `": "`, `":"`)
 	for _, want := range []string{`"Name":"POST /publish"`, `"Name":"publish user"`, `"Name":"deliver"`, `"Name":"sse connection"`} {
-		if !strings.Contains(strings.ReplaceAll(out, `": "`, `":"`), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("spans lack %s", want)
 		}
+	}
+	if n, m := strings.Count(out, `"Name":"POST /publish"`), strings.Count(out, `"Name":"publish user"`); n != 2 || m != 3 {
+		t.Errorf("%d request spans and %d publish spans, want 2 and 3 (one request of 1 event, one batch of 2)", n, m)
 	}
 }

@@ -75,6 +75,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		historySize  int
 		secret       string
 		jwtSecret    string
+		maxBatch     int
 	)
 	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -95,6 +96,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.broker.MaxConnectionsPerUser, "max-connections-per-user", 0, "open connections allowed per user and tenant; 0 = unlimited (MaxConnectionsPerUser)")
 	fs.DurationVar(&o.broker.FlushInterval, "flush-interval", 0, "write each stream at most once per interval, batching bursts (FlushInterval; 0 = write at once)")
 	fs.IntVar(&o.broker.MaxEventSize, "max-event-size", core.DefaultMaxEventSize, "largest encoded event in `bytes` (MaxEventSize; 0 = default)")
+	fs.IntVar(&maxBatch, "max-batch", defaultMaxBatch, fmt.Sprintf("most `events` one POST /publish JSON array may hold, 1 to %d; its body may be this many times the single-event limit, at most %d MiB", maxMaxBatch, maxBatchBodyCap>>20))
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprintf(out, "Usage: hub [flags]\n\nssekit's standalone SSE service and demo page. Every flag can also be set\nwith an environment variable (shown in brackets); a flag wins over it.\n\n")
@@ -156,6 +158,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	if o.trace != traceOff && o.trace != traceStdout && o.trace != traceOTLP {
 		bad("trace", "want stdout or otlp, got %q", o.trace)
 	}
+	if maxBatch < 1 || maxBatch > maxMaxBatch {
+		bad("max-batch", "must be between 1 and %d, got %d", maxMaxBatch, maxBatch)
+	}
 	if o.shutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be > 0, got %v", o.shutdownTimeout)
 	}
@@ -203,7 +208,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	if jwtAuth != nil {
 		o.broker.Authenticator, o.broker.Authorizer = jwtAuth, jwtAuth
 	}
-	o.hub = hubConfig{publishSecret: secret, maxEventSize: o.broker.MaxEventSize, jwt: jwtAuth}
+	o.hub = hubConfig{publishSecret: secret, maxEventSize: o.broker.MaxEventSize, maxBatch: maxBatch, jwt: jwtAuth}
 	return o, nil
 }
 

@@ -43,6 +43,9 @@ func TestOptionsDefaults(t *testing.T) {
 	if o.hub.publishSecret != "" || o.insecurePublish {
 		t.Errorf("publishing protection %+v %v", o.hub, o.insecurePublish)
 	}
+	if o.hub.maxBatch != defaultMaxBatch {
+		t.Errorf("max batch %d, want %d", o.hub.maxBatch, defaultMaxBatch)
+	}
 }
 
 // TestOptionsEveryField sets every Config field once by flag and once by
@@ -63,13 +66,14 @@ func TestOptionsEveryField(t *testing.T) {
 		"-buffer-size", "8", "-slow-consumer", "drop-oldest", "-heartbeat", "6s",
 		"-client-timeout", "20s", "-history-size", "50", "-retry", "200ms",
 		"-max-connections", "100", "-max-connections-per-user", "3", "-max-event-size", "4096",
-		"-publish-secret", "s3cret", "-shutdown-timeout", "3s", "-addr", "localhost:9000",
+		"-publish-secret", "s3cret", "-shutdown-timeout", "3s", "-addr", "localhost:9000", "-max-batch", "50",
 	}
 	env := map[string]string{
 		"SSEKIT_BUFFER_SIZE": "8", "SSEKIT_SLOW_CONSUMER": "drop-oldest", "SSEKIT_HEARTBEAT": "6s",
 		"SSEKIT_CLIENT_TIMEOUT": "20s", "SSEKIT_HISTORY_SIZE": "50", "SSEKIT_RETRY": "200ms",
 		"SSEKIT_MAX_CONNECTIONS": "100", "SSEKIT_MAX_CONNECTIONS_PER_USER": "3", "SSEKIT_MAX_EVENT_SIZE": "4096",
 		"SSEKIT_PUBLISH_SECRET": "s3cret", "SSEKIT_SHUTDOWN_TIMEOUT": "3s", "SSEKIT_ADDR": "localhost:9000",
+		"SSEKIT_MAX_BATCH": "50",
 	}
 	for name, o := range map[string]func() (options, error){
 		"flags": func() (options, error) { return parseOptions(args, envMap(nil), io.Discard) },
@@ -88,8 +92,8 @@ func TestOptionsEveryField(t *testing.T) {
 			if o.addr != "localhost:9000" || o.hub.publishSecret != "s3cret" || o.shutdownTimeout != 3*time.Second {
 				t.Errorf("addr %q secret %q shutdown %v", o.addr, o.hub.publishSecret, o.shutdownTimeout)
 			}
-			if o.hub.maxEventSize != 4096 {
-				t.Errorf("hub max event size %d", o.hub.maxEventSize)
+			if o.hub.maxEventSize != 4096 || o.hub.maxBatch != 50 {
+				t.Errorf("hub max event size %d, max batch %d", o.hub.maxEventSize, o.hub.maxBatch)
 			}
 		})
 	}
@@ -142,6 +146,8 @@ func TestOptionsErrors(t *testing.T) {
 		{"max-connections-per-user negative", []string{"-max-connections-per-user", "-1"}, nil, []string{"-max-connections-per-user", "SSEKIT_MAX_CONNECTIONS_PER_USER"}},
 		{"max-event-size negative", []string{"-max-event-size", "-1"}, nil, []string{"-max-event-size", "SSEKIT_MAX_EVENT_SIZE"}},
 		{"shutdown-timeout", []string{"-shutdown-timeout", "0s"}, nil, []string{"-shutdown-timeout"}},
+		{"max-batch zero", []string{"-max-batch", "0"}, nil, []string{"-max-batch", "SSEKIT_MAX_BATCH", "between 1 and"}},
+		{"max-batch too large", nil, map[string]string{"SSEKIT_MAX_BATCH": "1000000"}, []string{"-max-batch", "SSEKIT_MAX_BATCH"}},
 		{"addr without port", []string{"-addr", "127.0.0.1"}, nil, []string{"-addr", "SSEKIT_ADDR"}},
 		{"positional argument", []string{"serve"}, nil, []string{`"serve"`}},
 		{"env not a duration", nil, map[string]string{"SSEKIT_HEARTBEAT": "often"}, []string{"SSEKIT_HEARTBEAT", "-heartbeat", "duration"}},

@@ -62,6 +62,12 @@ type Config struct {
 	// more than one, publish order is not sequence order, so gaps and
 	// out-of-order deliveries are not counted (loss and duplicates are).
 	Publishers int
+	// Batch is the number of events per POST /publish: 1 sends one JSON
+	// object per request, more send a JSON array (the hub's batch publish).
+	// Every event of a request carries the time the request started. With
+	// Rate, a batch is sent when its first event is due. Publisher
+	// "server" honours it too: each call publishes Batch events in a row.
+	Batch int
 	// Publisher says who publishes: "process" (default), a child
 	// "loadtest publish" process, so that the subscribers' goroutines do
 	// not delay the publisher's responses; "inline", this process;
@@ -103,6 +109,10 @@ type Config struct {
 	CPUProfile string
 	MemProfile string
 }
+
+// maxBatch bounds -batch; the hub takes up to its -max-batch (default
+// 1,000) events per request.
+const maxBatch = 100_000
 
 // preset is a named workload.
 type preset struct {
@@ -211,6 +221,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Publishers == 0 {
 		c.Publishers = 1
 	}
+	if c.Batch == 0 {
+		c.Batch = 1
+	}
 	if c.Publisher == "" {
 		c.Publisher = "process"
 	}
@@ -252,6 +265,9 @@ func (c Config) validate() error {
 	}
 	if c.Publishers < 1 {
 		bad("-publishers must be >= 1, got %d", c.Publishers)
+	}
+	if c.Batch < 1 || c.Batch > maxBatch {
+		bad("-batch must be between 1 and %d, got %d", maxBatch, c.Batch)
 	}
 	if c.ConnectConcurrency < 1 {
 		bad("-connect-concurrency must be >= 1, got %d", c.ConnectConcurrency)

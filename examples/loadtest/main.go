@@ -114,6 +114,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.DurationVar(&c.Duration, "duration", 0, "with -rate: how long to publish (preset)")
 	fs.IntVar(&c.Size, "size", 0, "event data `bytes` (preset; at least what the sequence number and timestamp take)")
 	fs.IntVar(&c.Publishers, "publishers", 1, "concurrent publish loops (>1: gaps and order are not checked)")
+	fs.IntVar(&c.Batch, "batch", 1, "events per POST /publish: >1 sends a JSON array (the hub's batch publish), each event stamped with the request's start; with -rate, the rate stays in events/s")
 	fs.StringVar(&c.Publisher, "publisher", "process", "who publishes: process (a child \"loadtest publish\" POSTing /publish), inline (this process POSTing), server (-spawn self publishes in-process, no HTTP per event)")
 	fs.BoolVar(&c.LateJoiner, "late-joiner", false, "after the burst, connect one more subscriber and time a new event to it (preset for slow)")
 	fs.IntVar(&c.ServerPID, "server-pid", 0, "`pid` of a local server: CPU and memory from /proc")

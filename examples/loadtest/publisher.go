@@ -28,6 +28,9 @@ type publisher struct {
 	// prefix is the JSON body up to the data string's content.
 	prefix []byte
 	size   int
+	// batch is the number of events per request: 1 sends one JSON object
+	// per request, more send a JSON array of up to batch objects.
+	batch int
 }
 
 func newPublisher(cfg Config) *publisher {
@@ -42,6 +45,7 @@ func newPublisher(cfg Config) *publisher {
 		hc:     &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		prefix: bodyPrefix(cfg.Tenant, cfg.Topic, eventType),
 		size:   cfg.Size,
+		batch:  max(cfg.Batch, 1),
 	}
 }
 
@@ -58,15 +62,32 @@ func bodyPrefix(tenant, topic, typ string) []byte {
 	return fmt.Appendf(nil, `{"tenant":%s,%s,"event":%s,"data":"`, q(tenant), target, q(typ))
 }
 
-// post publishes one event with sequence number seq, stamped with the time
-// of the call, and returns how long the call took.
-func (p *publisher) post(ctx context.Context, buf []byte, prefix []byte, seq int) ([]byte, time.Duration, error) {
+// post publishes count events, with sequence numbers first to
+// first+count-1, in one request: one JSON object when the publisher's
+// batch is 1, else a JSON array. Every event is stamped with the time the
+// request started. It returns how many events the server accepted (on an
+// error, the hub's answer lists the IDs it published before it failed)
+// and how long the call took.
+func (p *publisher) post(ctx context.Context, buf []byte, prefix []byte, first, count int) ([]byte, int, time.Duration, error) {
 	start := time.Now()
-	body := appendPayload(append(buf[:0], prefix...), seq, start.UnixNano(), p.size)
-	body = append(body, `"}`...)
+	array := p.batch > 1
+	body := buf[:0]
+	if array {
+		body = append(body, '[')
+	}
+	for i := range count {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = appendPayload(append(body, prefix...), first+i, start.UnixNano(), p.size)
+		body = append(body, `"}`...)
+	}
+	if array {
+		body = append(body, ']')
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
 	if err != nil {
-		return body, 0, err
+		return body, 0, 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if p.secret != "" {
@@ -74,23 +95,30 @@ func (p *publisher) post(ctx context.Context, buf []byte, prefix []byte, seq int
 	}
 	resp, err := p.hc.Do(req)
 	if err != nil {
-		return body, time.Since(start), err
+		return body, 0, time.Since(start), err
 	}
 	var answer struct {
-		ID    string `json:"id"`
-		Error string `json:"error"`
+		ID    string   `json:"id"`
+		IDs   []string `json:"ids"`
+		Error string   `json:"error"`
 	}
-	derr := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&answer)
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	limit := int64(64<<10 + 64*count)
+	derr := json.NewDecoder(io.LimitReader(resp.Body, limit)).Decode(&answer)
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, limit))
 	resp.Body.Close()
 	took := time.Since(start)
 	switch {
 	case resp.StatusCode != http.StatusOK:
-		return body, took, fmt.Errorf("POST %s: %s: %s", p.url, resp.Status, answer.Error)
-	case derr != nil || answer.ID == "":
-		return body, took, fmt.Errorf("POST %s: answer without an id (%v)", p.url, derr)
+		// A batch that failed midway lists what was published.
+		return body, min(len(answer.IDs), count), took, fmt.Errorf("POST %s: %s: %s", p.url, resp.Status, answer.Error)
+	case derr != nil:
+		return body, 0, took, fmt.Errorf("POST %s: unreadable answer: %v", p.url, derr)
+	case !array && answer.ID == "":
+		return body, 0, took, fmt.Errorf("POST %s: answer without an id", p.url)
+	case array && (len(answer.IDs) != count || slices.Contains(answer.IDs, "")):
+		return body, 0, took, fmt.Errorf("POST %s: %d ids answered for a batch of %d", p.url, len(answer.IDs), count)
 	}
-	return body, took, nil
+	return body, count, took, nil
 }
 
 // publishResult is what the publish phase did.
@@ -103,20 +131,26 @@ type publishResult struct {
 	cpu        time.Duration // of a publisher process
 }
 
-// publishAll publishes events 1..n over HTTP; see publishLoop.
+// publishAll publishes events 1..n over HTTP, p.batch per request; see
+// publishLoop.
 func (p *publisher) publishAll(ctx context.Context, n int, rate float64, workers int) publishResult {
-	return publishLoop(ctx, n, rate, workers, func(ctx context.Context, buf []byte, seq int) ([]byte, time.Duration, error) {
-		return p.post(ctx, buf, p.prefix, seq)
+	return publishLoop(ctx, n, rate, workers, p.batch, func(ctx context.Context, buf []byte, first, count int) ([]byte, int, time.Duration, error) {
+		return p.post(ctx, buf, p.prefix, first, count)
 	})
 }
 
-// sendFunc publishes event seq, stamped with the time of the call, using
-// buf as scratch, and reports how long the call took.
-type sendFunc func(ctx context.Context, buf []byte, seq int) ([]byte, time.Duration, error)
+// sendFunc publishes events first..first+count-1 in one call, each
+// stamped with the time the call started, using buf as scratch. It
+// reports how many of them were published (the first ones; all of them
+// when err is nil) and how long the call took.
+type sendFunc func(ctx context.Context, buf []byte, first, count int) ([]byte, int, time.Duration, error)
 
-// publishLoop publishes events 1..n with workers loops, at rate events/s
-// (0: as fast as possible). It stops early after many failures in a row.
-func publishLoop(ctx context.Context, n int, rate float64, workers int, send sendFunc) publishResult {
+// publishLoop publishes events 1..n with workers loops, batch events per
+// call, at rate events/s (0: as fast as possible): a batch is sent when
+// its first event is due. It stops early after many failed calls in a
+// row.
+func publishLoop(ctx context.Context, n int, rate float64, workers, batch int, send sendFunc) publishResult {
+	batch = max(batch, 1)
 	res := publishResult{published: make([]bool, n), start: time.Now()}
 	var (
 		next, failedRun atomic.Int64
@@ -141,27 +175,33 @@ func publishLoop(ctx context.Context, n int, rate float64, workers int, send sen
 				mu.Unlock()
 			}()
 			for ctx.Err() == nil && failedRun.Load() < maxFailedRun {
-				seq := int(next.Add(1))
-				if seq > n {
+				first := int(next.Add(int64(batch))) - batch + 1
+				if first > n {
 					return
 				}
+				count := min(batch, n-first+1)
 				if rate > 0 {
-					due := res.start.Add(time.Duration(float64(seq-1) * float64(time.Second) / rate))
+					due := res.start.Add(time.Duration(float64(first-1) * float64(time.Second) / rate))
 					if !sleepUntil(ctx, due) {
 						return
 					}
 				}
 				var (
 					took time.Duration
+					done int
 					err  error
 				)
-				buf, took, err = send(ctx, buf, seq)
+				buf, done, took, err = send(ctx, buf, first, count)
 				calls = append(calls, took)
+				for seq := first; seq < first+done; seq++ {
+					res.published[seq-1] = true // each seq is one worker's
+				}
+				ok += done
 				if err != nil {
 					if ctx.Err() != nil {
 						return
 					}
-					failed++
+					failed += count - done
 					failedRun.Add(1)
 					if firstErr == nil {
 						firstErr = err
@@ -169,8 +209,6 @@ func publishLoop(ctx context.Context, n int, rate float64, workers int, send sen
 					continue
 				}
 				failedRun.Store(0)
-				res.published[seq-1] = true // each seq is one worker's
-				ok++
 			}
 		})
 	}
@@ -185,7 +223,7 @@ func publishLoop(ctx context.Context, n int, rate float64, workers int, send sen
 
 // publishLate publishes the late joiner's event to its own topic.
 func (p *publisher) publishLate(ctx context.Context, tenant string) (time.Duration, error) {
-	_, took, err := p.post(ctx, nil, bodyPrefix(tenant, lateTopic, lateType), 1)
+	_, _, took, err := p.post(ctx, nil, bodyPrefix(tenant, lateTopic, lateType), 1, 1)
 	return took, err
 }
 
@@ -236,6 +274,7 @@ func publishMain(ctx context.Context, args []string, getenv func(string) string,
 	fs.Float64Var(&cfg.Rate, "rate", 0, "events per second (0: as fast as possible)")
 	fs.IntVar(&cfg.Size, "size", 0, "data bytes")
 	fs.IntVar(&cfg.Publishers, "publishers", 1, "concurrent publish loops")
+	fs.IntVar(&cfg.Batch, "batch", 1, "events per request (>1: a JSON array)")
 	fs.DurationVar(&timeout, "timeout", 15*time.Minute, "bound on the whole phase")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a non-loopback URL")
 	if err := fs.Parse(args); err != nil {
@@ -245,8 +284,8 @@ func publishMain(ctx context.Context, args []string, getenv func(string) string,
 		return 2
 	}
 	cfg.Secret = getenv("SSEKIT_PUBLISH_SECRET")
-	if events < 0 || events > 10_000_000 || cfg.Publishers < 1 || cfg.PublishURL == "" {
-		fmt.Fprintln(stderr, "loadtest publish: want -url, 0 <= -events <= 10,000,000 and -publishers >= 1")
+	if events < 0 || events > 10_000_000 || cfg.Publishers < 1 || cfg.Batch < 1 || cfg.Batch > maxBatch || cfg.PublishURL == "" {
+		fmt.Fprintf(stderr, "loadtest publish: want -url, 0 <= -events <= 10,000,000, -publishers >= 1 and 1 <= -batch <= %d\n", maxBatch)
 		return 2
 	}
 	if !cfg.AllowRemote {
@@ -276,7 +315,7 @@ func publishInChild(ctx context.Context, cfg Config) (publishResult, error) {
 	}
 	args := []string{"publish", "-url", cfg.PublishURL, "-events", strconv.Itoa(cfg.Events),
 		"-rate", strconv.FormatFloat(cfg.Rate, 'g', -1, 64), "-size", strconv.Itoa(cfg.Size),
-		"-publishers", strconv.Itoa(cfg.Publishers), "-timeout", cfg.Timeout.String()}
+		"-publishers", strconv.Itoa(cfg.Publishers), "-batch", strconv.Itoa(max(cfg.Batch, 1)), "-timeout", cfg.Timeout.String()}
 	if cfg.Tenant != "" {
 		args = append(args, "-tenant", cfg.Tenant)
 	}
@@ -340,6 +379,7 @@ func publishInServer(ctx context.Context, cfg Config) (publishResult, error) {
 	q.Set("rate", strconv.FormatFloat(cfg.Rate, 'g', -1, 64))
 	q.Set("size", strconv.Itoa(cfg.Size))
 	q.Set("publishers", strconv.Itoa(cfg.Publishers))
+	q.Set("batch", strconv.Itoa(max(cfg.Batch, 1)))
 	q.Set("tenant", cfg.Tenant)
 	q.Set("topic", cfg.Topic)
 	u, err := url.Parse(cfg.PublishURL)
