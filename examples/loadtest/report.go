@@ -33,6 +33,7 @@ type Result struct {
 	Size        int       `json:"size"`
 	Rate        float64   `json:"rate"`
 	Publishers  int       `json:"publishers"`
+	Batch       int       `json:"batch"`
 	Started     time.Time `json:"started"`
 
 	Connect struct {
@@ -43,6 +44,7 @@ type Result struct {
 	Publish struct {
 		OK         int     `json:"ok"`
 		Failed     int     `json:"failed"`
+		Requests   int     `json:"requests"` // publish calls; the call times are per call
 		Seconds    float64 `json:"seconds"`
 		PerSecond  float64 `json:"perSecond"`
 		CallP50Ms  float64 `json:"callP50Ms"`
@@ -160,7 +162,7 @@ func newResult(cfg Config, p preset) *Result {
 	r := &Result{
 		Workload: cfg.Workload, About: p.about, URL: cfg.URL, Spawned: cfg.Spawn,
 		Machine: machineInfo(), Subscribers: cfg.Subscribers, NonReaderN: cfg.NonReaders,
-		Events: cfg.Events, Size: cfg.Size, Rate: cfg.Rate, Publishers: cfg.Publishers, Started: time.Now(),
+		Events: cfg.Events, Size: cfg.Size, Rate: cfg.Rate, Publishers: cfg.Publishers, Batch: max(cfg.Batch, 1), Started: time.Now(),
 	}
 	if cfg.Spawn != "" {
 		r.ServerArgs = append(slices.Clone(p.hubArgs), cfg.HubArgs...)
@@ -189,7 +191,7 @@ func (r *Result) setMemory(base, idle procSample, conns int) {
 
 func (r *Result) setPublish(pr publishResult) {
 	p := &r.Publish
-	p.OK, p.Failed = pr.ok, pr.failed
+	p.OK, p.Failed, p.Requests = pr.ok, pr.failed, len(pr.calls)
 	p.Seconds = pr.end.Sub(pr.start).Seconds()
 	if p.Seconds > 0 {
 		p.PerSecond = float64(pr.ok) / p.Seconds
@@ -281,6 +283,9 @@ func describe(cfg Config) string {
 		fmt.Fprintf(&b, " of %s bytes", thousands(int64(cfg.Size)))
 	}
 	b.WriteString(rateText(cfg.Rate))
+	if cfg.Batch > 1 {
+		fmt.Fprintf(&b, ", %s per request", thousands(int64(cfg.Batch)))
+	}
 	if cfg.Publishers > 1 {
 		fmt.Fprintf(&b, " (%d publishers)", cfg.Publishers)
 	}
@@ -323,8 +328,8 @@ func (r *Result) print(w io.Writer) {
 	p("connect    %d/%d subscribers open in %.2fs (+%d non-readers); server counts %d connections",
 		r.Connect.Opened, r.Subscribers, r.Connect.Seconds, r.NonReaderN, r.Connect.ServerConnections)
 	pub := r.Publish
-	p("publish    %d ok, %d failed in %.2fs (%.0f/s); call time p50 %.2f ms, p99 %.2f ms, max %.2f ms",
-		pub.OK, pub.Failed, pub.Seconds, pub.PerSecond, pub.CallP50Ms, pub.CallP99Ms, pub.CallMaxMs)
+	p("publish    %d ok, %d failed in %.2fs (%.0f/s); batch %d: %d requests, call time p50 %.2f ms, p99 %.2f ms, max %.2f ms",
+		pub.OK, pub.Failed, pub.Seconds, pub.PerSecond, r.Batch, pub.Requests, pub.CallP50Ms, pub.CallP99Ms, pub.CallMaxMs)
 	if pub.FirstError != "" {
 		p("           first error: %s", pub.FirstError)
 	}

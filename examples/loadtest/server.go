@@ -158,35 +158,23 @@ func (l sndBufListener) Accept() (net.Conn, error) {
 	return c, nil
 }
 
-// publish is the hub's POST /publish, minus the detailed error mapping.
-func (s *server) publish(w http.ResponseWriter, r *http.Request) {
-	if s.secret != "" {
-		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if subtle.ConstantTimeCompare([]byte(token), []byte(s.secret)) != 1 {
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong publish secret"})
-			return
-		}
-	}
-	var req struct {
-		Tenant    string          `json:"tenant"`
-		User      string          `json:"user"`
-		Topic     string          `json:"topic"`
-		Broadcast bool            `json:"broadcast"`
-		Event     string          `json:"event"`
-		Data      json.RawMessage `json:"data"`
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-		return
-	}
+// publishBody is one event of POST /publish.
+type publishBody struct {
+	Tenant    string          `json:"tenant"`
+	User      string          `json:"user"`
+	Topic     string          `json:"topic"`
+	Broadcast bool            `json:"broadcast"`
+	Event     string          `json:"event"`
+	Data      json.RawMessage `json:"data"`
+}
+
+// message turns one decoded event into a broker message.
+func (req publishBody) message() (core.Message, error) {
 	m := core.Message{Target: core.Target{Tenant: req.Tenant, Broadcast: req.Broadcast}, Event: core.Event{Type: req.Event}}
 	if req.User != "" {
 		u, err := uuid.Parse(req.User)
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "user: " + err.Error()})
-			return
+			return m, fmt.Errorf("user: %w", err)
 		}
 		m.Target.Users = []uuid.UUID{u}
 	}
@@ -195,48 +183,115 @@ func (s *server) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(req.Data) > 0 && req.Data[0] == '"' {
 		if err := json.Unmarshal(req.Data, &m.Event.Data); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "data: " + err.Error()})
-			return
+			return m, fmt.Errorf("data: %w", err)
 		}
 	} else if len(req.Data) > 0 {
 		var buf bytes.Buffer
 		_ = json.Compact(&buf, req.Data)
 		m.Event.Data = buf.String()
 	}
-	id, err := s.broker.Publish(r.Context(), m)
-	if err != nil {
-		status := http.StatusBadRequest
-		if errors.Is(err, core.ErrClosed) {
-			status = http.StatusServiceUnavailable
-		}
-		writeJSON(w, status, map[string]string{"error": err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"id": id})
+	return m, nil
 }
 
-// publishBurst publishes ?events= events in-process, with the payload
-// and pacing of the HTTP publisher (?rate=, ?size=, ?publishers=,
-// ?tenant=, ?topic=).
+// publish is the hub's POST /publish, minus the detailed error mapping:
+// one JSON object, answered {"id"}, or a JSON array of them (a batch),
+// answered {"ids"}. A batch is decoded whole before any of it is
+// published; the broker's own checks run as each event is published, and
+// an error answer carries the IDs published before it.
+func (s *server) publish(w http.ResponseWriter, r *http.Request) {
+	if s.secret != "" {
+		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(token), []byte(s.secret)) != 1 {
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong publish secret"})
+			return
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<20))
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": err.Error()})
+		return
+	}
+	body = bytes.TrimSpace(body)
+	batch := len(body) > 0 && body[0] == '['
+	var reqs []publishBody
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if batch {
+		err = dec.Decode(&reqs)
+		if err == nil && len(reqs) == 0 {
+			err = errors.New("empty batch")
+		}
+	} else {
+		reqs = make([]publishBody, 1)
+		err = dec.Decode(&reqs[0])
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	msgs := make([]core.Message, len(reqs))
+	for i, req := range reqs {
+		if msgs[i], err = req.message(); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error(), "index": i})
+			return
+		}
+	}
+	ids := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		id, err := s.broker.Publish(r.Context(), m)
+		if err != nil {
+			status := http.StatusBadRequest
+			if errors.Is(err, core.ErrClosed) {
+				status = http.StatusServiceUnavailable
+			}
+			answer := map[string]any{"error": err.Error()}
+			if batch {
+				answer["ids"] = ids
+			}
+			writeJSON(w, status, answer)
+			return
+		}
+		ids = append(ids, id)
+	}
+	if batch {
+		writeJSON(w, http.StatusOK, map[string][]string{"ids": ids})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": ids[0]})
+}
+
+// publishBurst publishes ?events= events in-process, with the payload,
+// batching and pacing of the HTTP publisher (?rate=, ?size=, ?batch=,
+// ?publishers=, ?tenant=, ?topic=): each call publishes a batch of events
+// in a row, stamped with the time the call started.
 func (s *server) publishBurst(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	events, err1 := strconv.Atoi(q.Get("events"))
 	size, err2 := strconv.Atoi(q.Get("size"))
 	workers, err3 := strconv.Atoi(q.Get("publishers"))
 	rate, err4 := strconv.ParseFloat(q.Get("rate"), 64)
-	if err := errors.Join(err1, err2, err3, err4); err != nil || events < 0 || events > 10_000_000 || workers < 1 {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want events, size, publishers and rate"})
+	batch := 1
+	var err5 error
+	if v := q.Get("batch"); v != "" {
+		batch, err5 = strconv.Atoi(v)
+	}
+	if err := errors.Join(err1, err2, err3, err4, err5); err != nil || events < 0 || events > 10_000_000 || workers < 1 || batch < 1 || batch > maxBatch {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want events, size, publishers, rate and batch"})
 		return
 	}
 	target := core.Target{Tenant: q.Get("tenant"), Broadcast: q.Get("topic") == ""}
 	if t := q.Get("topic"); t != "" {
 		target.Topics = []string{t}
 	}
-	pr := publishLoop(r.Context(), events, rate, workers, func(ctx context.Context, buf []byte, seq int) ([]byte, time.Duration, error) {
+	pr := publishLoop(r.Context(), events, rate, workers, batch, func(ctx context.Context, buf []byte, first, count int) ([]byte, int, time.Duration, error) {
 		start := time.Now()
-		buf = appendPayload(buf[:0], seq, start.UnixNano(), size)
-		_, err := s.broker.Publish(ctx, core.Message{Target: target, Event: core.Event{Type: eventType, Data: string(buf)}})
-		return buf, time.Since(start), err
+		for i := range count {
+			buf = appendPayload(buf[:0], first+i, start.UnixNano(), size)
+			if _, err := s.broker.Publish(ctx, core.Message{Target: target, Event: core.Event{Type: eventType, Data: string(buf)}}); err != nil {
+				return buf, i, time.Since(start), err
+			}
+		}
+		return buf, count, time.Since(start), nil
 	})
 	writeJSON(w, http.StatusOK, pr.report())
 }

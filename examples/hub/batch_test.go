@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/ssekit/ssekit/core"
+)
+
+// batchAnswer is the body of a batch publish: the IDs on success, and on
+// an error the apiError members with, once publishing started, the IDs of
+// the events already published.
+type batchAnswer struct {
+	IDs   []string `json:"ids"`
+	ID    *string  `json:"id"`
+	Error string   `json:"error"`
+	Field string   `json:"field"`
+	Index *int     `json:"index"`
+}
+
+func decodeBatchAnswer(t *testing.T, body string) (batchAnswer, map[string]json.RawMessage) {
+	t.Helper()
+	var a batchAnswer
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(body), &a); err != nil {
+		t.Fatalf("answer is not JSON: %q", body)
+	}
+	_ = json.Unmarshal([]byte(body), &members)
+	return a, members
+}
+
+// batch joins items into a JSON array.
+func batch(items ...string) string { return "[" + strings.Join(items, ",") + "]" }
+
+// TestPublishBatchDelivers: a batch with mixed targets is published in
+// item order; the answer lists every ID in item order, and a subscriber
+// receives exactly the events it is entitled to, in order, with those IDs.
+func TestPublishBatchDelivers(t *testing.T) {
+	srv, b := newTestHub(t, core.Config{}, hubConfig{})
+	user, other := uuid.NewString(), uuid.NewString()
+	dec, stop := openStream(t, srv.Client(), srv.URL+"/events?user="+user+"&topic=news&tenant=acme")
+	defer stop()
+
+	items := []struct {
+		body     string
+		received bool
+		typ      string
+		data     string
+	}{
+		{`{"tenant":"acme","user":"` + user + `","event":"note","data":"one"}`, true, "note", "one"},
+		{`{"tenant":"acme","topic":"news","event":"headline","data":{"n": 2}}`, true, "headline", `{"n":2}`},
+		{`{"tenant":"acme","topic":"sports","event":"skip"}`, false, "", ""},
+		{`{"tenant":"acme","user":"` + other + `","event":"skip"}`, false, "", ""},
+		{`{"tenant":"acme","broadcast":true,"event":"all","data":5}`, true, "all", "5"},
+		{`{"tenant":"acme","user":"` + user + `","topic":"news","event":"both","data":"once"}`, true, "both", "once"},
+		{`{"broadcast":true,"event":"elsewhere"}`, false, "", ""},
+		{`{"tenant":"acme","topic":"news","event":"last","data":"a\nb"}`, true, "last", "a\nb"},
+	}
+	var bodies []string
+	for _, it := range items {
+		bodies = append(bodies, it.body)
+	}
+	status, body := post(t, srv.Client(), srv.URL, "", "\n "+batch(bodies...)+"\n")
+	if status != http.StatusOK {
+		t.Fatalf("batch: %d %s", status, body)
+	}
+	a, members := decodeBatchAnswer(t, body)
+	if len(members) != 1 || len(a.IDs) != len(items) {
+		t.Fatalf("answer %s: want only ids, %d of them", body, len(items))
+	}
+	seen := map[string]bool{}
+	for _, id := range a.IDs {
+		if id == "" || seen[id] {
+			t.Fatalf("IDs %v: empty or repeated", a.IDs)
+		}
+		seen[id] = true
+	}
+	for k, it := range items {
+		if !it.received {
+			continue
+		}
+		ev, err := dec.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.ID != a.IDs[k] || ev.Type != it.typ || ev.Data != it.data {
+			t.Errorf("item %d: got {id %q type %q data %q}, want {id %q type %q data %q}", k, ev.ID, ev.Type, ev.Data, a.IDs[k], it.typ, it.data)
+		}
+	}
+	// Nothing else of the batch reached the stream: the next event is the
+	// next publish.
+	status, body = post(t, srv.Client(), srv.URL, "", `{"tenant":"acme","user":"`+user+`","event":"after"}`)
+	if status != http.StatusOK {
+		t.Fatalf("single publish after the batch: %d %s", status, body)
+	}
+	var single map[string]string
+	if err := json.Unmarshal([]byte(body), &single); err != nil || len(single) != 1 || single["id"] == "" {
+		t.Fatalf("a single object must still answer {\"id\"}: %s", body)
+	}
+	if ev, err := dec.Next(); err != nil || ev.Type != "after" || ev.ID != single["id"] {
+		t.Fatalf("after the batch: %+v, %v", ev, err)
+	}
+	if got := b.Stats().Published; got != uint64(len(items)+1) {
+		t.Errorf("published %d, want %d", got, len(items)+1)
+	}
+}
+
+// TestPublishBatchValidation: a bad item anywhere refuses the whole batch
+// before anything is published, naming the item and the field; so do an
+// empty array, too many items and a malformed array.
+func TestPublishBatchValidation(t *testing.T) {
+	srv, b := newTestHub(t, core.Config{MaxEventSize: 1024}, hubConfig{maxEventSize: 1024, maxBatch: 5})
+	user := uuid.NewString()
+	good := `{"broadcast":true,"event":"ok","data":"fine"}`
+	big := strings.Repeat("x", 2000)
+	none := -1
+	tests := []struct {
+		name, body string
+		status     int
+		field      string
+		index      int
+	}{
+		{"user not a UUID", batch(good, good, `{"user":"alice","event":"a"}`), 400, "[2].user", 2},
+		{"nil user", batch(good, `{"user":"00000000-0000-0000-0000-000000000000","event":"a"}`), 400, "[1].user", 1},
+		{"unknown field", batch(good, `{"broadcast":true,"event":"a","users":["x"]}`), 400, "[1].users", 1},
+		{"wrong type", batch(`{"broadcast":"yes","event":"a"}`, good), 400, "[0].broadcast", 0},
+		{"id present", batch(good, `{"broadcast":true,"event":"a","id":"42"}`), 400, "[1].id", 1},
+		{"missing event", batch(good, good, good, `{"broadcast":true}`), 400, "[3].event", 3},
+		{"no target", batch(good, `{"event":"a"}`), 400, "[1].target", 1},
+		{"bad topic", batch(good, good, `{"topic":"no spaces","event":"a"}`), 400, "[2].topic", 2},
+		{"bad tenant", batch(good, `{"tenant":"a/b","broadcast":true,"event":"a"}`), 400, "[1].tenant", 1},
+		{"event with newline", batch(good, `{"broadcast":true,"event":"a\nid: 1"}`), 400, "[1].event", 1},
+		{"oversize event", batch(good, good, good, good, `{"user":"`+user+`","event":"a","data":"`+big+`"}`), 400, "[4].data", 4},
+		{"item not an object", batch(good, `42`), 400, "[1]", 1},
+		{"item null", batch(good, `null`), 400, "[1]", 1},
+		{"item an array", batch(`[]`, good), 400, "[0]", 0},
+		{"two bad items: the first is named", batch(good, `{"event":"a"}`, `{"user":"alice","event":"a"}`), 400, "[1].target", 1},
+		{"empty array", `[]`, 400, "body", none},
+		{"empty array with space", ` [ ] `, 400, "body", none},
+		{"too many items", batch(good, good, good, good, good, good), 413, "body", none},
+		{"unterminated", `[` + good + `,`, 400, "body", none},
+		{"only a bracket", `[`, 400, "body", none},
+		{"missing comma", `[` + good + good + `]`, 400, "body", none},
+		{"trailing data", batch(good) + ` {}`, 400, "body", none},
+		{"two arrays", batch(good) + batch(good), 400, "body", none},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := post(t, srv.Client(), srv.URL, "", tt.body)
+			if status != tt.status {
+				t.Fatalf("status %d, want %d: %s", status, tt.status, body)
+			}
+			a, members := decodeBatchAnswer(t, body)
+			if a.Error == "" || a.Field != tt.field {
+				t.Errorf("got %s, want field %q", body, tt.field)
+			}
+			switch {
+			case tt.index == none && a.Index != nil:
+				t.Errorf("index %d, want none: %s", *a.Index, body)
+			case tt.index != none && (a.Index == nil || *a.Index != tt.index):
+				t.Errorf("want index %d: %s", tt.index, body)
+			}
+			if _, ok := members["ids"]; ok {
+				t.Errorf("ids in a refusal before publishing: %s", body)
+			}
+		})
+	}
+	if got := b.Stats().Published; got != 0 {
+		t.Errorf("refused batches published %d events", got)
+	}
+}
+
+// TestPublishBatchBodyLimit: a batch may be larger than one object may be,
+// up to the single limit per allowed event; beyond that it is a 413.
+func TestPublishBatchBodyLimit(t *testing.T) {
+	srv, b := newTestHub(t, core.Config{MaxEventSize: 4096}, hubConfig{maxEventSize: 4096, maxBatch: 4})
+	single := int64(2*4096 + 4096)
+	item := func(n int) string { return `{"broadcast":true,"event":"a","data":"` + strings.Repeat("x", n) + `"}` }
+
+	// 4 x 4,000 bytes of data: more than one object may be, a valid batch.
+	body := batch(item(4000), item(4000), item(4000), item(4000))
+	if int64(len(body)) <= single {
+		t.Fatalf("test body of %d bytes is within the single limit %d", len(body), single)
+	}
+	if status, answer := post(t, srv.Client(), srv.URL, "", body); status != http.StatusOK {
+		t.Fatalf("batch of %d bytes: %d %s", len(body), status, answer)
+	}
+	// The same data as one object is over the single limit.
+	if status, answer := post(t, srv.Client(), srv.URL, "", item(4*4000)); status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("one object of %d bytes: %d %s", 4*4000, status, answer)
+	}
+	// Beyond 4 x the single limit: refused before it is read.
+	body = batch(item(13000), item(13000), item(13000), item(13000))
+	status, answer := post(t, srv.Client(), srv.URL, "", body)
+	if status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("batch of %d bytes: %d %s", len(body), status, answer)
+	}
+	if e := decodeError(t, answer); e.Field != "body" || !strings.Contains(e.Error, fmt.Sprint(4*single)) {
+		t.Errorf("got %+v, want field body and the limit %d", e, 4*single)
+	}
+	if got := b.Stats().Published; got != 4 {
+		t.Errorf("published %d, want the 4 of the valid batch", got)
+	}
+
+	for _, tc := range []struct {
+		single   int64
+		maxBatch int
+		want     int64
+	}{
+		{2*core.DefaultMaxEventSize + 4096, defaultMaxBatch, maxBatchBodyCap},
+		{6144, 3, 3 * 6144},
+		{32 << 20, 10, 32 << 20},
+		{1 << 40, maxMaxBatch, 1 << 40},
+	} {
+		if got := batchBodyLimit(tc.single, tc.maxBatch); got != tc.want {
+			t.Errorf("batchBodyLimit(%d, %d) = %d, want %d", tc.single, tc.maxBatch, got, tc.want)
+		}
+	}
+}
+
+// failingBus delivers in-process like core's own bus until ok publishes
+// have gone through, then fails every publish.
+type failingBus struct {
+	history core.History
+	mu      sync.Mutex
+	ok      int
+	deliver func(*core.Message)
+}
+
+func (f *failingBus) Publish(ctx context.Context, m *core.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ok == 0 {
+		return errors.New("bus down")
+	}
+	f.ok--
+	if err := f.history.Append(ctx, m); err != nil {
+		return err
+	}
+	if f.deliver != nil {
+		f.deliver(m)
+	}
+	return nil
+}
+
+func (f *failingBus) Attach(deliver func(*core.Message)) (func(), error) {
+	f.mu.Lock()
+	f.deliver = deliver
+	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		f.deliver = nil
+		f.mu.Unlock()
+	}, nil
+}
+
+// TestPublishBatchFailsMidway: when publishing fails after some events of
+// a valid batch went out, the error answer lists their IDs and names the
+// item that failed; those events did reach the subscriber.
+func TestPublishBatchFailsMidway(t *testing.T) {
+	hist := core.NewMemoryHistory(64)
+	srv, _ := newTestHub(t, core.Config{History: hist, Bus: &failingBus{history: hist, ok: 2}}, hubConfig{})
+	user := uuid.NewString()
+	dec, stop := openStream(t, srv.Client(), srv.URL+"/events?user="+user)
+	defer stop()
+	item := func(n int) string { return fmt.Sprintf(`{"user":%q,"event":"e","data":"%d"}`, user, n) }
+
+	status, body := post(t, srv.Client(), srv.URL, "", batch(item(0), item(1), item(2), item(3)))
+	if status != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500: %s", status, body)
+	}
+	a, _ := decodeBatchAnswer(t, body)
+	if len(a.IDs) != 2 || a.Index == nil || *a.Index != 2 || a.Field != "[2]" || !strings.Contains(a.Error, "bus down") {
+		t.Fatalf("answer %s: want the 2 IDs published, index 2", body)
+	}
+	for k, id := range a.IDs {
+		ev, err := dec.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.ID != id || ev.Data != fmt.Sprint(k) {
+			t.Errorf("event %d: got {id %q data %q}, want {id %q data %d}", k, ev.ID, ev.Data, id, k)
+		}
+	}
+}
+
+// TestPublishBatchWhileClosing: a batch sent while the hub shuts down is a
+// 503 that says none of it was published.
+func TestPublishBatchWhileClosing(t *testing.T) {
+	srv, b := newTestHub(t, core.Config{}, hubConfig{})
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	status, body := post(t, srv.Client(), srv.URL, "", batch(`{"broadcast":true,"event":"a"}`, `{"broadcast":true,"event":"b"}`))
+	if status != http.StatusServiceUnavailable {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	a, members := decodeBatchAnswer(t, body)
+	if string(members["ids"]) != "[]" || a.Index == nil || *a.Index != 0 {
+		t.Errorf("answer %s: want \"ids\": [] and index 0", body)
+	}
+}
