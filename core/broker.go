@@ -93,7 +93,7 @@ func (b *Broker) Config() Config { return b.cfg }
 // event ID. Publish never blocks on a subscriber. On error nothing was
 // sent. The broker keeps m's slices: do not modify them afterwards.
 func (b *Broker) Publish(ctx context.Context, m Message) (string, error) {
-	m.frame, m.spare, m.size, m.borrowed, m.inlineUsed = nil, nil, 0, false, false
+	m.frame, m.spare, m.size, m.flat, m.borrowed, m.inlineUsed = nil, nil, 0, false, false, false
 	return b.publish(ctx, &m)
 }
 
@@ -138,11 +138,11 @@ func (b *Broker) check(m *Message) error {
 	if err := m.Event.Validate(); err != nil {
 		return err
 	}
-	n := EncodedLen(m.Event)
+	n, flat := encodedLen(m.Event)
 	if n > b.cfg.MaxEventSize {
 		return fmt.Errorf("%w: %d bytes encoded, limit %d", ErrEventTooLarge, n, b.cfg.MaxEventSize)
 	}
-	m.size = n
+	m.size, m.flat = n, flat
 	if m.borrowed {
 		m.own()
 	}

@@ -717,6 +717,11 @@ func FuzzRoundTrip(f *testing.F) {
 		if n := EncodedLen(e); n != len(enc) {
 			t.Fatalf("EncodedLen = %d, encoded %d bytes", n, len(enc))
 		}
+		if _, flat := encodedLen(e); flat {
+			if got := appendFlatEvent(nil, e); !bytes.Equal(got, enc) {
+				t.Fatalf("flat encoding %q, want %q", got, enc)
+			}
+		}
 		want := codecNormalize(e)
 		for _, kind := range codecReaders[:2] {
 			events, _, d, err := codecDecodeAll(kind.wrap(enc, 0), nil)

@@ -97,11 +97,19 @@ func appendEventUnchecked(dst []byte, e Event) []byte {
 // It does not validate e: for an Event that fails Validate it returns the
 // size the event would have, while AppendEvent appends nothing.
 func EncodedLen(e Event) int {
+	n, _ := encodedLen(e)
+	return n
+}
+
+// encodedLen is EncodedLen, also reporting whether e is a message whose
+// data is a single line and that has no comment, which appendFlatEvent
+// encodes without scanning for line breaks again.
+func encodedLen(e Event) (n int, flat bool) {
 	message := isMessage(e)
 	if !message && e.Comment == "" && e.Retry <= 0 {
-		return len(keepAliveFrame)
+		return len(keepAliveFrame), false
 	}
-	n := 1 // the blank line that ends the event
+	n = 1 // the blank line that ends the event
 	if e.Comment != "" {
 		lines, breaks := sseLineStats(e.Comment)
 		n += lines*(len(commentPrefix)+1) + len(e.Comment) - breaks
@@ -118,8 +126,32 @@ func EncodedLen(e Event) int {
 	if message {
 		lines, breaks := sseLineStats(e.Data)
 		n += lines*(len(dataPrefix)+1) + len(e.Data) - breaks
+		flat = lines == 1 && e.Comment == ""
 	}
-	return n
+	return n, flat
+}
+
+// appendFlatEvent is appendEventUnchecked for an event encodedLen reported
+// flat.
+func appendFlatEvent(dst []byte, e Event) []byte {
+	if e.Retry > 0 {
+		dst = append(dst, retryPrefix...)
+		dst = strconv.AppendInt(dst, int64(e.Retry/time.Millisecond), 10)
+		dst = append(dst, '\n')
+	}
+	if e.ID != "" {
+		dst = append(dst, idPrefix...)
+		dst = append(dst, e.ID...)
+		dst = append(dst, '\n')
+	}
+	if e.Type != "" {
+		dst = append(dst, eventPrefix...)
+		dst = append(dst, e.Type...)
+		dst = append(dst, '\n')
+	}
+	dst = append(dst, dataPrefix...)
+	dst = append(dst, e.Data...)
+	return append(dst, '\n', '\n')
 }
 
 // Validate reports whether e can be encoded without changing its meaning

@@ -55,6 +55,7 @@ type Message struct {
 	spare      []byte // capacity reserved for frame in the data's allocation
 	recipients int    // local recipients counted by deliver, for observers
 	size       int    // encoded size without the id field, once validated
+	flat       bool   // one data line, no comment: see encodedLen
 	borrowed   bool   // Event.Data still aliases the caller's []byte
 	inlineUsed bool   // inline holds the data copy or the frame
 	one        [1]uuid.UUID
@@ -90,7 +91,11 @@ func (m *Message) Frame() []byte {
 			buf = m.room(n)
 		}
 		m.spare = nil
-		m.frame = appendEventUnchecked(buf, m.Event)
+		if m.flat {
+			m.frame = appendFlatEvent(buf, m.Event)
+		} else {
+			m.frame = appendEventUnchecked(buf, m.Event)
+		}
 		return m.frame
 	}
 	// A message from a Bus that this broker did not validate: check it,

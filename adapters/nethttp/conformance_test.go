@@ -26,6 +26,18 @@ func TestConformance(t *testing.T) {
 	adaptertest.Run(t, func(t *testing.T, b *core.Broker) http.Handler { return mux(b) })
 }
 
+// TestConformanceTakeover runs the suite with WithTakeover: over HTTP/1.1
+// every stream is served on a taken-over connection; over HTTP/2, where
+// that is impossible, the handler falls back to the ordinary path.
+func TestConformanceTakeover(t *testing.T) {
+	t.Parallel()
+	adaptertest.Run(t, func(t *testing.T, b *core.Broker) http.Handler {
+		m := http.NewServeMux()
+		m.Handle("/events", nethttp.Handler(b, nethttp.WithTakeover()))
+		return m
+	})
+}
+
 // TestConformanceOwnServer runs the suite the way adapters with a server of
 // their own (fasthttp, Fiber) do, which keeps adaptertest.RunServer tested.
 func TestConformanceOwnServer(t *testing.T) {

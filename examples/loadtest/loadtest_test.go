@@ -3,11 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -213,19 +219,98 @@ func TestSpawnSelf(t *testing.T) {
 }
 
 // TestSpawnHub builds examples/hub and runs a small fan-out against it,
-// with the hub's publish secret.
+// with the hub's publish secret: one event per POST /publish, then
+// batches of 7 (the hub's JSON-array publish; the last batch holds 2).
 func TestSpawnHub(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("no go command to build the hub")
 	}
-	res := runWorkload(t, Config{Workload: "custom", Spawn: "hub", Subscribers: 10, Events: 100,
-		Secret: "s3cret", HubArgs: []string{"-retry", "100ms"}})
-	checkDelivery(t, res, 10, 100)
-	if res.Server == nil || res.Server.PID <= 0 {
-		t.Errorf("no server process figures: %+v", res.Server)
+	bin, tmp, err := buildHub(context.Background(), &testLog{t: t})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := strings.Join(res.ServerArgs, " "); got != "-retry 100ms" {
-		t.Errorf("server args %q", got)
+	defer os.RemoveAll(tmp)
+	for _, batch := range []int{1, 7} {
+		t.Run(fmt.Sprintf("batch %d", batch), func(t *testing.T) {
+			res := runWorkload(t, Config{Workload: "custom", Spawn: "hub", HubBin: bin, Subscribers: 10, Events: 100,
+				Batch: batch, Secret: "s3cret", HubArgs: []string{"-retry", "100ms"}})
+			checkDelivery(t, res, 10, 100)
+			if res.Server == nil || res.Server.PID <= 0 {
+				t.Errorf("no server process figures: %+v", res.Server)
+			}
+			if got := strings.Join(res.ServerArgs, " "); got != "-retry 100ms" {
+				t.Errorf("server args %q", got)
+			}
+			if want := (100 + batch - 1) / batch; res.Batch != batch || res.Publish.Requests != want {
+				t.Errorf("batch %d in %d requests, want %d in %d", res.Batch, res.Publish.Requests, batch, want)
+			}
+		})
+	}
+}
+
+// TestBatch runs the fan-out with batched publishing against the
+// in-process server, from the publisher process and in-server, and with a
+// rate: the same guarantees, and the rate stays in events/s.
+func TestBatch(t *testing.T) {
+	srv := startTestServer(t, serverConfig{broker: core.Config{HistorySize: 4096}})
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"process", Config{Workload: "fanout", Subscribers: 20, Events: 200, Batch: 50}},
+		{"in-server", Config{Workload: "fanout", Subscribers: 20, Events: 200, Batch: 30, Publisher: "server"}},
+		{"rate", Config{Workload: "rate", Subscribers: 20, Rate: 400, Duration: 500 * time.Millisecond, Batch: 20, Publisher: "inline"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.URL = srv.url() + "/events"
+			res := runWorkload(t, cfg)
+			checkDelivery(t, res, cfg.Subscribers, res.Events)
+			if bad := failedChecks(res); len(bad) > 0 {
+				t.Errorf("failed checks: %+v", bad)
+			}
+			if want := (res.Events + cfg.Batch - 1) / cfg.Batch; res.Batch != cfg.Batch || res.Publish.Requests != want {
+				t.Errorf("batch %d in %d requests, want %d in %d", res.Batch, res.Publish.Requests, cfg.Batch, want)
+			}
+			if cfg.Rate > 0 && res.Publish.Seconds < 0.3 {
+				// 200 events at 400/s: the last batch is due after 0.45 s.
+				t.Errorf("%d events at %v/s published in %.2fs: the rate is not in events/s", res.Events, cfg.Rate, res.Publish.Seconds)
+			}
+		})
+	}
+}
+
+// TestBatchAccounting: a batch the server refuses midway counts the
+// events its answer lists as published, and the rest as failed.
+func TestBatchAccounting(t *testing.T) {
+	var calls atomic.Int64
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var items []json.RawMessage
+		if err := json.NewDecoder(r.Body).Decode(&items); err != nil {
+			t.Errorf("the publisher did not send an array: %v", err)
+		}
+		ids := make([]string, len(items))
+		for i := range ids {
+			ids[i] = fmt.Sprint(calls.Load(), "-", i)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if calls.Add(1) == 2 { // the second batch fails after 1 event
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]any{"error": "shutting down", "index": 1, "ids": ids[:1]})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"ids": ids})
+	}))
+	defer hs.Close()
+	p := newPublisher(Config{PublishURL: hs.URL, Batch: 4, Publishers: 1})
+	defer p.close()
+	pr := p.publishAll(context.Background(), 10, 0, 1)
+	want := []bool{true, true, true, true, true, false, false, false, true, true}
+	if pr.ok != 7 || pr.failed != 3 || !slices.Equal(pr.published, want) || len(pr.calls) != 3 {
+		t.Errorf("ok %d failed %d published %v in %d calls; want 7, 3, %v in 3", pr.ok, pr.failed, pr.published, len(pr.calls), want)
+	}
+	if pr.firstErr == nil || !strings.Contains(pr.firstErr.Error(), "503") {
+		t.Errorf("first error %v", pr.firstErr)
 	}
 }
 
@@ -267,6 +352,12 @@ func TestFlags(t *testing.T) {
 	if c.Subscribers != 7 || c.Rate != 100 || c.Events != 200 {
 		t.Errorf("rate with overrides: %d subscribers, rate %v, %d events", c.Subscribers, c.Rate, c.Events)
 	}
+	if c.Batch != 1 {
+		t.Errorf("default batch %d, want 1", c.Batch)
+	}
+	if c, err := parse("-batch", "50"); err != nil || c.Batch != 50 {
+		t.Errorf("-batch 50: %d, %v", c.Batch, err)
+	}
 	c, err = parse("-workload", "idle")
 	if err != nil || c.Subscribers != 10000 || c.Events != 1 {
 		t.Errorf("idle preset: %+v, %v", c, err)
@@ -290,6 +381,8 @@ func TestFlags(t *testing.T) {
 		{"-rate", "-1"},
 		{"-subscribers", "-1"},
 		{"-events", "20000000"},
+		{"-batch", "0"},
+		{"-batch", "1000000"},
 		{"extra"},
 	} {
 		if _, err := parse(bad...); err == nil {

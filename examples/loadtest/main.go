@@ -165,6 +165,11 @@ Workloads:
 		fmt.Fprintln(stderr, "loadtest: -url and -spawn exclude each other")
 		return c, false, errors.New("usage")
 	}
+	if c.Batch < 1 {
+		// withDefaults reads 0 as 1; on the command line it is a mistake.
+		fmt.Fprintf(stderr, "loadtest: -batch must be between 1 and %d, got %d\n", maxBatch, c.Batch)
+		return c, false, errors.New("usage")
+	}
 	c.HubArgs = strings.Fields(hubArgs)
 	c, err := c.withDefaults()
 	if err != nil {
