@@ -25,4 +25,11 @@
 // ssekit.rejected event, because EventSource gives up for good on any other
 // status; a client that sends "SSEKit-Reject: status" gets 503 (429 for the
 // per-user limit) with Retry-After instead. See core.Broker.Reject.
+//
+// A server holding many idle streams can opt into WithTakeover: each
+// accepted HTTP/1.x stream then runs on a connection taken over from
+// net/http, at about a third of the memory per stream (HTTP/2 streams are
+// served as usual). net/http no longer tracks those connections, so such a
+// server must stop with Shutdown (or core.Broker.Close), never with
+// http.Server.Shutdown alone.
 package nethttp

@@ -20,8 +20,14 @@ import (
 // TestSoak opens and closes 10,000 streams in bursts of 500 concurrent ones
 // on loopback, each with a user and a topic of its own and each receiving a
 // broadcast, and checks that goroutines and heap return to their baseline:
-// nothing a connection leaves behind accumulates.
+// nothing a connection leaves behind accumulates. It runs with and
+// without WithTakeover, whose streams live on goroutines of their own.
 func TestSoak(t *testing.T) {
+	t.Run("Handler", func(t *testing.T) { soak(t) })
+	t.Run("Takeover", func(t *testing.T) { soak(t, nethttp.WithTakeover()) })
+}
+
+func soak(t *testing.T, opts ...nethttp.Option) {
 	const (
 		bursts   = 20
 		perBurst = 500
@@ -42,7 +48,7 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: nethttp.Handler(b), ReadHeaderTimeout: time.Minute}
+	srv := &http.Server{Handler: nethttp.Handler(b, opts...), ReadHeaderTimeout: time.Minute}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	// Streams never go back to the pool: each burst dials anew.
