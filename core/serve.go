@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -12,6 +13,11 @@ import (
 
 // Stream is the response body of one SSE connection, as an adapter
 // provides it. Serve calls Write and Flush from one goroutine.
+//
+// A Stream that owns its connection (an adapter that took it over from its
+// server) also implements io.Closer: Serve closes it before it returns, and
+// before the stream is unregistered, so that Broker.Close returns only once
+// such connections are closed.
 type Stream interface {
 	Write(p []byte) (int, error)
 	// Flush sends everything written so far to the client.
@@ -68,7 +74,11 @@ var scratchPool = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 
 func (b *Broker) Serve(ctx context.Context, s *Subscription, st Stream) error {
 	s.mu.Lock()
 	if s.serving || s.gone {
+		again := s.serving
 		s.mu.Unlock()
+		if c, ok := st.(io.Closer); ok && !again {
+			_ = c.Close() // cut by Close before Serve started
+		}
 		return ErrClosed
 	}
 	s.serving = true
@@ -79,6 +89,11 @@ func (b *Broker) Serve(ctx context.Context, s *Subscription, st Stream) error {
 
 	l := loop{b: b, s: s, st: st, ctx: ctx}
 	reason, err := l.run()
+	if c, ok := st.(io.Closer); ok {
+		// Before unregistering: Broker.Close returns only once every
+		// connection a Stream owns is closed.
+		_ = c.Close()
+	}
 	s.mu.Lock()
 	s.gone = true
 	s.deadline = nil

@@ -197,6 +197,53 @@ func TestCloseFlushesAndHintsReconnect(t *testing.T) {
 	})
 }
 
+// closingStream is a Stream that owns its connection, as a taken-over
+// HTTP/1 connection does: Serve must close it before Broker.Close returns.
+type closingStream struct {
+	Stream
+	closed chan struct{}
+}
+
+func (s *closingStream) Close() error {
+	close(s.closed) // a second Close would panic: Serve closes once
+	return nil
+}
+
+func TestServeClosesOwnedStream(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := New(Config{})
+		require.NoError(t, err)
+		sub, err := b.Subscribe(context.Background(), SubscribeRequest{})
+		require.NoError(t, err)
+		st := &closingStream{Stream: discardStream{}, closed: make(chan struct{})}
+		served := make(chan error, 1)
+		go func() { served <- b.Serve(context.Background(), sub, st) }()
+		synctest.Wait()
+		require.NoError(t, b.Close(context.Background()))
+		select {
+		case <-st.closed:
+		default:
+			t.Fatal("Close returned before the stream's connection was closed")
+		}
+		assert.NoError(t, <-served)
+
+		// A stream Close cut before Serve started is closed by Serve too.
+		b2, err := New(Config{})
+		require.NoError(t, err)
+		sub2, err := b2.Subscribe(context.Background(), SubscribeRequest{})
+		require.NoError(t, err)
+		require.NoError(t, b2.Close(context.Background()))
+		st2 := &closingStream{Stream: discardStream{}, closed: make(chan struct{})}
+		assert.ErrorIs(t, b2.Serve(context.Background(), sub2, st2), ErrClosed)
+		<-st2.closed
+	})
+}
+
+type discardStream struct{}
+
+func (discardStream) Write(p []byte) (int, error) { return len(p), nil }
+func (discardStream) Flush() error                { return nil }
+
 func TestCloseRespectsDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, err := New(Config{})

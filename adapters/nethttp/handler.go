@@ -81,11 +81,6 @@ func (h *StreamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
-	var taking *connGroup
-	if h.takeover && canTakeOver(r) {
-		taking = trackTakeover(h.broker) // before Connect: see trackTakeover
-		defer taking.done()
-	}
 	req := Request(r)
 	sub, err := h.broker.Connect(r.Context(), req)
 	if err != nil {
@@ -97,7 +92,7 @@ func (h *StreamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	if taking != nil && h.takeOver(w, r, sub, taking) {
+	if h.takeover && canTakeOver(r) && h.takeOver(w, r, sub) {
 		return
 	}
 	w.WriteHeader(http.StatusOK)

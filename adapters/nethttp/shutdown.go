@@ -14,15 +14,12 @@ import (
 // flushed, with a reconnect hint, so clients come back to a new instance.
 // Both respect ctx.
 //
-// Streams served with WithTakeover are no longer srv's to wait for:
-// Shutdown waits, after the broker, until their connections are closed,
-// each after its reconnect hint and the end of its body.
+// Streams served with WithTakeover are no longer srv's to wait for: the
+// broker's Close waits for them, and returns once each has its reconnect
+// hint and the end of its body, and its connection is closed.
 func Shutdown(ctx context.Context, srv *http.Server, b *core.Broker) error {
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(ctx) }()
 	berr := b.Close(ctx)
-	if berr == nil {
-		berr = waitTakeovers(ctx, b)
-	}
 	return errors.Join(berr, <-done)
 }

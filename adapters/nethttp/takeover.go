@@ -79,9 +79,7 @@ func canTakeOver(r *http.Request) bool {
 // takeOver hijacks the connection of the accepted stream sub and serves it
 // on goroutines of its own. It reports false, with nothing done, when w
 // cannot be hijacked: the caller then serves the stream the ordinary way.
-// Both the handler (since before Connect) and the writer goroutine hold g
-// while they run.
-func (h *StreamHandler) takeOver(w http.ResponseWriter, r *http.Request, sub *core.Subscription, g *connGroup) bool {
+func (h *StreamHandler) takeOver(w http.ResponseWriter, r *http.Request, sub *core.Subscription) bool {
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if errors.Is(err, http.ErrNotSupported) {
 		return false
@@ -95,16 +93,17 @@ func (h *StreamHandler) takeOver(w http.ResponseWriter, r *http.Request, sub *co
 	// server's ReadTimeout and WriteTimeout off the stream whatever it
 	// does. Serve bounds every write with a deadline of its own.
 	_ = conn.SetDeadline(time.Time{})
-	s := &takenStream{
-		conn:     conn,
-		head:     appendHead(r.ProtoAtLeast(1, 1), w.Header()),
-		chunked:  r.ProtoAtLeast(1, 1),
-		vectored: isVectored(conn),
-	}
 	// Not the request's context: net/http cancels that when this handler
 	// returns. Only the client (the read goroutine) or the end of Serve
 	// cancels this one.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	s := &takenStream{
+		conn:     conn,
+		ctx:      ctx,
+		head:     appendHead(r.ProtoAtLeast(1, 1), w.Header()),
+		chunked:  r.ProtoAtLeast(1, 1),
+		vectored: isVectored(conn),
+	}
 	readDone := make(chan struct{})
 	if brw.Reader.Buffered() > 0 {
 		// The client sent more than its request (a pipelined request,
@@ -114,24 +113,20 @@ func (h *StreamHandler) takeOver(w http.ResponseWriter, r *http.Request, sub *co
 	} else {
 		go watch(conn, cancel, readDone)
 	}
-	g.add()
-	go h.serveTakenOver(ctx, cancel, sub, s, readDone, g)
+	go h.serveTakenOver(ctx, cancel, sub, s, readDone)
 	// Returning now is the point: net/http frees the request, its
 	// buffers and this goroutine (brw is dropped with them).
 	return true
 }
 
-// serveTakenOver is the writer goroutine: the stream's write loop, then
-// the end of the body, then the connection's close.
+// serveTakenOver is the writer goroutine: the stream's write loop, which
+// ends the body and closes the connection (takenStream.Close) before
+// Broker.Close may return.
 func (h *StreamHandler) serveTakenOver(ctx context.Context, cancel context.CancelFunc, sub *core.Subscription,
-	s *takenStream, readDone <-chan struct{}, g *connGroup) {
-	defer g.done()
+	s *takenStream, readDone <-chan struct{}) {
 	_ = h.broker.Serve(ctx, sub, s)
-	if ctx.Err() == nil { // the client is still there to read the end
-		s.finish()
-	}
+	_ = s.Close() // Serve closed it already, unless it never started
 	cancel()
-	_ = s.conn.Close() // also ends the read goroutine's Read
 	<-readDone
 }
 
@@ -150,6 +145,8 @@ func watch(conn net.Conn, cancel context.CancelFunc, done chan<- struct{}) {
 // the connection: the core.Stream (and core.WriteDeadliner) Serve writes.
 type takenStream struct {
 	conn     net.Conn
+	ctx      context.Context // done when the client has gone
+	closed   bool
 	head     []byte // the response head, sent with the first write
 	chunked  bool   // HTTP/1.1: chunked; HTTP/1.0: delimited by the close
 	vectored bool   // conn writes net.Buffers with one writev
@@ -194,6 +191,21 @@ func (s *takenStream) Flush() error { return nil }
 // core.WriteDeadliner: a stalled client is cut after ClientTimeout, a slow
 // consumer at once.
 func (s *takenStream) SetWriteDeadline(t time.Time) error { return s.conn.SetWriteDeadline(t) }
+
+// Close ends the body, when the client is still there to read its end,
+// and closes the connection (which also ends the read goroutine's Read).
+// Serve calls it before the stream is unregistered, so Broker.Close (and
+// Shutdown) return only once every taken-over connection is closed.
+func (s *takenStream) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.ctx.Err() == nil {
+		s.finish()
+	}
+	return s.conn.Close()
+}
 
 // finishTimeout bounds the write of the end of the body: a few bytes on a
 // connection whose last write succeeded.
@@ -300,72 +312,4 @@ var framing = map[string]bool{
 	"Keep-Alive":        true,
 	"Trailer":           true,
 	"Upgrade":           true,
-}
-
-// connGroup counts one broker's taken-over connections, so that Shutdown
-// can wait until the last is closed: http.Server.Shutdown no longer sees
-// them, and core.Broker.Close returns once their Serve loops end, just
-// before the end of the body is written and the connection closed.
-type connGroup struct {
-	b    *core.Broker
-	n    int           // guarded by takeovers.mu
-	idle chan struct{} // closed when n drops to 0
-}
-
-// takeovers holds a connGroup for each broker with taken-over connections
-// (or requests that may become one); a group leaves the map when its count
-// drops to 0, so no broker is kept alive by it.
-var takeovers struct {
-	mu sync.Mutex
-	m  map[*core.Broker]*connGroup
-}
-
-// trackTakeover counts a request that may become a taken-over connection.
-// The handler calls it before Connect: once Connect succeeds, Close cannot
-// drain the broker before the group counts the connection.
-func trackTakeover(b *core.Broker) *connGroup {
-	takeovers.mu.Lock()
-	defer takeovers.mu.Unlock()
-	g := takeovers.m[b]
-	if g == nil {
-		if takeovers.m == nil {
-			takeovers.m = map[*core.Broker]*connGroup{}
-		}
-		g = &connGroup{b: b, idle: make(chan struct{})}
-		takeovers.m[b] = g
-	}
-	g.n++
-	return g
-}
-
-// add counts one more holder of a group its caller already holds.
-func (g *connGroup) add() {
-	takeovers.mu.Lock()
-	g.n++
-	takeovers.mu.Unlock()
-}
-
-func (g *connGroup) done() {
-	takeovers.mu.Lock()
-	defer takeovers.mu.Unlock()
-	if g.n--; g.n == 0 {
-		close(g.idle)
-		delete(takeovers.m, g.b)
-	}
-}
-
-// waitTakeovers waits until b has no taken-over connection left open.
-func waitTakeovers(ctx context.Context, b *core.Broker) error {
-	takeovers.mu.Lock()
-	g := takeovers.m[b]
-	takeovers.mu.Unlock()
-	if g == nil {
-		return nil
-	}
-	select {
-	case <-g.idle:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("ssekit/nethttp: taken-over connections still open: %w", ctx.Err())
-	}
 }
