@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,7 +76,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := newHub(broker, hubConfig{})
+	h, err := newHub(broker, hubConfig{takeover: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = nethttp.Shutdown(ctx, srv, broker)
+		_ = nethttp.Shutdown(ctx, srv.Server, broker)
 	}()
 
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
@@ -140,7 +141,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 
 	// 3. Stop the HTTP server: every connection is cut, the broker and its
 	// history stay.
-	if err := srv.Close(); err != nil {
+	if err := srv.cut(); err != nil {
 		t.Fatal(err)
 	}
 	p.waitFor("the broker to see the stream gone", 10*time.Second, func() bool { return broker.Stats().Connections == 0 })
@@ -341,10 +342,40 @@ func eval[T any](t *testing.T, ctx context.Context, js string) T {
 }
 
 // serve runs an http.Server for h on ln until it is closed.
-func serve(h http.Handler, ln net.Listener) *http.Server {
-	srv := newServer(h)
-	go func() { _ = srv.Serve(ln) }()
-	return srv
+// testServer is the hub's http.Server, able to die as a process does.
+type testServer struct {
+	*http.Server
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func serve(h http.Handler, ln net.Listener) *testServer {
+	s := &testServer{Server: newServer(h), conns: map[net.Conn]struct{}{}}
+	s.ConnState = func(c net.Conn, state http.ConnState) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		switch state {
+		case http.StateNew:
+			s.conns[c] = struct{}{}
+		case http.StateClosed:
+			delete(s.conns, c)
+		}
+	}
+	go func() { _ = s.Serve(ln) }()
+	return s
+}
+
+// cut stops the server and closes every connection it accepted, the
+// streams taken over from net/http (which http.Server.Close leaves alone)
+// included: what the clients see when the hub's process dies.
+func (s *testServer) cut() error {
+	err := s.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	return err
 }
 
 // relisten binds addr again, retrying briefly in case the old socket is
@@ -391,7 +422,7 @@ func TestBrowserGapAndRejected(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := newHub(b, hubConfig{})
+		h, err := newHub(b, hubConfig{takeover: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -408,7 +439,7 @@ func TestBrowserGapAndRejected(t *testing.T) {
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = nethttp.Shutdown(ctx, srv, broker)
+		_ = nethttp.Shutdown(ctx, srv.Server, broker)
 	}()
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
@@ -436,7 +467,7 @@ func TestBrowserGapAndRejected(t *testing.T) {
 	// heard of the page's Last-Event-ID.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := nethttp.Shutdown(ctx, srv, broker); err != nil {
+	if err := nethttp.Shutdown(ctx, srv.Server, broker); err != nil {
 		t.Fatal(err)
 	}
 	broker, h = newBroker()

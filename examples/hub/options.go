@@ -76,6 +76,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		secret       string
 		jwtSecret    string
 		maxBatch     int
+		takeover     bool
 	)
 	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -96,6 +97,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.broker.MaxConnectionsPerUser, "max-connections-per-user", 0, "open connections allowed per user and tenant; 0 = unlimited (MaxConnectionsPerUser)")
 	fs.DurationVar(&o.broker.FlushInterval, "flush-interval", 0, "write each stream at most once per interval, batching bursts (FlushInterval; 0 = write at once)")
 	fs.IntVar(&o.broker.MaxEventSize, "max-event-size", core.DefaultMaxEventSize, "largest encoded event in `bytes` (MaxEventSize; 0 = default)")
+	fs.BoolVar(&takeover, "takeover", true, "serve HTTP/1.x streams on connections taken over from net/http: about a third of the memory per idle stream (nethttp.WithTakeover); -takeover=false keeps net/http's own response writer")
 	fs.IntVar(&maxBatch, "max-batch", defaultMaxBatch, fmt.Sprintf("most `events` one POST /publish JSON array may hold, 1 to %d; its body may be this many times the single-event limit, at most %d MiB", maxMaxBatch, maxBatchBodyCap>>20))
 	fs.Usage = func() {
 		out := fs.Output()
@@ -208,7 +210,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	if jwtAuth != nil {
 		o.broker.Authenticator, o.broker.Authorizer = jwtAuth, jwtAuth
 	}
-	o.hub = hubConfig{publishSecret: secret, maxEventSize: o.broker.MaxEventSize, maxBatch: maxBatch, jwt: jwtAuth}
+	o.hub = hubConfig{publishSecret: secret, maxEventSize: o.broker.MaxEventSize, maxBatch: maxBatch, takeover: takeover, jwt: jwtAuth}
 	return o, nil
 }
 

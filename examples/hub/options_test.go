@@ -43,6 +43,9 @@ func TestOptionsDefaults(t *testing.T) {
 	if o.hub.publishSecret != "" || o.insecurePublish {
 		t.Errorf("publishing protection %+v %v", o.hub, o.insecurePublish)
 	}
+	if !o.hub.takeover {
+		t.Error("takeover is off by default, want on")
+	}
 	if o.hub.maxBatch != defaultMaxBatch {
 		t.Errorf("max batch %d, want %d", o.hub.maxBatch, defaultMaxBatch)
 	}
