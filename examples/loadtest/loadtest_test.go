@@ -481,12 +481,13 @@ func TestProcAndThousands(t *testing.T) {
 	}
 }
 
-// TestExperiments runs the server's two experimental stream handlers
-// (take-over of the connection, paced writes): same guarantees.
-func TestExperiments(t *testing.T) {
+// TestServerModes runs the in-process server's stream modes (taken over
+// from net/http or not, coalesced writes): same guarantees.
+func TestServerModes(t *testing.T) {
 	for name, cfg := range map[string]serverConfig{
-		"hijack": {hijack: true},
-		"paced":  {minWriteInterval: 5 * time.Millisecond},
+		"handler":  {},
+		"takeover": {takeover: true},
+		"coalesce": {takeover: true, broker: core.Config{FlushInterval: 5 * time.Millisecond}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			srv := startTestServer(t, cfg)

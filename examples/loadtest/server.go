@@ -64,13 +64,9 @@ type serverConfig struct {
 	// sndBuf, when > 0, sets SO_SNDBUF on accepted connections: the tests
 	// use it so a stalled client backs up within a small burst.
 	sndBuf int
-	// minWriteInterval, when > 0, serves streams through pacedStream: an
-	// experiment that emulates a coalescing option core does not have.
-	minWriteInterval time.Duration
-	// hijack, when set, serves streams through hijackHandler: an
-	// experiment measuring what nethttp would save by taking the
-	// connection over from net/http.
-	hijack     bool
+	// takeover serves HTTP/1 streams with nethttp.WithTakeover, as the
+	// hub does by default.
+	takeover   bool
 	cpuProfile string
 	memProfile string
 }
@@ -95,14 +91,11 @@ func startServer(cfg serverConfig) (*server, error) {
 	s := &server{broker: b, ln: ln, served: make(chan error, 1), secret: cfg.secret,
 		cpuProfile: cfg.cpuProfile, memProfile: cfg.memProfile}
 	mux := http.NewServeMux()
-	switch {
-	case cfg.hijack:
-		mux.Handle("/events", hijackHandler(b))
-	case cfg.minWriteInterval > 0:
-		mux.Handle("/events", pacedHandler(b, cfg.minWriteInterval))
-	default:
-		mux.Handle("/events", nethttp.Handler(b))
+	var opts []nethttp.Option
+	if cfg.takeover {
+		opts = append(opts, nethttp.WithTakeover())
 	}
+	mux.Handle("/events", nethttp.Handler(b, opts...))
 	mux.HandleFunc("POST /publish", s.publish)
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, b.Stats()) })
 	mux.HandleFunc("GET /online", s.online)
@@ -401,8 +394,8 @@ func serveMain(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.broker.RetryHint, "retry", 0, "RetryHint (0: default)")
 	fs.IntVar(&cfg.broker.MaxConnections, "max-connections", 0, "MaxConnections")
 	fs.IntVar(&cfg.broker.MaxEventSize, "max-event-size", 0, "MaxEventSize (0: default)")
-	fs.DurationVar(&cfg.minWriteInterval, "min-write-interval", 0, "EXPERIMENT: at most one write per stream per `interval` (emulates a coalescing option core lacks)")
-	fs.BoolVar(&cfg.hijack, "hijack", false, "EXPERIMENT: take each stream's connection over from net/http (see hijackHandler)")
+	fs.DurationVar(&cfg.broker.FlushInterval, "flush-interval", 0, "FlushInterval (0: write at once)")
+	fs.BoolVar(&cfg.takeover, "takeover", true, "serve HTTP/1 streams with nethttp.WithTakeover, as the hub does")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "CPU profile `file`, written between POST /debug/loadtest/cpu/start and /stop")
 	fs.StringVar(&cfg.memProfile, "memprofile", "", "heap profile `file`, written by POST /debug/loadtest/heap?profile=1")
 	memRate := fs.Int("memprofilerate", 512, "with -memprofile: runtime.MemProfileRate, bytes per heap sample (1: every allocation)")
@@ -446,141 +439,3 @@ func serveMain(args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
-
-// pacedHandler is nethttp.Handler with one difference: each stream writes
-// at most once per interval, so events published meanwhile are coalesced
-// into the next write. It is an experiment, measuring what a coalescing
-// option in core (a minimum flush interval) would save; the first event
-// after a quiet interval still goes out at once.
-func pacedHandler(b *core.Broker, interval time.Duration) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet {
-			w.Header().Set("Allow", "GET")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		req := nethttp.Request(r)
-		sub, err := b.Connect(r.Context(), req)
-		if err != nil {
-			nethttp.WriteRejection(w, b.Reject(err, req))
-			return
-		}
-		hdr := w.Header()
-		hdr.Set("Content-Type", "text/event-stream")
-		hdr.Set("Cache-Control", "no-cache")
-		hdr.Set("X-Accel-Buffering", "no")
-		w.WriteHeader(http.StatusOK)
-		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
-		_ = b.Serve(r.Context(), sub, &pacedStream{st: nethttp.Stream(w), interval: interval})
-	})
-}
-
-type pacedStream struct {
-	st       core.Stream
-	interval time.Duration
-	last     time.Time
-}
-
-func (p *pacedStream) Write(b []byte) (int, error) {
-	if !p.last.IsZero() {
-		if wait := p.interval - time.Since(p.last); wait > 0 {
-			time.Sleep(wait)
-		}
-	}
-	n, err := p.st.Write(b)
-	p.last = time.Now()
-	return n, err
-}
-
-func (p *pacedStream) Flush() error { return p.st.Flush() }
-
-func (p *pacedStream) SetWriteDeadline(t time.Time) error {
-	if d, ok := p.st.(core.WriteDeadliner); ok {
-		return d.SetWriteDeadline(t)
-	}
-	return nil
-}
-
-// hijackHandler is an experiment: it measures what nethttp would save by
-// taking each stream's connection over from net/http once the stream is
-// accepted. The handler hijacks the connection, writes the response head
-// itself, and returns, so net/http frees the request, the response, its
-// buffers and the goroutine's stack. A new goroutine runs the write loop,
-// writing each batch as one HTTP/1.1 chunk with one writev, and a small
-// one waits for the client to close (net/http's own background read does
-// that job for an ordinary handler). HTTP/2 cannot be hijacked; a real
-// adapter would fall back to the ordinary path there, and it would have
-// to track these connections for shutdown itself (here the broker's Close
-// ends them).
-func hijackHandler(b *core.Broker) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet {
-			w.Header().Set("Allow", "GET")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		req := nethttp.Request(r)
-		// The stream outlives the request: its context ends when the
-		// client closes the connection.
-		ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-		sub, err := b.Connect(ctx, req)
-		if err != nil {
-			cancel()
-			nethttp.WriteRejection(w, b.Reject(err, req))
-			return
-		}
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			cancel()
-			sub.Close()
-			http.Error(w, "cannot take the connection over", http.StatusInternalServerError)
-			return
-		}
-		_ = conn.SetDeadline(time.Time{})
-		const head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n" +
-			"X-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\n\r\n"
-		if _, err := io.WriteString(conn, head); err != nil {
-			cancel()
-			sub.Close()
-			conn.Close()
-			return
-		}
-		go func() {
-			var one [1]byte
-			_, _ = conn.Read(one[:]) // the client closed, or sent what it must not
-			cancel()
-		}()
-		go func() {
-			defer cancel()
-			defer conn.Close()
-			st := &chunkStream{conn: conn}
-			_ = b.Serve(ctx, sub, st)
-			_, _ = io.WriteString(conn, "0\r\n\r\n")
-		}()
-	})
-}
-
-// chunkStream writes each Write as one HTTP/1.1 chunk with one writev.
-type chunkStream struct {
-	conn net.Conn
-	hdr  [20]byte
-}
-
-func (c *chunkStream) Write(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	hdr := strconv.AppendInt(c.hdr[:0], int64(len(p)), 16)
-	hdr = append(hdr, '\r', '\n')
-	bufs := net.Buffers{hdr, p, crlf}
-	if _, err := bufs.WriteTo(c.conn); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-var crlf = []byte("\r\n")
-
-func (c *chunkStream) Flush() error { return nil }
-
-func (c *chunkStream) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
