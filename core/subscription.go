@@ -128,8 +128,21 @@ func (s *Subscription) enqueue(m *Message) {
 }
 
 func (s *Subscription) push(m *Message) {
-	s.q[(s.head+s.n)%len(s.q)] = m
+	i := s.head + s.n // a subtraction, not %: this runs once per recipient
+	if i >= len(s.q) {
+		i -= len(s.q)
+	}
+	s.q[i] = m
 	s.n++
+}
+
+// queued returns the queued messages in order, as at most two slices of
+// the ring.
+func (s *Subscription) queued() (first, second []*Message) {
+	if end := s.head + s.n; end <= len(s.q) {
+		return s.q[s.head:end], nil
+	}
+	return s.q[s.head:], s.q[:s.head+s.n-len(s.q)]
 }
 
 // grow enlarges a full ring up to ClientBufferSize, so idle connections
@@ -139,10 +152,10 @@ func (s *Subscription) grow() bool {
 	if len(s.q) >= limit {
 		return false
 	}
-	q := make([]*Message, min(max(2*len(s.q), 4), limit))
-	for i := 0; i < s.n; i++ {
-		q[i] = s.q[(s.head+i)%len(s.q)]
-	}
+	// Fourfold: a burst reaches a large bound in half the copies.
+	q := make([]*Message, min(max(4*len(s.q), 4), limit))
+	first, second := s.queued()
+	copy(q[copy(q, first):], second)
 	s.q, s.head = q, 0
 	return true
 }
@@ -158,11 +171,10 @@ func (s *Subscription) signal() {
 // reports whether the queue overflowed.
 func (s *Subscription) drain(dst []*Message) ([]*Message, bool) {
 	s.mu.Lock()
-	for i := 0; i < s.n; i++ {
-		j := (s.head + i) % len(s.q)
-		dst = append(dst, s.q[j])
-		s.q[j] = nil
-	}
+	first, second := s.queued()
+	dst = append(append(dst, first...), second...)
+	clear(first)
+	clear(second)
 	s.head, s.n = 0, 0
 	overflow := s.overflow
 	s.mu.Unlock()
