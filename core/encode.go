@@ -70,21 +70,7 @@ func appendEventUnchecked(dst []byte, e Event) []byte {
 	if e.Comment != "" {
 		dst = appendSSELines(dst, commentPrefix, e.Comment)
 	}
-	if e.Retry > 0 {
-		dst = append(dst, retryPrefix...)
-		dst = strconv.AppendInt(dst, int64(e.Retry/time.Millisecond), 10)
-		dst = append(dst, '\n')
-	}
-	if e.ID != "" {
-		dst = append(dst, idPrefix...)
-		dst = append(dst, e.ID...)
-		dst = append(dst, '\n')
-	}
-	if e.Type != "" {
-		dst = append(dst, eventPrefix...)
-		dst = append(dst, e.Type...)
-		dst = append(dst, '\n')
-	}
+	dst = appendFields(dst, e)
 	if message {
 		dst = appendSSELines(dst, dataPrefix, e.Data)
 	}
@@ -131,9 +117,8 @@ func encodedLen(e Event) (n int, flat bool) {
 	return n, flat
 }
 
-// appendFlatEvent is appendEventUnchecked for an event encodedLen reported
-// flat.
-func appendFlatEvent(dst []byte, e Event) []byte {
+// appendFields appends the single-line fields of e: retry, id, event.
+func appendFields(dst []byte, e Event) []byte {
 	if e.Retry > 0 {
 		dst = append(dst, retryPrefix...)
 		dst = strconv.AppendInt(dst, int64(e.Retry/time.Millisecond), 10)
@@ -149,6 +134,13 @@ func appendFlatEvent(dst []byte, e Event) []byte {
 		dst = append(dst, e.Type...)
 		dst = append(dst, '\n')
 	}
+	return dst
+}
+
+// appendFlatEvent is appendEventUnchecked for an event encodedLen reported
+// flat.
+func appendFlatEvent(dst []byte, e Event) []byte {
+	dst = appendFields(dst, e)
 	dst = append(dst, dataPrefix...)
 	dst = append(dst, e.Data...)
 	return append(dst, '\n', '\n')

@@ -18,34 +18,7 @@ import (
 // /publish take their identity from tokens, the publish claim decides the
 // targets, and the tenant always comes from the token.
 func TestAuthMode(t *testing.T) {
-	secret := auth.NewSecret()
-	o, err := parseOptions([]string{"-jwt-secret", string(secret)}, envMap(nil), &strings.Builder{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := core.New(o.broker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := newHub(b, o.hub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.Close(ctx)
-		srv.Close()
-	})
-	mint := func(g auth.Grant) string {
-		t.Helper()
-		tok, err := o.hub.jwt.Mint(secret, g)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	srv, b, mint := startAuthHub(t)
 	alice, bob := uuid.New(), uuid.New()
 	reader := mint(auth.Grant{User: alice, Tenant: "acme", Topics: []string{"news"}})
 	writer := mint(auth.Grant{User: bob, Tenant: "acme", Publish: []string{"news", auth.GrantUsers}})
@@ -124,34 +97,7 @@ func TestAuthModeOptions(t *testing.T) {
 // the token's publish claim and tenant, or nothing of it is published; the
 // publish secret still lets a trusted service publish a batch anywhere.
 func TestAuthModeBatch(t *testing.T) {
-	secret := auth.NewSecret()
-	o, err := parseOptions([]string{"-jwt-secret", string(secret), "-publish-secret", "svc-secret"}, envMap(nil), &strings.Builder{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := core.New(o.broker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := newHub(b, o.hub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.Close(ctx)
-		srv.Close()
-	})
-	mint := func(g auth.Grant) string {
-		t.Helper()
-		tok, err := o.hub.jwt.Mint(secret, g)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	srv, b, mint := startAuthHub(t, "-publish-secret", "svc-secret")
 	alice, bob := uuid.New(), uuid.New()
 	reader := mint(auth.Grant{User: alice, Tenant: "acme", Topics: []string{"news"}})
 	writer := mint(auth.Grant{User: bob, Tenant: "acme", Publish: []string{"news", auth.GrantUsers}})
@@ -221,4 +167,39 @@ func TestAuthModeBatch(t *testing.T) {
 			t.Fatalf("got %q, want %q", ev.Data, want)
 		}
 	}
+}
+
+// startAuthHub serves a hub in auth mode (a fresh -jwt-secret plus args)
+// and returns it, its broker and a function minting tokens it accepts.
+func startAuthHub(t *testing.T, args ...string) (*httptest.Server, *core.Broker, func(auth.Grant) string) {
+	t.Helper()
+	secret := auth.NewSecret()
+	o, err := parseOptions(append([]string{"-jwt-secret", string(secret)}, args...), envMap(nil), &strings.Builder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := core.New(o.broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := newHub(b, o.hub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = b.Close(ctx)
+		srv.Close()
+	})
+	mint := func(g auth.Grant) string {
+		t.Helper()
+		tok, err := o.hub.jwt.Mint(secret, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	return srv, b, mint
 }
