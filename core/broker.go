@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,8 +94,16 @@ func (b *Broker) Config() Config { return b.cfg }
 // event ID. Publish never blocks on a subscriber. On error nothing was
 // sent. The broker keeps m's slices: do not modify them afterwards.
 func (b *Broker) Publish(ctx context.Context, m Message) (string, error) {
-	m.frame, m.spare, m.size, m.flat, m.borrowed, m.inlineUsed = nil, nil, 0, false, false, false
+	m.forget()
 	return b.publish(ctx, &m)
+}
+
+// Check reports the error Publish would return for m, without publishing
+// anything, so that a caller with several messages (an HTTP batch, say)
+// can refuse them all before the first goes out.
+func (b *Broker) Check(m Message) error {
+	m.forget()
+	return b.check(&m)
 }
 
 // publish is Publish for a message the broker may keep as it is.
@@ -132,6 +141,9 @@ func (b *Broker) check(m *Message) error {
 	if m.Event.Type == "" {
 		return fmt.Errorf("%w: event type is required", ErrInvalidType)
 	}
+	if strings.HasPrefix(m.Event.Type, ReservedTypePrefix) {
+		return fmt.Errorf("%w: the %q prefix is reserved for the kit's own events", ErrInvalidType, ReservedTypePrefix)
+	}
 	if err := m.Target.validate(); err != nil {
 		return err
 	}
@@ -161,6 +173,11 @@ func (b *Broker) deliver(m *Message) {
 	t.lastID = m.Event.ID
 	m.recipients = t.route(m)
 	t.mu.Unlock()
+	if m.Event.Type == GapEventType {
+		// A Bus that lost events tells a whole tenant so (publishers
+		// cannot use the type): count it like a gap found on replay.
+		b.gap.Add(uint64(m.recipients))
+	}
 }
 
 // route enqueues m on every matching connection once; t.mu is held.
@@ -516,8 +533,9 @@ type Stats struct {
 	// Sent counts events written to connections, replays excluded.
 	Sent     uint64 `json:"sent"`
 	Replayed uint64 `json:"replayed"`
-	// Gaps counts gap events sent to clients whose Last-Event-ID could not
-	// be replayed.
+	// Gaps counts gap events sent to clients: to a reconnecting client
+	// whose Last-Event-ID could not be replayed, and to each connection of
+	// a tenant when the Bus reports events it lost.
 	Gaps    uint64                `json:"gaps"`
 	Dropped map[DropReason]uint64 `json:"dropped"`
 }

@@ -27,6 +27,7 @@ func TestPublishValidation(t *testing.T) {
 		{"empty type", ErrInvalidType, func() error { return b.SendToUser(ctx, u, "", "d") }},
 		{"newline in type", ErrInvalidType, func() error { return b.Broadcast(ctx, "a\ndata: x", "d") }},
 		{"CR in type", ErrInvalidType, func() error { return b.Broadcast(ctx, "a\rb", "d") }},
+		{"reserved type", ErrInvalidType, func() error { return b.Broadcast(ctx, GapEventType, "d") }},
 		{"bad topic", ErrInvalidTopic, func() error { return b.SendToTopic(ctx, "a//b", "x", "d") }},
 		{"empty topic", ErrInvalidTopic, func() error { return b.SendToTopic(ctx, "", "x", "d") }},
 		{"bad tenant", ErrInvalidTenant, func() error { return b.Tenant("a b").Broadcast(ctx, "x", "d") }},
@@ -326,4 +327,35 @@ func TestConfigValidate(t *testing.T) {
 	}
 	_, err = ParseSlowConsumerPolicy("block")
 	assert.ErrorIs(t, err, ErrInvalidConfig)
+}
+
+// TestBusGapCounted checks a gap event that a Bus delivers to a whole
+// tenant (events lost between nodes) counts once per connection reached.
+func TestBusGapCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t, Config{})
+		c1 := connect(t, b, SubscribeRequest{})
+		c2 := connect(t, b, SubscribeRequest{})
+		b.deliver(&Message{
+			Target: Target{Broadcast: true},
+			Event:  Event{ID: "x-9", Type: GapEventType, Data: `{"lastEventId":"x-3","reason":"unknown"}`},
+		})
+		assert.Equal(t, GapEventType, c1.next().Type)
+		assert.Equal(t, GapEventType, c2.next().Type)
+		assert.Equal(t, uint64(2), b.Stats().Gaps)
+		assert.NoError(t, c1.close())
+		assert.NoError(t, c2.close())
+	})
+}
+
+func TestCheck(t *testing.T) {
+	b := newBroker(t, Config{MaxEventSize: 64})
+	good := Message{Target: Target{Broadcast: true}, Event: Event{Type: "x", Data: "d"}}
+	assert.NoError(t, b.Check(good))
+	assert.ErrorIs(t, b.Check(Message{Event: Event{Type: "x"}}), ErrNoTarget)
+	assert.ErrorIs(t, b.Check(Message{Target: good.Target, Event: Event{Type: "x", Data: strings.Repeat("a", 100)}}), ErrEventTooLarge)
+	assert.ErrorIs(t, b.Check(Message{Target: good.Target, Event: Event{Type: "ssekit.x"}}), ErrInvalidType)
+	assert.Zero(t, b.Stats().Published, "Check publishes nothing")
+	require.NoError(t, b.Close(context.Background()))
+	assert.ErrorIs(t, b.Check(good), ErrClosed)
 }

@@ -260,3 +260,9 @@ func (m *Message) room(n int) []byte {
 	}
 	return make([]byte, 0, n)
 }
+
+// forget drops what a broker worked out for m, for a Message the caller
+// passed by value: a copy must be checked and encoded afresh.
+func (m *Message) forget() {
+	m.frame, m.spare, m.size, m.flat, m.borrowed, m.inlineUsed = nil, nil, 0, false, false, false
+}

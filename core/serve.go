@@ -32,6 +32,11 @@ type WriteDeadliner interface {
 	SetWriteDeadline(t time.Time) error
 }
 
+// ReservedTypePrefix starts the types of the events the kit sends itself
+// (GapEventType, ConnectedEventType, "ssekit.rejected"); a publish with
+// such a type fails with ErrInvalidType, so a client can trust them.
+const ReservedTypePrefix = "ssekit."
+
 // GapEventType is the type of the event sent to a reconnecting client whose
 // Last-Event-ID cannot be replayed (older than the history, or from before
 // a restart). Its data is JSON: {"lastEventId": "...", "reason":

@@ -304,7 +304,9 @@ func TestPublishBatchWhileClosing(t *testing.T) {
 		t.Fatalf("status %d: %s", status, body)
 	}
 	a, members := decodeBatchAnswer(t, body)
-	if string(members["ids"]) != "[]" || a.Index == nil || *a.Index != 0 {
-		t.Errorf("answer %s: want \"ids\": [] and index 0", body)
+	// The broker refuses the first item before anything is published, so
+	// the answer lists no IDs.
+	if ids := string(members["ids"]); (ids != "" && ids != "[]") || a.Index == nil || *a.Index != 0 {
+		t.Errorf("answer %s: want no IDs and index 0", body)
 	}
 }

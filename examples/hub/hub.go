@@ -431,33 +431,9 @@ func allow(caller *core.Identity, req publishRequest, msg *core.Message) *apiErr
 	return nil
 }
 
-// check applies the rules core.Broker.Publish checks, with the same
-// exported validators and sentinel errors, so that every item of a batch
-// is known good before the first is published. Publish checks again; a
-// rule missing here shows as a failure mid-batch, which the answer
-// reports with the IDs already published.
-func (h *hub) check(m core.Message) error {
-	if err := core.ValidateTenant(m.Target.Tenant); err != nil {
-		return err
-	}
-	for _, u := range m.Target.Users {
-		if u == uuid.Nil {
-			return fmt.Errorf("%w: nil UUID", core.ErrInvalidUser)
-		}
-	}
-	for _, topic := range m.Target.Topics {
-		if err := core.ValidateTopic(topic); err != nil {
-			return err
-		}
-	}
-	if err := m.Event.Validate(); err != nil {
-		return err
-	}
-	if n, limit := core.EncodedLen(m.Event), h.broker.Config().MaxEventSize; n > limit {
-		return fmt.Errorf("%w: %d bytes encoded, limit %d", core.ErrEventTooLarge, n, limit)
-	}
-	return nil
-}
+// check applies core's publish rules (core.Broker.Check), so that every
+// item of a batch is known good before the first is published.
+func (h *hub) check(m core.Message) error { return h.broker.Check(m) }
 
 // authorized checks the bearer secret in constant time. Hashing both sides
 // first keeps the comparison constant-time in the secret's length too.
