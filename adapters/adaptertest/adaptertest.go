@@ -42,16 +42,9 @@ const ServerWriteTimeout = time.Second
 // connections when it ends, so a goroutine left behind is the adapter's.
 func Run(t *testing.T, f Factory) {
 	t.Helper()
-	for _, proto := range []int{1, 2} {
-		name := "HTTP1"
-		if proto == 2 {
-			name = "HTTP2"
-		}
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			runChecks(t, &suite{proto: proto, startServer: handlerServer(f, proto)})
-		})
-	}
+	ForEachProto(t, func(t *testing.T, proto int) {
+		runChecks(t, &suite{proto: proto, startServer: handlerServer(f, proto)})
+	})
 }
 
 // RunServer runs every conformance check against an adapter that must run
@@ -107,23 +100,13 @@ type env struct {
 // registered later), then the broker, then the servers and clients.
 func (s *suite) start(t *testing.T, cfg core.Config, o startOptions) *env {
 	t.Helper()
-	if cfg.HeartbeatInterval == 0 {
-		// No heartbeat unless the check asks for one: a heartbeat's write
-		// would notice a client gone that the adapter failed to notice,
-		// and hide the bug.
-		cfg.HeartbeatInterval = time.Hour
-	}
-	b, err := core.New(cfg)
-	if err != nil {
-		t.Fatalf("core.New: %v", err)
-	}
+	// No heartbeat unless the check asks for one: a heartbeat's write
+	// would notice a client gone that the adapter failed to notice, and
+	// hide the bug.
+	b := newBroker(t, cfg)
 	srv := s.startServer(t, b, o)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
-		defer cancel()
-		if err := b.Close(ctx); err != nil {
-			t.Errorf("broker.Close at the end of the check: %v (a stream did not end)", err)
-		}
+		closeBroker(t, b, " at the end of the check (a stream did not end)")
 		// Close returns once the last stream is unregistered; its limit
 		// reservation is given back just after.
 		waitFor(t, "the broker counts no connection after Close", func() bool { return b.Stats().Connections == 0 })

@@ -32,6 +32,14 @@
 // (503, 429 with Retry-After); broker Close ending every stream with a
 // reconnect hint; a stream outliving the server's WriteTimeout.
 //
+// Beyond the suite, an adapter's own tests share what reaches past a
+// Factory: RunCORS checks an adapter's CORS option over both protocols,
+// CheckShutdown stops a server the way the adapter documents and checks
+// that its streams end at once with a reconnect hint, and CheckStreaming
+// checks a stream served behind the framework's own middleware, on a
+// broker from NewBroker and a server from Serve (ForEachProto runs a test
+// over HTTP/1.1 and HTTP/2).
+//
 // The suite does not check for leaked goroutines itself, since other tests
 // may run in parallel with it: the caller's TestMain must use
 // goleak.VerifyTestMain. Every check closes what it opened, so what is left

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,37 +36,14 @@ func start(t *testing.T, b *core.Broker, o traptest.Options) traptest.Server {
 	return serve(t, app, b)
 }
 
+// serve runs app until the end of t; its Shutdown is the adapter's, with b.
 func serve(t *testing.T, app *fiber.App, b *core.Broker) traptest.Server {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- app.Listener(ln, fiber.ListenConfig{DisableStartupMessage: true}) }()
-	var once sync.Once
-	shutdownApp := func(ctx context.Context) (err error) {
-		once.Do(func() { err = app.ShutdownWithContext(ctx) })
-		return err
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), adaptertest.WaitTimeout)
-		defer cancel()
-		if err := shutdownApp(ctx); err != nil {
-			t.Errorf("app shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("Listener: %v", err)
-		}
+	return traptest.Serve(t, traptest.App{
+		Listen:             func(ln net.Listener) error { return app.Listener(ln, fiber.ListenConfig{DisableStartupMessage: true}) },
+		Shutdown:           app.ShutdownWithContext,
+		ShutdownWithBroker: func(ctx context.Context) error { return ssefiber.Shutdown(ctx, app, b) },
 	})
-	return traptest.Server{
-		URL:         "http://" + ln.Addr().String(),
-		ShutdownApp: shutdownApp,
-		Shutdown: func(ctx context.Context) (err error) {
-			once.Do(func() { err = ssefiber.Shutdown(ctx, app, b) })
-			return err
-		},
-	}
 }
 
 // TestFiber runs the conformance suite (HTTP/1.1) and the fasthttp trap
@@ -84,11 +60,7 @@ func TestFiber(t *testing.T) {
 // has fixed the issue and the README can say so.
 func TestCompressNotExcluded(t *testing.T) {
 	t.Parallel()
-	b, err := core.New(core.Config{HeartbeatInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	b := adaptertest.NewBroker(t, core.Config{})
 	app := fiber.New()
 	app.Use(compress.New())
 	app.Get("/events", ssefiber.Handler(b))

@@ -50,6 +50,53 @@ type Options struct {
 // adaptertest.ServerWriteTimeout, and shuts it down in t.Cleanup.
 type Start func(t *testing.T, b *core.Broker, o Options) Server
 
+// App is a Fiber app as Serve runs it.
+type App struct {
+	// Listen serves the app on ln until it is shut down: app.Listener.
+	Listen func(ln net.Listener) error
+	// Shutdown is app.ShutdownWithContext.
+	Shutdown func(ctx context.Context) error
+	// ShutdownWithBroker is the adapter's Shutdown(ctx, app, broker).
+	ShutdownWithBroker func(ctx context.Context) error
+}
+
+// Serve serves app on a new loopback listener and returns it as a Server
+// whose Shutdown and ShutdownApp shut it down at most once between them.
+// At the end of t it shuts the app down, if that has not been done, and
+// fails t if that fails or if Listen returned an error.
+func Serve(t *testing.T, app App) Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- app.Listen(ln) }()
+	var once sync.Once
+	shutdownApp := func(ctx context.Context) (err error) {
+		once.Do(func() { err = app.Shutdown(ctx) })
+		return err
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), adaptertest.WaitTimeout)
+		defer cancel()
+		if err := shutdownApp(ctx); err != nil {
+			t.Errorf("app shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("Listener: %v", err)
+		}
+	})
+	return Server{
+		URL:         "http://" + ln.Addr().String(),
+		ShutdownApp: shutdownApp,
+		Shutdown: func(ctx context.Context) (err error) {
+			once.Do(func() { err = app.ShutdownWithBroker(ctx) })
+			return err
+		},
+	}
+}
+
 // BigBody is what "/big" answers.
 var BigBody = strings.Repeat("compress me ", 700)
 
@@ -78,27 +125,6 @@ func Run(t *testing.T, start Start) {
 	}
 }
 
-// broker returns a broker closed at the end of t, with no heartbeat that
-// could notice a vanished client in the adapter's place.
-func broker(t *testing.T, cfg core.Config) *core.Broker {
-	t.Helper()
-	if cfg.HeartbeatInterval == 0 {
-		cfg.HeartbeatInterval = time.Hour
-	}
-	b, err := core.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), adaptertest.WaitTimeout)
-		defer cancel()
-		if err := b.Close(ctx); err != nil {
-			t.Errorf("broker.Close: %v", err)
-		}
-	})
-	return b
-}
-
 // client returns an http.Client whose connections are closed at the end of t.
 func client(t *testing.T) *http.Client {
 	tr := &http.Transport{}
@@ -111,7 +137,7 @@ func client(t *testing.T) *http.Client {
 // The broker must unregister it within DisconnectBound.
 func idleDisconnect(t *testing.T, start Start, reset bool) {
 	gone := make(chan core.CloseReason, 1)
-	b := broker(t, core.Config{Observer: &core.Observer{
+	b := adaptertest.NewBroker(t, core.Config{Observer: &core.Observer{
 		Disconnect: func(_ context.Context, _ *core.Subscription, r core.CloseReason) { gone <- r },
 	}})
 	srv := start(t, b, Options{})
@@ -172,7 +198,7 @@ func requestOutlivesContext(t *testing.T, start Start) {
 		}
 		return core.Identity{Claims: r}, nil
 	})
-	b := broker(t, core.Config{Authenticator: auth, Observer: &core.Observer{
+	b := adaptertest.NewBroker(t, core.Config{Authenticator: auth, Observer: &core.Observer{
 		Flush: func(_ context.Context, s *core.Subscription, _ core.FlushInfo) {
 			r := s.Identity().Claims.(core.Request)
 			q := r.Query("client")
@@ -236,7 +262,7 @@ func requestOutlivesContext(t *testing.T, start Start) {
 // from "/events" as documented, a stream is not compressed and its events
 // arrive while it streams; other routes are still compressed.
 func compressExcluded(t *testing.T, start Start) {
-	b := broker(t, core.Config{})
+	b := adaptertest.NewBroker(t, core.Config{})
 	srv := start(t, b, Options{Compress: true})
 	c := client(t)
 	gz := http.Header{"Accept-Encoding": {"gzip"}}
@@ -275,7 +301,7 @@ func tokenExpiry(t *testing.T, start Start) {
 	auth := core.AuthenticatorFunc(func(context.Context, core.Request) (core.Identity, error) {
 		return core.Identity{ExpiresAt: time.Now().Add(time.Second)}, nil
 	})
-	b := broker(t, core.Config{Authenticator: auth})
+	b := adaptertest.NewBroker(t, core.Config{Authenticator: auth})
 	srv := start(t, b, Options{})
 	conn := adaptertest.Dial(t, client(t), srv.URL+"/events", nil)
 	conn.Opened(t)
@@ -286,36 +312,19 @@ func tokenExpiry(t *testing.T, start Start) {
 }
 
 // shutdown: the adapter's Shutdown ends every stream with a reconnect hint
-// and a clean end, and returns.
+// and a clean end, closes the broker, and returns at once.
 func shutdown(t *testing.T, start Start) {
-	hint := 2 * time.Second
-	b := broker(t, core.Config{RetryHint: hint})
-	srv := start(t, b, Options{})
-	c := client(t)
-	conns := []*adaptertest.Conn{adaptertest.Dial(t, c, srv.URL+"/events", nil), adaptertest.Dial(t, c, srv.URL+"/events", nil)}
-	for _, conn := range conns {
-		conn.Opened(t)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), adaptertest.WaitTimeout)
-	defer cancel()
-	begin := time.Now()
-	if err := srv.Shutdown(ctx); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	t.Logf("Shutdown took %v", time.Since(begin))
-	for i, conn := range conns {
-		conn.Comment(t, string(core.ReasonShutdown))
-		if _, retry, err := conn.End(t); err != io.EOF || retry < hint || retry > hint*3/2 {
-			t.Errorf("stream %d ended with %v and retry %v, want io.EOF and %v plus jitter", i, err, retry, hint)
-		}
-	}
+	adaptertest.CheckShutdown(t, func(t *testing.T, b *core.Broker) (string, func(context.Context) error) {
+		srv := start(t, b, Options{})
+		return srv.URL, srv.Shutdown
+	})
 }
 
 // appShutdownAlone: shutting the app down without closing the broker still
 // ends the streams (cleanly, with the retry of their preamble) and
 // unregisters them, so the app's shutdown does not hang.
 func appShutdownAlone(t *testing.T, start Start) {
-	b := broker(t, core.Config{})
+	b := adaptertest.NewBroker(t, core.Config{})
 	srv := start(t, b, Options{})
 	conn := adaptertest.Dial(t, client(t), srv.URL+"/events", nil)
 	conn.Opened(t)
