@@ -20,6 +20,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -78,6 +79,11 @@ type stream struct {
 	conn   net.Conn // nil when fasthttp serves no real connection
 	parent context.Context
 	w      *bufio.Writer
+	// deadline is the write deadline Serve asked for (UnixNano; 0 none).
+	// Flush applies it again, because fasthttp sets its own WriteTimeout
+	// deadline on the connection after the handler returns, while Serve
+	// may already be running, and Serve renews its deadline only lazily.
+	deadline atomic.Int64
 }
 
 // run is the StreamWriter. fasthttp copies what it writes to the
@@ -122,7 +128,16 @@ func probe(conn net.Conn, cancel context.CancelFunc, probed chan<- struct{}) {
 }
 
 func (s *stream) Write(p []byte) (int, error) { return s.w.Write(p) }
-func (s *stream) Flush() error                { return s.w.Flush() }
+
+// Flush hands the batch to fasthttp's connection goroutine, which writes
+// it to the client; the deadline is applied first, so that it, not
+// fasthttp's WriteTimeout, bounds that write.
+func (s *stream) Flush() error {
+	if d := s.deadline.Load(); d != 0 && s.conn != nil {
+		_ = s.conn.SetWriteDeadline(time.Unix(0, d))
+	}
+	return s.w.Flush()
+}
 
 // SetWriteDeadline bounds the connection goroutine's writes to the client,
 // so Serve cuts a stalled or slow client at once.
@@ -130,6 +145,7 @@ func (s *stream) SetWriteDeadline(t time.Time) error {
 	if s.conn == nil {
 		return errors.ErrUnsupported
 	}
+	s.deadline.Store(t.UnixNano())
 	return s.conn.SetWriteDeadline(t)
 }
 
