@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -178,21 +177,7 @@ func startAuthHub(t *testing.T, args ...string) (*httptest.Server, *core.Broker,
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := core.New(o.broker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := newHub(b, o.hub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.Close(ctx)
-		srv.Close()
-	})
+	srv, b := newTestHub(t, o.broker, o.hub)
 	mint := func(g auth.Grant) string {
 		t.Helper()
 		tok, err := o.hub.jwt.Mint(secret, g)

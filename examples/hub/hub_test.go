@@ -15,10 +15,13 @@ import (
 	"github.com/ssekit/ssekit/core"
 )
 
-// newTestHub serves a hub over a fresh broker with httptest.
+// newTestHub serves a hub over a fresh broker with httptest; streams name
+// their user in the query unless cfg has an Authenticator.
 func newTestHub(t *testing.T, cfg core.Config, hc hubConfig) (*httptest.Server, *core.Broker) {
 	t.Helper()
-	cfg.Authenticator = core.InsecureQueryAuthenticator()
+	if cfg.Authenticator == nil {
+		cfg.Authenticator = core.InsecureQueryAuthenticator()
+	}
 	b, err := core.New(cfg)
 	if err != nil {
 		t.Fatal(err)
