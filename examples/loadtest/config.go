@@ -126,6 +126,8 @@ type preset struct {
 	size        int
 	lateJoiner  bool
 	drain       time.Duration
+	// batch is the preset's events per POST /publish (0: 1).
+	batch int
 	// hubArgs are the flags a spawned hub gets for this workload; against
 	// an external server they are printed as advice.
 	hubArgs []string
@@ -138,9 +140,14 @@ var presets = map[string]preset{
 		subscribers: 1000,
 		events:      2000,
 		drain:       2 * time.Minute,
-		// A subscriber cut as a slow consumer must find what it missed
-		// in the history when it comes back.
-		hubArgs: []string{"-history-size", "4096"},
+		// As fast as possible means batches: one request per event costs
+		// the hub more than fanning the event out to 1,000 streams.
+		batch: 500,
+		// The hub a fan-out-heavy service would run (docs/OPERATIONS.md):
+		// each stream absorbs the burst and writes at most every 100 ms.
+		// A subscriber cut as a slow consumer all the same finds what it
+		// missed in the history when it comes back.
+		hubArgs: []string{"-history-size", "4096", "-buffer-size", "4096", "-flush-interval", "100ms"},
 	},
 	"rate": {
 		name:        "rate",
@@ -222,7 +229,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Publishers = 1
 	}
 	if c.Batch == 0 {
-		c.Batch = 1
+		c.Batch = max(p.batch, 1)
 	}
 	if c.Publisher == "" {
 		c.Publisher = "process"

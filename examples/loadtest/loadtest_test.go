@@ -355,6 +355,9 @@ func TestFlags(t *testing.T) {
 	if c.Batch != 1 {
 		t.Errorf("default batch %d, want 1", c.Batch)
 	}
+	if c, err := parse("-workload", "fanout"); err != nil || c.Batch != 500 {
+		t.Errorf("fanout batch %d, %v; want the preset's 500", c.Batch, err)
+	}
 	if c, err := parse("-batch", "50"); err != nil || c.Batch != 50 {
 		t.Errorf("-batch 50: %d, %v", c.Batch, err)
 	}
@@ -381,7 +384,7 @@ func TestFlags(t *testing.T) {
 		{"-rate", "-1"},
 		{"-subscribers", "-1"},
 		{"-events", "20000000"},
-		{"-batch", "0"},
+		{"-batch", "-1"},
 		{"-batch", "1000000"},
 		{"extra"},
 	} {

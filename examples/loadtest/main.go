@@ -114,7 +114,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.DurationVar(&c.Duration, "duration", 0, "with -rate: how long to publish (preset)")
 	fs.IntVar(&c.Size, "size", 0, "event data `bytes` (preset; at least what the sequence number and timestamp take)")
 	fs.IntVar(&c.Publishers, "publishers", 1, "concurrent publish loops (>1: gaps and order are not checked)")
-	fs.IntVar(&c.Batch, "batch", 1, "events per POST /publish: >1 sends a JSON array (the hub's batch publish), each event stamped with the request's start; with -rate, the rate stays in events/s")
+	fs.IntVar(&c.Batch, "batch", 0, "events per POST /publish: >1 sends a JSON array (the hub's batch publish), each event stamped with the request's start; with -rate, the rate stays in events/s (0: the preset's, 500 for fanout, else 1)")
 	fs.StringVar(&c.Publisher, "publisher", "process", "who publishes: process (a child \"loadtest publish\" POSTing /publish), inline (this process POSTing), server (-spawn self publishes in-process, no HTTP per event)")
 	fs.BoolVar(&c.LateJoiner, "late-joiner", false, "after the burst, connect one more subscriber and time a new event to it (preset for slow)")
 	fs.IntVar(&c.ServerPID, "server-pid", 0, "`pid` of a local server: CPU and memory from /proc")
@@ -165,8 +165,8 @@ Workloads:
 		fmt.Fprintln(stderr, "loadtest: -url and -spawn exclude each other")
 		return c, false, errors.New("usage")
 	}
-	if c.Batch < 1 {
-		// withDefaults reads 0 as 1; on the command line it is a mistake.
+	if c.Batch < 0 {
+		// 0 is the preset's batch size (withDefaults).
 		fmt.Fprintf(stderr, "loadtest: -batch must be between 1 and %d, got %d\n", maxBatch, c.Batch)
 		return c, false, errors.New("usage")
 	}
