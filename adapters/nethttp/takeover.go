@@ -124,8 +124,7 @@ func (h *StreamHandler) takeOver(w http.ResponseWriter, r *http.Request, sub *co
 // Broker.Close may return.
 func (h *StreamHandler) serveTakenOver(ctx context.Context, cancel context.CancelFunc, sub *core.Subscription,
 	s *takenStream, readDone <-chan struct{}) {
-	_ = h.broker.Serve(ctx, sub, s)
-	_ = s.Close() // Serve closed it already, unless it never started
+	_ = h.broker.Serve(ctx, sub, s) // which closes s
 	cancel()
 	<-readDone
 }
@@ -146,11 +145,10 @@ func watch(conn net.Conn, cancel context.CancelFunc, done chan<- struct{}) {
 type takenStream struct {
 	conn     net.Conn
 	ctx      context.Context // done when the client has gone
-	closed   bool
-	head     []byte // the response head, sent with the first write
-	chunked  bool   // HTTP/1.1: chunked; HTTP/1.0: delimited by the close
-	vectored bool   // conn writes net.Buffers with one writev
-	broken   bool   // a write failed: the body may end mid-chunk
+	head     []byte          // the response head, sent with the first write
+	chunked  bool            // HTTP/1.1: chunked; HTTP/1.0: delimited by the close
+	vectored bool            // conn writes net.Buffers with one writev
+	broken   bool            // a write failed: the body may end mid-chunk
 	size     [20]byte
 	bufs     [4][]byte
 	v        net.Buffers // a field, so that WriteTo does not allocate it
@@ -197,10 +195,6 @@ func (s *takenStream) SetWriteDeadline(t time.Time) error { return s.conn.SetWri
 // Serve calls it before the stream is unregistered, so Broker.Close (and
 // Shutdown) return only once every taken-over connection is closed.
 func (s *takenStream) Close() error {
-	if s.closed {
-		return nil
-	}
-	s.closed = true
 	if s.ctx.Err() == nil {
 		s.finish()
 	}
