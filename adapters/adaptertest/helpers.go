@@ -3,13 +3,16 @@ package adaptertest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/adapters/nethttp"
 	"github.com/ssekit/ssekit/core"
 )
 
@@ -165,6 +168,30 @@ func RunCORS(t *testing.T, f CORSFactory) {
 // it (as nethttp.Shutdown does), and returns once the server has stopped:
 // nil, or an error from the shutdown or from the call that served.
 type ShutdownStart func(t *testing.T, b *core.Broker) (baseURL string, stop func(ctx context.Context) error)
+
+// HTTPServerStart is the ShutdownStart of an adapter that net/http
+// serves: the handler f builds, on an http.Server with a WriteTimeout of
+// one second (which streams must outlive), stopped with nethttp.Shutdown.
+func HTTPServerStart(f Factory) ShutdownStart {
+	return func(t *testing.T, b *core.Broker) (string, func(context.Context) error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: f(t, b), ReadHeaderTimeout: time.Minute, WriteTimeout: time.Second}
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ln) }()
+		return "http://" + ln.Addr().String(), func(ctx context.Context) error {
+			if err := nethttp.Shutdown(ctx, srv, b); err != nil {
+				return fmt.Errorf("nethttp.Shutdown: %w", err)
+			}
+			if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("Serve: %w", err)
+			}
+			return nil
+		}
+	}
+}
 
 // ShutdownBound is the longest CheckShutdown lets stop take with streams
 // open: far more than a conforming adapter needs, far less than a server

@@ -1,13 +1,8 @@
 package adaptertest_test
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"net"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/ssekit/ssekit/adapters/adaptertest"
 	"github.com/ssekit/ssekit/adapters/nethttp"
@@ -50,24 +45,9 @@ func TestCheckShutdown(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			adaptertest.CheckShutdown(t, func(t *testing.T, b *core.Broker) (string, func(context.Context) error) {
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				srv := &http.Server{Handler: mux(b, v.opts...), ReadHeaderTimeout: time.Minute, WriteTimeout: time.Second}
-				served := make(chan error, 1)
-				go func() { served <- srv.Serve(ln) }()
-				return "http://" + ln.Addr().String(), func(ctx context.Context) error {
-					if err := nethttp.Shutdown(ctx, srv, b); err != nil {
-						return fmt.Errorf("nethttp.Shutdown: %w", err)
-					}
-					if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-						return fmt.Errorf("Serve: %w", err)
-					}
-					return nil
-				}
-			})
+			adaptertest.CheckShutdown(t, adaptertest.HTTPServerStart(func(t *testing.T, b *core.Broker) http.Handler {
+				return mux(b, v.opts...)
+			}))
 		})
 	}
 }

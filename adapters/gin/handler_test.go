@@ -2,10 +2,7 @@ package ssegin_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,7 +15,6 @@ import (
 
 	"github.com/ssekit/ssekit/adapters/adaptertest"
 	ssegin "github.com/ssekit/ssekit/adapters/gin"
-	"github.com/ssekit/ssekit/adapters/nethttp"
 	"github.com/ssekit/ssekit/core"
 )
 
@@ -175,26 +171,11 @@ func TestContextWithFallback(t *testing.T) {
 // TestShutdown serves the engine with an http.Server and stops it with
 // nethttp.Shutdown: the streams end with a reconnect hint.
 func TestShutdown(t *testing.T) {
-	adaptertest.CheckShutdown(t, func(t *testing.T, b *core.Broker) (string, func(context.Context) error) {
+	adaptertest.CheckShutdown(t, adaptertest.HTTPServerStart(func(t *testing.T, b *core.Broker) http.Handler {
 		r := gin.New()
 		r.GET("/events", ssegin.Handler(b))
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := &http.Server{Handler: r, ReadHeaderTimeout: time.Minute, WriteTimeout: time.Second}
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve(ln) }()
-		return "http://" + ln.Addr().String(), func(ctx context.Context) error {
-			if err := nethttp.Shutdown(ctx, srv, b); err != nil {
-				return fmt.Errorf("Shutdown: %w", err)
-			}
-			if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("Serve: %w", err)
-			}
-			return nil
-		}
-	})
+		return r
+	}))
 }
 
 // TestCORS runs the suite's CORS checks on WithCORS.
