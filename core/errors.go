@@ -50,6 +50,14 @@ var (
 	ErrForbidden = errors.New("ssekit: forbidden")
 	// ErrBadRequest reports malformed connection parameters.
 	ErrBadRequest = errors.New("ssekit: bad request")
+	// ErrUnavailable reports a failure the client should retry later: an
+	// Authenticator or Authorizer that could not reach what it depends on
+	// (a JWKS endpoint, a database). Wrap it to ask for a retry hint instead
+	// of a final 401 or 403; context deadline errors are treated the same.
+	ErrUnavailable = errors.New("ssekit: temporarily unavailable")
+	// ErrTooManyTopics reports a connection asking for more topics than
+	// Config.MaxTopicsPerConnection allows.
+	ErrTooManyTopics = errors.New("ssekit: too many topics")
 
 	// ErrClosed reports an operation on a broker that has been closed.
 	ErrClosed = errors.New("ssekit: broker closed")
@@ -84,4 +92,8 @@ var (
 	// ErrTokenExpired reports a stream ended because Identity.ExpiresAt
 	// passed.
 	ErrTokenExpired = errors.New("ssekit: credentials expired")
+	// ErrStreamPanic reports a stream ended because something it called (the
+	// Stream, an Observer hook) panicked. Serve recovers the panic, so one
+	// connection never ends the process, and still unregisters it.
+	ErrStreamPanic = errors.New("ssekit: stream panicked")
 )
