@@ -130,6 +130,19 @@ func (b *Broker) authenticate(ctx context.Context, r Request) (Identity, error) 
 	return id, nil
 }
 
+func (b *Broker) authorize(ctx context.Context, id Identity, topics []string) error {
+	if b.cfg.Authorizer == nil || len(topics) == 0 {
+		return nil
+	}
+	if err := b.cfg.Authorizer.Authorize(ctx, id, topics); err != nil {
+		if errors.Is(err, ErrForbidden) || errors.Is(err, ErrUnauthenticated) || errors.Is(err, ErrBadRequest) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", ErrForbidden, err)
+	}
+	return nil
+}
+
 // truncate keeps error messages short whatever a client sends.
 func truncate(s string) string {
 	const n = 64

@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -347,19 +346,6 @@ func (b *Broker) subscribe(ctx context.Context, r SubscribeRequest) (*Subscripti
 	s.replayUpto = t.lastID
 	t.mu.Unlock()
 	return s, nil
-}
-
-func (b *Broker) authorize(ctx context.Context, id Identity, topics []string) error {
-	if b.cfg.Authorizer == nil || len(topics) == 0 {
-		return nil
-	}
-	if err := b.cfg.Authorizer.Authorize(ctx, id, topics); err != nil {
-		if errors.Is(err, ErrForbidden) || errors.Is(err, ErrUnauthenticated) || errors.Is(err, ErrBadRequest) {
-			return err
-		}
-		return fmt.Errorf("%w: %w", ErrForbidden, err)
-	}
-	return nil
 }
 
 // unregister removes s from every index; it runs once per subscription.
