@@ -38,9 +38,15 @@ type Identity struct {
 	Claims any
 }
 
-// Authenticator establishes the identity behind a stream request. Errors
-// that wrap neither ErrUnauthenticated nor ErrForbidden are treated as
-// ErrUnauthenticated.
+// Authenticator establishes the identity behind a stream request.
+//
+// Wrap ErrUnavailable in an error when the identity cannot be established
+// for now (a key or session store is down): the client is told to retry
+// (see Broker.Reject) instead of receiving a final 401. A
+// context.DeadlineExceeded or other timeout counts as ErrUnavailable.
+// Errors that wrap ErrForbidden or ErrBadRequest keep their class, and
+// any other error is treated as ErrUnauthenticated. The error's text never
+// reaches the client; it goes to Config.Observer's Reject hook, for logs.
 type Authenticator interface {
 	Authenticate(ctx context.Context, r Request) (Identity, error)
 }
@@ -54,7 +60,12 @@ func (f AuthenticatorFunc) Authenticate(ctx context.Context, r Request) (Identit
 }
 
 // Authorizer decides whether an identity may subscribe to topics. It returns
-// an error wrapping ErrForbidden to refuse.
+// an error wrapping ErrForbidden to refuse, and one wrapping ErrUnavailable
+// when it cannot decide for now (its ACL database is down), so the client
+// retries later instead of giving up on a 403. A context.DeadlineExceeded
+// or other timeout counts as ErrUnavailable; any other error is treated
+// as ErrForbidden. As with Authenticator, the error's text is for logs
+// only.
 type Authorizer interface {
 	Authorize(ctx context.Context, id Identity, topics []string) error
 }
@@ -122,25 +133,42 @@ func (b *Broker) authenticate(ctx context.Context, r Request) (Identity, error) 
 	}
 	id, err := b.cfg.Authenticator.Authenticate(ctx, r)
 	if err != nil {
-		if errors.Is(err, ErrUnauthenticated) || errors.Is(err, ErrForbidden) || errors.Is(err, ErrBadRequest) {
-			return Identity{}, err
-		}
-		return Identity{}, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+		return Identity{}, classifyAuthError(err, ErrUnauthenticated)
 	}
 	return id, nil
 }
 
+// authorize asks Config.Authorizer about topics; see classifyAuthError for
+// what its errors become.
 func (b *Broker) authorize(ctx context.Context, id Identity, topics []string) error {
 	if b.cfg.Authorizer == nil || len(topics) == 0 {
 		return nil
 	}
 	if err := b.cfg.Authorizer.Authorize(ctx, id, topics); err != nil {
-		if errors.Is(err, ErrForbidden) || errors.Is(err, ErrUnauthenticated) || errors.Is(err, ErrBadRequest) {
-			return err
-		}
-		return fmt.Errorf("%w: %w", ErrForbidden, err)
+		return classifyAuthError(err, ErrForbidden)
 	}
 	return nil
+}
+
+// classifyAuthError gives an Authenticator's or Authorizer's error a
+// sentinel, so that Reject answers it with a status and never with its
+// text. A transient failure (ErrUnavailable, or a deadline or other
+// timeout, which the application did not have to wrap) becomes
+// ErrUnavailable even when it also wraps ErrUnauthenticated or
+// ErrForbidden: a 401 or 403 would end a browser's EventSource for good.
+// An error that already names a class keeps it; any other error is
+// refused as fallback, since a failed check must never let a request
+// through.
+func classifyAuthError(err, fallback error) error {
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		return err
+	case isUnavailable(err):
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case errors.Is(err, ErrUnauthenticated), errors.Is(err, ErrForbidden), errors.Is(err, ErrBadRequest):
+		return err
+	}
+	return fmt.Errorf("%w: %w", fallback, err)
 }
 
 // truncate keeps error messages short whatever a client sends.

@@ -1,22 +1,27 @@
 package core
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 )
 
 // RejectModeHeader is the request header with which a non-browser client
-// asks for plain HTTP statuses when the server is at a connection limit. A
-// browser's EventSource gives up for good on any status but 200, so by
-// default a client over a limit gets a 200 stream that only tells it when
-// to retry. With "SSEKit-Reject: status" it gets 503 (server limit or
-// shutting down) or 429 (per-user limit) with Retry-After instead.
+// asks for plain HTTP statuses when the server cannot take its stream now.
+// A browser's EventSource gives up for good on any status but 200, so by
+// default a client refused for a reason that will pass (a connection
+// limit, shutdown, an unavailable auth dependency) gets a 200 stream that
+// only tells it when to retry. With "SSEKit-Reject: status" it gets 503
+// (or 429 for the per-user limit) with Retry-After instead.
 const RejectModeHeader = "SSEKit-Reject"
 
 // RejectedEventType is the type of the event that tells a browser why its
-// connection was refused at a limit; its data is JSON
-// {"reason": "...", "retryMs": N}.
+// connection was refused for now; its data is JSON
+// {"reason": "...", "retryMs": N}, the reason being one of
+// "too_many_connections", "too_many_user_connections", "shutting_down" or
+// "unavailable".
 const RejectedEventType = "ssekit.rejected"
 
 // Rejection is what an adapter answers when Connect fails.
@@ -32,44 +37,75 @@ type Rejection struct {
 }
 
 // Reject turns an error from Connect into the response the adapter writes.
-// The statuses on the wire:
+// The statuses on the wire, by the sentinel the error wraps:
 //
-//	400  bad parameters (topic, tenant, Last-Event-ID)      ErrBadRequest and the ErrInvalid... errors
-//	401  missing, invalid or expired credentials            ErrUnauthenticated
-//	403  topic or tenant not allowed for this identity      ErrForbidden
-//	200  at a limit or shutting down: an event stream that  ErrTooManyConnections, ErrTooManyUserConnections, ErrClosed
-//	     holds only a retry hint and a ssekit.rejected event,
-//	     so the browser backs off and reconnects
-//	503  the same, for clients sending SSEKit-Reject: status (429 for the per-user limit)
+//	400  bad parameters: topic, tenant, user,        ErrBadRequest, the ErrInvalid... errors,
+//	     Last-Event-ID, too many topics              ErrTooManyTopics
+//	401  missing, invalid or expired credentials     ErrUnauthenticated
+//	403  topic or tenant not allowed                 ErrForbidden
+//	200  refused for now: an event stream holding    ErrUnavailable (and timeouts), ErrTooManyConnections,
+//	     only a retry hint and a ssekit.rejected      ErrTooManyUserConnections, ErrClosed
+//	     event, so a browser backs off and reconnects
+//	503  the same for clients sending SSEKit-Reject: status, with Retry-After
+//	     (429 for the per-user limit)
 //	500  anything else
+//
+// The body is a fixed text chosen by that sentinel: "unauthenticated",
+// "forbidden", "bad request: invalid topic" (the sentinel's own words),
+// "internal error", or the reason of the ssekit.rejected event
+// ("unavailable", "too_many_connections", ...). It never carries the
+// error's text: an Authenticator's or Authorizer's error may hold
+// addresses, queries or key IDs, and the client has no use for them. Log
+// the full error where the request's context (and the trace in it) is
+// known: Connect and Subscribe pass every error they return to
+// Config.Observer's Reject hook, with the context they were given, before
+// the adapter calls Reject. JoinObservers adds a logging hook to metrics.
+//
+// An error that wraps ErrUnavailable, context.DeadlineExceeded or another
+// timeout (an error whose Timeout method reports true, as a net.Error's
+// does) is unavailable, whatever else it wraps: the client must be told to
+// retry, because a 401 or 403 would end an EventSource for good during a
+// transient outage of what the Authenticator or Authorizer depends on.
 func (b *Broker) Reject(err error, r Request) Rejection {
-	text := "text/plain; charset=utf-8"
+	const text = "text/plain; charset=utf-8"
 	switch {
+	case isUnavailable(err):
+		return b.retryLater(r, "unavailable", 503)
 	case errors.Is(err, ErrUnauthenticated):
 		return Rejection{Status: 401, ContentType: text, Body: []byte("unauthenticated\n")}
 	case errors.Is(err, ErrForbidden):
-		return Rejection{Status: 403, ContentType: text, Body: []byte(firstLine(err) + "\n")}
-	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrInvalidTopic), errors.Is(err, ErrInvalidTenant),
-		errors.Is(err, ErrInvalidID), errors.Is(err, ErrInvalidUser):
-		return Rejection{Status: 400, ContentType: text, Body: []byte(firstLine(err) + "\n")}
-	}
-	var reason string
-	status := 503
-	switch {
+		return Rejection{Status: 403, ContentType: text, Body: []byte("forbidden\n")}
+	case errors.Is(err, ErrBadRequest) || badRequestCause(err) != nil:
+		body := "bad request\n"
+		if cause := badRequestCause(err); cause != nil {
+			body = "bad request: " + strings.TrimPrefix(cause.Error(), "ssekit: ") + "\n"
+		}
+		return Rejection{Status: 400, ContentType: text, Body: []byte(body)}
 	case errors.Is(err, ErrTooManyUserConnections):
-		reason, status = "too_many_user_connections", 429
+		return b.retryLater(r, "too_many_user_connections", 429)
 	case errors.Is(err, ErrTooManyConnections):
-		reason = "too_many_connections"
+		return b.retryLater(r, "too_many_connections", 503)
 	case errors.Is(err, ErrClosed):
-		reason = "shutting_down"
-	default:
-		return Rejection{Status: 500, ContentType: text, Body: []byte("internal error\n")}
+		return b.retryLater(r, "shutting_down", 503)
 	}
-	// Back off for longer than a normal reconnect: the limit will not lift
-	// in three seconds, and a crowd retrying together keeps it reached.
+	return Rejection{Status: 500, ContentType: text, Body: []byte("internal error\n")}
+}
+
+// retryLater answers a request refused for now: status with Retry-After
+// for a client that asked for statuses, else the 200 stream a browser
+// follows (see RejectModeHeader).
+func (b *Broker) retryLater(r Request, reason string, status int) Rejection {
+	// Back off for longer than a normal reconnect: a limit or an outage
+	// will not lift in three seconds, and a crowd retrying together keeps
+	// it reached.
 	backoff := 5 * b.cfg.RetryHint
 	if r != nil && r.Header(RejectModeHeader) == "status" {
-		return Rejection{Status: status, ContentType: text, RetryAfter: int((backoff + time.Second - 1) / time.Second), Body: []byte(reason + "\n")}
+		return Rejection{
+			Status:      status,
+			ContentType: "text/plain; charset=utf-8",
+			RetryAfter:  int((backoff + time.Second - 1) / time.Second),
+			Body:        []byte(reason + "\n"),
+		}
 	}
 	ms := jitter(backoff)
 	body := appendRetryMs(nil, ms, ": "+reason+"\n")
@@ -81,11 +117,26 @@ func (b *Broker) Reject(err error, r Request) Rejection {
 	return Rejection{Status: 200, ContentType: "text/event-stream", Body: body}
 }
 
-// firstLine keeps wire messages to the sentinel-level description.
-func firstLine(err error) string {
-	s := err.Error()
-	if len(s) > 200 {
-		s = s[:200]
+// badRequestCause returns the sentinel that names what is wrong with a bad
+// request, most specific first, or nil. A 400 body names it in its own
+// words ("bad request: invalid topic"): enough for a developer to see
+// which parameter is wrong, and nothing that the wrapping code added.
+func badRequestCause(err error) error {
+	for _, cause := range [...]error{ErrInvalidTopic, ErrInvalidTenant, ErrInvalidUser, ErrInvalidID, ErrInvalidUTF8, ErrTooManyTopics} {
+		if errors.Is(err, cause) {
+			return cause
+		}
 	}
-	return s
+	return nil
+}
+
+// isUnavailable reports whether err says the request could not be decided
+// now, rather than decided against: ErrUnavailable, a context deadline, or
+// another timeout.
+func isUnavailable(err error) bool {
+	if errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
 }
