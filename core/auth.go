@@ -163,7 +163,7 @@ func classifyAuthError(err, fallback error) error {
 	switch {
 	case errors.Is(err, ErrUnavailable):
 		return err
-	case isUnavailable(err):
+	case IsUnavailable(err):
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	case errors.Is(err, ErrUnauthenticated), errors.Is(err, ErrForbidden), errors.Is(err, ErrBadRequest):
 		return err

@@ -69,7 +69,7 @@ type Rejection struct {
 func (b *Broker) Reject(err error, r Request) Rejection {
 	const text = "text/plain; charset=utf-8"
 	switch {
-	case isUnavailable(err):
+	case IsUnavailable(err):
 		return b.retryLater(r, "unavailable", 503)
 	case errors.Is(err, ErrUnauthenticated):
 		return Rejection{Status: 401, ContentType: text, Body: []byte("unauthenticated\n")}
@@ -130,10 +130,13 @@ func badRequestCause(err error) error {
 	return nil
 }
 
-// isUnavailable reports whether err says the request could not be decided
-// now, rather than decided against: ErrUnavailable, a context deadline, or
-// another timeout.
-func isUnavailable(err error) bool {
+// IsUnavailable reports whether err says a request could not be decided
+// now, rather than decided against: it wraps ErrUnavailable,
+// context.DeadlineExceeded, or another timeout (an error whose Timeout
+// method reports true, as a net.Error's does). Reject answers such errors
+// with a retry hint; code that checks credentials outside a stream request
+// (a publish endpoint) can use it to answer 503 rather than 401 or 403.
+func IsUnavailable(err error) bool {
 	if errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}

@@ -194,3 +194,25 @@ func TestConnectAuthFailures(t *testing.T) {
 		})
 	}
 }
+
+// notTimeoutErr has a Timeout method that says no.
+type notTimeoutErr struct{}
+
+func (notTimeoutErr) Error() string { return "connection refused" }
+func (notTimeoutErr) Timeout() bool { return false }
+
+func TestIsUnavailable(t *testing.T) {
+	for _, err := range []error{
+		ErrUnavailable,
+		fmt.Errorf("jwks: %w", ErrUnavailable),
+		context.DeadlineExceeded,
+		fmt.Errorf("%w: %w", ErrForbidden, context.DeadlineExceeded),
+		timeoutErr{},
+		fmt.Errorf("acl: %w", timeoutErr{}),
+	} {
+		assert.True(t, IsUnavailable(err), "%v", err)
+	}
+	for _, err := range []error{nil, leakyErr, notTimeoutErr{}, ErrUnauthenticated, context.Canceled, ErrTooManyConnections} {
+		assert.False(t, IsUnavailable(err), "%v", err)
+	}
+}
