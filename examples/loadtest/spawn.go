@@ -130,14 +130,20 @@ func spawn(ctx context.Context, cfg Config, hubArgs []string, log io.Writer) (*c
 	args = append(args, "-addr", "127.0.0.1:0")
 	args = append(args, hubArgs...)
 	args = append(args, cfg.HubArgs...)
-
-	c := &child{tmp: tmp, self: cfg.Spawn == "self", output: &syncBuffer{}, exited: make(chan struct{})}
-	c.cmd = exec.Command(bin, args...)
-	c.cmd.Env = os.Environ()
+	env := os.Environ()
 	if cfg.Secret != "" {
 		// Not a flag: flags show in ps.
-		c.cmd.Env = append(c.cmd.Env, "SSEKIT_PUBLISH_SECRET="+cfg.Secret)
+		env = append(env, "SSEKIT_PUBLISH_SECRET="+cfg.Secret)
 	}
+	return startChild(ctx, bin, args, env, tmp, cfg.Spawn == "self", log)
+}
+
+// startChild runs bin with args, waits for its "listening on URL" line
+// and for URL/healthz to answer, and removes tmp when the child is done.
+func startChild(ctx context.Context, bin string, args, env []string, tmp string, self bool, log io.Writer) (*child, error) {
+	c := &child{tmp: tmp, self: self, output: &syncBuffer{}, exited: make(chan struct{})}
+	c.cmd = exec.Command(bin, args...)
+	c.cmd.Env = env
 	found := make(chan string, 1)
 	c.cmd.Stderr = c.output
 	c.cmd.Stdout = &addrWatcher{w: c.output, found: found}
