@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/ssekit/ssekit/core"
+)
+
+// frameRing is the reference server the burst mode measures ssekit
+// against: the simplest design that does what issue 13 asks of the core.
+// Each event is encoded once into a shared ring of frames; every
+// connection's writer, woken on publish, writes everything from its
+// cursor to the ring's head with one writev of the shared frames. No
+// per-connection queue, no copy, no timer. A connection whose cursor fell
+// out of the ring gets a gap event and goes on from the oldest frame held.
+// IDs are the events' positions, 1, 2, ...; Last-Event-ID resumes from the
+// ring. It stays small on purpose (no auth, topics or users: every event is
+// a broadcast), so that what it costs is the floor the kit can be held to.
+type frameRing struct {
+	mu     sync.RWMutex
+	wake   *sync.Cond // on mu.RLocker(): writers wait for the head to move
+	frames [ringSize][]byte
+	head   uint64 // ID of the newest frame; 0 before the first
+	closed bool
+
+	connMu  sync.Mutex
+	conns   map[net.Conn]struct{} // hijacked, closed on shutdown
+	shut    bool                  // under connMu: refuse new streams
+	writers sync.WaitGroup
+}
+
+// ringSize is the reference's window: 16,384 frames, as in issue 13.
+const ringSize = 16384
+
+// maxWritev is the most frames one write takes: Linux's IOV_MAX, so one
+// wake-up is one writev system call, and a connection's batch slice stays
+// small however far behind it is.
+const maxWritev = 1024
+
+func newFrameRing() *frameRing {
+	r := &frameRing{conns: map[net.Conn]struct{}{}}
+	r.wake = sync.NewCond(r.mu.RLocker())
+	return r
+}
+
+// publish encodes one event into the ring and wakes the writers. The
+// frame is a new slice every time: a writer may still be sending the one
+// it replaces.
+func (r *frameRing) publish(typ string, data []byte) {
+	r.mu.Lock()
+	id := r.head + 1
+	f := make([]byte, 0, len(data)+len(typ)+40)
+	f = append(f, "id: "...)
+	f = strconv.AppendUint(f, id, 10)
+	f = append(f, "\nevent: "...)
+	f = append(f, typ...)
+	f = append(f, "\ndata: "...)
+	f = append(f, data...)
+	f = append(f, "\n\n"...)
+	r.frames[id%ringSize] = f
+	r.head = id
+	r.mu.Unlock()
+	r.wake.Broadcast()
+}
+
+func (r *frameRing) connections() int {
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	return len(r.conns)
+}
+
+// ServeHTTP takes the connection over from net/http (as ssekit's
+// WithTakeover does), so that writev reaches the socket without a chunked
+// encoder copying the frames.
+func (r *frameRing) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	r.connMu.Lock()
+	if r.shut {
+		r.connMu.Unlock()
+		conn.Close()
+		return
+	}
+	r.conns[conn] = struct{}{}
+	r.writers.Add(1)
+	r.connMu.Unlock()
+	defer func() {
+		r.connMu.Lock()
+		delete(r.conns, conn)
+		r.connMu.Unlock()
+		conn.Close()
+		r.writers.Done()
+	}()
+
+	// The cursor is set before the response starts, so an event
+	// published after the client saw its headers is never missed.
+	r.mu.RLock()
+	next := r.head + 1
+	r.mu.RUnlock()
+	if last, err := strconv.ParseUint(req.Header.Get("Last-Event-ID"), 10, 64); err == nil && last < next {
+		next = last + 1
+	}
+	const head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n:ok\n\n"
+	if _, err := conn.Write([]byte(head)); err != nil {
+		return
+	}
+	batch := make([][]byte, 0, 64)
+	for {
+		r.mu.RLock()
+		for next > r.head && !r.closed {
+			r.wake.Wait()
+		}
+		if r.closed {
+			r.mu.RUnlock()
+			return
+		}
+		batch = batch[:0]
+		if r.head >= ringSize && next <= r.head-ringSize {
+			// Fell out of the window: say so, go on from the oldest frame.
+			next = r.head - ringSize + 1
+			batch = append(batch, strconv.AppendUint([]byte("id: "), next-1, 10),
+				[]byte("\nevent: "+core.GapEventType+"\ndata: {}\n\n"))
+		}
+		for ; next <= r.head && len(batch) < maxWritev; next++ {
+			batch = append(batch, r.frames[next%ringSize])
+		}
+		r.mu.RUnlock()
+		// WriteTo consumes its own slice header; batch keeps its array.
+		bufs := net.Buffers(batch)
+		if _, err := bufs.WriteTo(conn); err != nil {
+			return
+		}
+	}
+}
+
+// close ends every stream and waits for the writers to return.
+func (r *frameRing) close(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.wake.Broadcast()
+	r.connMu.Lock()
+	r.shut = true
+	for c := range r.conns {
+		c.Close() // unblocks a writer stuck on a client that never reads
+	}
+	r.connMu.Unlock()
+	done := make(chan struct{})
+	go func() { r.writers.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
