@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
 		os.Exit(serveMain(os.Args[2:], os.Stdout, os.Stderr))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "burst-serve" {
+		os.Exit(burstServeMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "publish" {
 		os.Exit(publishMain(context.Background(), os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 	}

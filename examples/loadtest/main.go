@@ -48,6 +48,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
 		os.Exit(serveMain(os.Args[2:], os.Stdout, os.Stderr))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "burst-serve" {
+		os.Exit(burstServeMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := 0
 	if len(os.Args) > 1 && os.Args[1] == "publish" {
@@ -61,6 +64,9 @@ func main() {
 
 // cliMain is the program minus the process, for tests.
 func cliMain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if isBurstWorkload(args) {
+		return burstMain(ctx, args, stdout, stderr)
+	}
 	cfg, asJSON, err := parseFlags(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
