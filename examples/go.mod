@@ -5,8 +5,8 @@ go 1.25.0
 require (
 	github.com/gofiber/fiber/v3 v3.1.0
 	github.com/google/uuid v1.6.0
-	github.com/ssekit/ssekit v0.0.0
-	github.com/ssekit/ssekit/adapters/fiber v0.0.0
+	github.com/ssekit/ssekit v0.1.0
+	github.com/ssekit/ssekit/adapters/fiber v0.1.0
 )
 
 require (
@@ -79,9 +79,9 @@ require (
 	github.com/prometheus/client_model v0.6.2 // indirect
 	github.com/prometheus/common v0.66.1 // indirect
 	github.com/prometheus/procfs v0.16.1 // indirect
-	github.com/ssekit/ssekit/adapters/echo v0.0.0
-	github.com/ssekit/ssekit/adapters/gin v0.0.0
-	github.com/ssekit/ssekit/adapters/internal/fasthttpsse v0.0.0 // indirect
+	github.com/ssekit/ssekit/adapters/echo v0.1.0
+	github.com/ssekit/ssekit/adapters/gin v0.1.0
+	github.com/ssekit/ssekit/adapters/internal/fasthttpsse v0.1.0 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace v1.41.0 // indirect
 	go.opentelemetry.io/otel/metric v1.41.0 // indirect

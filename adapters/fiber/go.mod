@@ -4,8 +4,8 @@ go 1.25.0
 
 require (
 	github.com/gofiber/fiber/v3 v3.1.0
-	github.com/ssekit/ssekit v0.0.0
-	github.com/ssekit/ssekit/adapters/internal/fasthttpsse v0.0.0
+	github.com/ssekit/ssekit v0.1.0
+	github.com/ssekit/ssekit/adapters/internal/fasthttpsse v0.1.0
 	go.uber.org/goleak v1.3.0
 )
 

@@ -5,7 +5,7 @@ go 1.25.0
 require (
 	github.com/gin-contrib/gzip v1.2.5
 	github.com/gin-gonic/gin v1.12.0
-	github.com/ssekit/ssekit v0.0.0
+	github.com/ssekit/ssekit v0.1.0
 )
 
 require (

@@ -5,7 +5,7 @@ go 1.25
 require (
 	github.com/google/uuid v1.6.0
 	github.com/redis/go-redis/v9 v9.22.0
-	github.com/ssekit/ssekit v0.0.0
+	github.com/ssekit/ssekit v0.1.0
 )
 
 require (

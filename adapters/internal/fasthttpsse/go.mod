@@ -3,7 +3,7 @@ module github.com/ssekit/ssekit/adapters/internal/fasthttpsse
 go 1.25.0
 
 require (
-	github.com/ssekit/ssekit v0.0.0
+	github.com/ssekit/ssekit v0.1.0
 	github.com/valyala/fasthttp v1.69.0
 )
 
