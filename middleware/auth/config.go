@@ -78,7 +78,12 @@ type Config struct {
 	// jwt.VerificationKeySet) for a token, for example from a JWKS
 	// document refreshed in the background (see the Keyfunc example). It
 	// runs on the request path: it must not fetch keys from the network
-	// per request. Algorithms is still enforced before it is called.
+	// per request. Algorithms is still enforced before it is called. When
+	// it cannot supply keys for now (no key set fetched yet, the JWKS
+	// endpoint down), return an error wrapping core.ErrUnavailable:
+	// requests are then refused with ErrKeysUnavailable and a retry hint,
+	// not a 401 that would end browsers' streams for good. Any other
+	// error is an ErrInvalidToken.
 	Keyfunc jwt.Keyfunc
 
 	// Issuer, when set, is required in the "iss" claim.

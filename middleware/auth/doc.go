@@ -80,7 +80,12 @@
 // Missing, invalid and expired tokens wrap core.ErrUnauthenticated, which
 // the adapters answer with 401 and the body "unauthenticated"; a valid
 // token asking for a topic or tenant it may not have wraps
-// core.ErrForbidden, answered with 403 and a one-line reason naming the
-// topic or tenant. Neither ever says anything about keys; the full error,
-// with the jwt/v5 cause, is for your logs (core.Observer's Reject hook).
+// core.ErrForbidden, answered with 403 and the body "forbidden". A
+// Keyfunc that cannot supply keys for now (see Config.Keyfunc) yields
+// ErrKeysUnavailable, which wraps core.ErrUnavailable: browsers get a 200
+// stream with a retry hint and a ssekit.rejected event, clients sending
+// SSEKit-Reject: status get 503 with Retry-After. No body ever carries an
+// error's text; the full error, with the jwt/v5 or Keyfunc cause, is for
+// your logs (core.Observer's Reject hook, which receives the request's
+// context).
 package auth

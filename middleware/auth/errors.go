@@ -7,16 +7,19 @@ import (
 )
 
 // Errors returned by Authenticate, Verify, Authorize and CanPublish. Each
-// wraps core.ErrUnauthenticated (the adapters answer 401) or
-// core.ErrForbidden (403), so errors.Is works with both levels; the cause
-// from github.com/golang-jwt/jwt/v5 (jwt.ErrTokenExpired,
-// jwt.ErrTokenSignatureInvalid, ...) is wrapped too, for logs.
+// wraps core.ErrUnauthenticated (the adapters answer 401),
+// core.ErrForbidden (403) or core.ErrUnavailable (a retry hint), so
+// errors.Is works with both levels; the cause from
+// github.com/golang-jwt/jwt/v5 (jwt.ErrTokenExpired,
+// jwt.ErrTokenSignatureInvalid, ...) or from Config.Keyfunc is wrapped
+// too, for logs.
 //
-// None of these messages, nor the causes wrapped in them, ever holds key
-// material. What reaches the wire is decided by core.Broker.Reject: a 401
-// body is always "unauthenticated", a 403 body is the error's first line,
-// which for the errors below names the refused topic or tenant and nothing
-// else.
+// These errors are for logs (core.Observer's Reject hook), never for
+// clients: core.Broker.Reject answers with a fixed text per class
+// ("unauthenticated", "forbidden"), because a wrapped cause can name a
+// topic, a tenant or, from a Keyfunc, an internal address. Code that
+// answers with Verify or CanPublish itself (a publish endpoint) must do
+// the same.
 var (
 	// ErrNoToken reports a request that carried no token in any enabled
 	// source.
@@ -33,6 +36,13 @@ var (
 	// mapped: a subject that is not a UUID, a missing or malformed tenant,
 	// a topics or publish claim that is not a list of valid patterns.
 	ErrInvalidClaims = fmt.Errorf("%w: invalid token claims", core.ErrUnauthenticated)
+	// ErrKeysUnavailable reports a token that could not be checked because
+	// Config.Keyfunc could not supply keys for now: it returned an error
+	// wrapping core.ErrUnavailable, a context deadline or another timeout
+	// (see core.IsUnavailable), such as a JWKS endpoint that is down. It
+	// wraps core.ErrUnavailable, so a browser is told to retry instead of
+	// being shut out by a 401 during the outage.
+	ErrKeysUnavailable = fmt.Errorf("%w: verification keys unavailable", core.ErrUnavailable)
 
 	// ErrTopicNotAllowed reports a subscription to a topic the token's
 	// topics claim does not grant.

@@ -230,12 +230,16 @@ type jwksCache struct {
 }
 
 // Keyfunc is a jwt.Keyfunc: the key the token's kid names, or an error.
+// Before the first successful fetch the error wraps core.ErrUnavailable,
+// so clients are told to retry rather than refused for good.
 func (c *jwksCache) Keyfunc(t *jwt.Token) (any, error) {
 	kid, _ := t.Header["kid"].(string)
-	if m := c.keys.Load(); m != nil {
-		if k, ok := (*m)[kid]; ok {
-			return k, nil
-		}
+	m := c.keys.Load()
+	if m == nil {
+		return nil, fmt.Errorf("jwks: no key set fetched yet: %w", core.ErrUnavailable)
+	}
+	if k, ok := (*m)[kid]; ok {
+		return k, nil
 	}
 	return nil, fmt.Errorf("jwks: no key with kid %q", kid)
 }

@@ -139,7 +139,9 @@ func (j *JWT) checkSize(tok, source string) (string, error) {
 // Verify checks a token — signature with an allowed algorithm and a
 // configured key, exp, nbf, iss and aud — and maps its claims to an
 // Identity whose Claims field is a *Claims. Use it where a token arrives
-// some other way than a stream request, such as a publish endpoint.
+// some other way than a stream request, such as a publish endpoint; answer
+// its error by class (core.IsUnavailable: 503, else 401), never with its
+// text.
 func (j *JWT) Verify(token string) (core.Identity, error) {
 	if len(token) > j.cfg.MaxTokenSize {
 		return core.Identity{}, fmt.Errorf("%w: token is %d bytes, limit %d", ErrInvalidToken, len(token), j.cfg.MaxTokenSize)
@@ -147,8 +149,14 @@ func (j *JWT) Verify(token string) (core.Identity, error) {
 	m := jwt.MapClaims{}
 	t, err := jwt.NewParser(j.opts...).ParseWithClaims(token, m, j.kfunc)
 	if err != nil {
-		if errors.Is(err, jwt.ErrTokenExpired) {
+		switch {
+		case errors.Is(err, jwt.ErrTokenExpired):
 			return core.Identity{}, fmt.Errorf("%w: %w", ErrExpiredToken, err)
+		case errors.Is(err, jwt.ErrTokenUnverifiable) && core.IsUnavailable(err):
+			// Only the Keyfunc makes a token unverifiable for a transient
+			// reason; a bad token never does, so this cannot turn a forged
+			// token into endless retries.
+			return core.Identity{}, fmt.Errorf("%w: %w", ErrKeysUnavailable, err)
 		}
 		return core.Identity{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
