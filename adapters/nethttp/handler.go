@@ -35,7 +35,9 @@ func WithCORS(c CORS) Option {
 }
 
 // WithErrorLog receives errors the client never sees, such as a
-// ResponseWriter that cannot flush. The default discards them.
+// ResponseWriter that cannot flush. The default discards them. Refused
+// stream requests are not reported here: their full errors go to
+// core.Config.Observer's Reject hook, with the request's context.
 func WithErrorLog(f func(error)) Option {
 	return func(h *StreamHandler) error {
 		h.log = f
