@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ssekit/ssekit/internal/testenv"
 )
 
 // redisServer is a real redis-server on a free loopback port, with no
@@ -26,23 +28,12 @@ type redisServer struct {
 	done chan struct{}
 }
 
-// redisBinary finds redis-server. Without it a test is skipped locally and
-// fails under CI (scripts/install-deps.sh installs it there).
+// redisBinary finds redis-server. Without it the test fails unless
+// SSEKIT_SKIP lists redis (internal/testenv; scripts/install-deps.sh installs it).
 func redisBinary(t testing.TB) string {
 	t.Helper()
-	if p, err := exec.LookPath("redis-server"); err == nil {
-		return p
-	}
-	for _, p := range []string{"/usr/bin/redis-server", "/usr/sbin/redis-server", "/usr/local/bin/redis-server"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("redis-server not found: CI must install it (scripts/install-deps.sh)")
-	}
-	t.Skip("redis-server not found (apt-get install redis-server, or run scripts/install-deps.sh)")
-	return ""
+	return testenv.Program(t, "redis", "apt-get install redis-server, or run scripts/install-deps.sh",
+		"redis-server", "/usr/bin/redis-server", "/usr/sbin/redis-server", "/usr/local/bin/redis-server")
 }
 
 func freePort(t testing.TB) int {

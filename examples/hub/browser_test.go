@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/ssekit/ssekit/adapters/nethttp"
 	"github.com/ssekit/ssekit/core"
+	"github.com/ssekit/ssekit/internal/testenv"
 )
 
 // Environment of the browser test.
@@ -35,22 +35,15 @@ const (
 	screenshotEnv = "SSEKIT_UPDATE_SCREENSHOT"
 )
 
-// chromium returns the browser to drive. Without one the test fails in CI
-// (CI set) and is skipped elsewhere, saying how to get it.
+// chromium returns the browser to drive. Without one the test fails unless
+// SSEKIT_SKIP lists chromium (internal/testenv).
 func chromium(t *testing.T) string {
 	t.Helper()
 	path := os.Getenv(chromiumEnv)
 	if path == "" {
 		path = "/usr/bin/chromium"
 	}
-	if _, err := exec.LookPath(path); err != nil {
-		msg := fmt.Sprintf("no browser at %s (%v): install the Debian package chromium (scripts/install-deps.sh does) or set %s", path, err, chromiumEnv)
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg + "; CI is set, so the browser test must run")
-		}
-		t.Skip(msg)
-	}
-	return path
+	return testenv.Program(t, "chromium", fmt.Sprintf("install the Debian package chromium (scripts/install-deps.sh does) or set %s", chromiumEnv), path)
 }
 
 // logEntry is one received event as the page shows it.

@@ -29,28 +29,17 @@ import (
 	"github.com/ssekit/ssekit/adapters/nethttp"
 	"github.com/ssekit/ssekit/core"
 	"github.com/ssekit/ssekit/internal/leaktest"
+	"github.com/ssekit/ssekit/internal/testenv"
 )
 
 func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
 
 // nginxBinary finds nginx: SSEKIT_NGINX, /usr/sbin/nginx, or the PATH.
+// Without it the test fails unless SSEKIT_SKIP lists nginx (internal/testenv).
 func nginxBinary(t *testing.T) string {
 	t.Helper()
-	for _, p := range []string{os.Getenv("SSEKIT_NGINX"), "/usr/sbin/nginx"} {
-		if p != "" {
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-		}
-	}
-	if p, err := exec.LookPath("nginx"); err == nil {
-		return p
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("nginx not found and CI is set: install the Debian package nginx (scripts/install-deps.sh)")
-	}
-	t.Skip("nginx not found (Debian package nginx); set SSEKIT_NGINX to use another binary")
-	return ""
+	return testenv.Program(t, "nginx", "install the Debian package nginx (scripts/install-deps.sh) or set SSEKIT_NGINX",
+		os.Getenv("SSEKIT_NGINX"), "/usr/sbin/nginx", "nginx")
 }
 
 // The placeholders ssekit.conf must hold exactly once each.
