@@ -12,8 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-type memStream = streamtest.MemStream
-
 var newMemStream = streamtest.New
 
 var errDeadline = errors.New("stuck stream: write deadline exceeded")

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // TestPublishToDeliver follows one event from the HTTP request that
@@ -342,7 +343,7 @@ func TestDroppedEvents(t *testing.T) {
 // TestNoProvider checks that without an SDK nothing is recorded and no
 // Metadata is added.
 func TestNoProvider(t *testing.T) {
-	tr := tracing.New(tracing.WithTracerProvider(trace.NewNoopTracerProvider()))
+	tr := tracing.New(tracing.WithTracerProvider(noop.NewTracerProvider()))
 	m := &core.Message{Target: core.Target{Broadcast: true}}
 	done := tr.Observer().Publish(context.Background(), m)
 	assert.Nil(t, done)

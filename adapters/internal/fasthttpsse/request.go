@@ -12,8 +12,8 @@ import (
 // cookies, query and remote address into Go maps, because fasthttp and
 // Fiber recycle the RequestCtx once the handler returns: the view stays
 // valid, and safe for concurrent reads, for as long as anyone keeps it.
-// (VisitAll is the iteration API fasthttp v1.51, under Fiber v2, and
-// v1.69, under Fiber v3, share.)
+// (Fiber v2 and v3 both resolve the fasthttp this module requires, whose
+// All and Cookies iterators replace the deprecated VisitAll callbacks.)
 func NewRequest(rc *fasthttp.RequestCtx) core.Request {
 	r := &request{
 		header: map[string]string{},
@@ -21,20 +21,20 @@ func NewRequest(rc *fasthttp.RequestCtx) core.Request {
 		cookie: map[string]string{},
 		addr:   rc.RemoteAddr().String(),
 	}
-	rc.Request.Header.VisitAll(func(k, v []byte) {
+	for k, v := range rc.Request.Header.All() {
 		key := textproto.CanonicalMIMEHeaderKey(string(k))
 		if _, ok := r.header[key]; !ok {
 			r.header[key] = string(v)
 		}
-	})
-	rc.Request.Header.VisitAllCookie(func(k, v []byte) {
+	}
+	for k, v := range rc.Request.Header.Cookies() {
 		if _, ok := r.cookie[string(k)]; !ok {
 			r.cookie[string(k)] = string(v)
 		}
-	})
-	rc.QueryArgs().VisitAll(func(k, v []byte) {
+	}
+	for k, v := range rc.QueryArgs().All() {
 		r.query[string(k)] = append(r.query[string(k)], string(v))
-	})
+	}
 	return r
 }
 
