@@ -33,6 +33,7 @@ var checks = []struct {
 	{"ClientDisconnect", checkDisconnect},
 	{"SlowReader", checkSlowReader},
 	{"RejectStatuses", checkRejectStatuses},
+	{"RejectAuthFailures", checkRejectAuthFailures},
 	{"MaxConnections", checkMaxConnections},
 	{"MaxConnectionsPerUser", checkMaxConnectionsPerUser},
 	{"BrokerClose", checkBrokerClose},
