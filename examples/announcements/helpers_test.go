@@ -14,5 +14,4 @@ type stream = exampletest.Stream
 var (
 	subscribe = exampletest.Subscribe
 	post      = exampletest.Post
-	jsonEqual = exampletest.JSONEqual
 )

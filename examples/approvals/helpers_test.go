@@ -9,10 +9,7 @@ import (
 
 func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
 
-type stream = exampletest.Stream
-
 var (
 	subscribe = exampletest.Subscribe
 	post      = exampletest.Post
-	jsonEqual = exampletest.JSONEqual
 )

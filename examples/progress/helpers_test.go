@@ -13,6 +13,5 @@ type stream = exampletest.Stream
 
 var (
 	subscribe = exampletest.Subscribe
-	post      = exampletest.Post
 	jsonEqual = exampletest.JSONEqual
 )

@@ -9,10 +9,4 @@ import (
 
 func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
 
-type stream = exampletest.Stream
-
-var (
-	subscribe = exampletest.Subscribe
-	post      = exampletest.Post
-	jsonEqual = exampletest.JSONEqual
-)
+var subscribe = exampletest.Subscribe
