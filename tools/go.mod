@@ -1,10 +1,19 @@
 module github.com/ssekit/ssekit/tools
 
-go 1.25
+go 1.25.0
 
 require (
+	github.com/BurntSushi/toml v1.4.1-0.20240526193622-a339e1f7089c // indirect
 	github.com/tetratelabs/wazero v1.11.0 // indirect
-	golang.org/x/sys v0.38.0 // indirect
+	golang.org/x/exp/typeparams v0.0.0-20231108232855-2478ac86f678 // indirect
+	golang.org/x/mod v0.31.0 // indirect
+	golang.org/x/sync v0.19.0 // indirect
+	golang.org/x/sys v0.39.0 // indirect
+	golang.org/x/tools v0.40.1-0.20260108161641-ca281cf95054 // indirect
+	honnef.co/go/tools v0.7.0 // indirect
 )
 
-tool github.com/tetratelabs/wazero/cmd/wazero
+tool (
+	github.com/tetratelabs/wazero/cmd/wazero
+	honnef.co/go/tools/cmd/staticcheck
+)
