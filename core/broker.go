@@ -376,6 +376,8 @@ func (b *Broker) unregister(s *Subscription, reason CloseReason) {
 
 // release gives back the limit reservations of s and reports its end.
 func (b *Broker) release(s *Subscription, reason CloseReason) {
+	// Deferred: the slot comes back even if the Disconnect hook panics.
+	defer b.dropConn()
 	if s.id.User != uuid.Nil {
 		t := s.t
 		t.mu.Lock()
@@ -387,7 +389,6 @@ func (b *Broker) release(s *Subscription, reason CloseReason) {
 	if b.obs != nil && b.obs.Disconnect != nil {
 		b.obs.Disconnect(s.obsCtx, s, reason)
 	}
-	b.dropConn()
 }
 
 // dropConn gives back a connection slot. The last one after Close lets

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"strconv"
@@ -76,7 +77,7 @@ var scratchPool = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 
 // It runs on the caller's goroutine and unregisters the subscription before
 // it returns. It returns nil when the client left or the broker closed, and
 // otherwise an error saying why the stream was cut.
-func (b *Broker) Serve(ctx context.Context, s *Subscription, st Stream) error {
+func (b *Broker) Serve(ctx context.Context, s *Subscription, st Stream) (err error) {
 	s.mu.Lock()
 	if s.serving || s.gone {
 		again := s.serving
@@ -93,18 +94,47 @@ func (b *Broker) Serve(ctx context.Context, s *Subscription, st Stream) error {
 	s.mu.Unlock()
 
 	l := loop{b: b, s: s, st: st, ctx: ctx}
-	reason, err := l.run()
-	if c, ok := st.(io.Closer); ok {
-		// Before unregistering: Broker.Close returns only once every
-		// connection a Stream owns is closed.
-		_ = c.Close()
-	}
-	s.mu.Lock()
-	s.gone = true
-	s.deadline = nil
-	s.mu.Unlock()
-	b.unregister(s, reason)
-	return err
+	end := &stop{reason: ReasonWriteError}
+	// Every exit, a panic included, closes the stream and unregisters the
+	// subscription: a connection that skipped either would hold its slot
+	// under MaxConnections, keep its user online and make Close wait.
+	defer func() {
+		if p := recover(); p != nil {
+			end = &stop{reason: ReasonWriteError, err: fmt.Errorf("%w: %v", ErrStreamPanic, p)}
+		}
+		l.release()
+		if c, ok := st.(io.Closer); ok {
+			// Before unregistering: Broker.Close returns only once every
+			// connection a Stream owns is closed.
+			if p := safely(func() { _ = c.Close() }); p != nil && end.err == nil {
+				end = &stop{reason: ReasonWriteError, err: fmt.Errorf("%w: closing: %v", ErrStreamPanic, p)}
+			}
+		}
+		s.mu.Lock()
+		s.gone = true
+		s.deadline = nil
+		s.mu.Unlock()
+		if p := safely(func() { b.unregister(s, end.reason) }); p != nil && end.err == nil {
+			end = &stop{reason: end.reason, err: fmt.Errorf("%w: unregistering: %v", ErrStreamPanic, p)}
+		}
+		err = end.err
+	}()
+	end = l.run()
+	return end.err
+}
+
+// stop is how the loop ends: every step of Serve returns one, nil to go on,
+// so that no step can mistake a failed write for a successful one.
+type stop struct {
+	reason CloseReason
+	err    error // nil when the client left or the broker closed
+}
+
+// safely runs f and returns what it panicked with, if anything.
+func safely(f func()) (p any) {
+	defer func() { p = recover() }()
+	f()
+	return nil
 }
 
 type loop struct {
@@ -118,7 +148,7 @@ type loop struct {
 	lastWrite time.Time
 }
 
-func (l *loop) run() (CloseReason, error) {
+func (l *loop) run() *stop {
 	b, s := l.b, l.s
 	l.sc = scratchPool.Get().(*scratch)
 	position := s.replayUpto
@@ -141,8 +171,8 @@ func (l *loop) run() (CloseReason, error) {
 		l.sc.buf, _ = AppendEvent(l.sc.buf, Event{Type: ConnectedEventType, Data: string(data)})
 	}
 	if s.lastEventID != "" {
-		if reason, err := l.replay(position); err != nil {
-			return reason, err
+		if end := l.replay(position); end != nil {
+			return end
 		}
 	}
 	// After the replay, move the client to where the live events start
@@ -152,8 +182,8 @@ func (l *loop) run() (CloseReason, error) {
 	if s.lastEventID != "" {
 		l.sc.buf = append(append(append(l.sc.buf, "id: "...), position...), "\n\n"...)
 	}
-	if reason, err := l.write(l.sc.buf); err != nil {
-		return reason, err
+	if end := l.write(l.sc.buf); end != nil {
+		return end
 	}
 	l.release()
 
@@ -172,9 +202,9 @@ func (l *loop) run() (CloseReason, error) {
 		defer hold.Stop()
 	}
 	for {
-		if reason, err, ok := l.flushQueue(); !ok {
-			return reason, err
-		} else if reason == "" {
+		if end, wrote := l.flushQueue(); end != nil {
+			return end
+		} else if wrote {
 			if hold != nil {
 				// Coalesce: let events gather for FlushInterval before the
 				// next write. The first event after a quiet spell went out
@@ -183,7 +213,7 @@ func (l *loop) run() (CloseReason, error) {
 				select {
 				case <-hold.C:
 				case <-l.ctx.Done():
-					return ReasonClientGone, nil
+					return &stop{reason: ReasonClientGone}
 				case <-b.closing: // flushed and ended by the select below
 				}
 			}
@@ -198,17 +228,17 @@ func (l *loop) run() (CloseReason, error) {
 				hb.Reset(b.cfg.HeartbeatInterval - quiet)
 				continue
 			}
-			if reason, err := l.write(heartbeat); err != nil {
-				return reason, err
+			if end := l.write(heartbeat); end != nil {
+				return end
 			}
 			hb.Reset(b.cfg.HeartbeatInterval)
 		case <-l.ctx.Done():
-			return ReasonClientGone, nil
+			return &stop{reason: ReasonClientGone}
 		case <-b.closing:
 			// Flush what was accepted before Close, then tell the client
 			// when to come back.
-			if reason, err, ok := l.flushQueue(); !ok {
-				return reason, err
+			if end, _ := l.flushQueue(); end != nil {
+				return end
 			}
 			return l.end(ReasonShutdown, nil)
 		case <-expired:
@@ -218,22 +248,18 @@ func (l *loop) run() (CloseReason, error) {
 }
 
 // flushQueue writes everything queued, batch after batch, until the queue
-// is empty. It reports ok=false with the reason when the stream must end,
-// and reason "idle" when there was nothing to write.
-func (l *loop) flushQueue() (reason CloseReason, err error, ok bool) {
-	wrote := false
+// is empty. It returns a stop when the stream must end, and whether it
+// wrote anything.
+func (l *loop) flushQueue() (end *stop, wrote bool) {
 	for {
 		sc := scratchPool.Get().(*scratch)
 		batch, overflow := l.s.drain(sc.batch[:0])
 		if len(batch) == 0 {
 			scratchPool.Put(sc)
 			if overflow {
-				return ReasonSlowConsumer, ErrSlowConsumer, false
+				return &stop{reason: ReasonSlowConsumer, err: ErrSlowConsumer}, wrote
 			}
-			if !wrote {
-				return "idle", nil, true
-			}
-			return "", nil, true
+			return nil, wrote
 		}
 		l.sc = sc
 		buf := sc.buf[:0]
@@ -241,8 +267,8 @@ func (l *loop) flushQueue() (reason CloseReason, err error, ok bool) {
 			buf = append(buf, m.frame...)
 		}
 		sc.buf, sc.batch = buf, batch
-		if reason, err := l.write(buf); err != nil {
-			return reason, err, false
+		if end := l.write(buf); end != nil {
+			return end, wrote
 		}
 		l.b.sent.Add(uint64(len(batch)))
 		if o := l.b.obs; o != nil && o.Flush != nil {
@@ -251,10 +277,10 @@ func (l *loop) flushQueue() (reason CloseReason, err error, ok bool) {
 		l.release()
 		wrote = true
 		if l.ctx.Err() != nil {
-			return ReasonClientGone, nil, false
+			return &stop{reason: ReasonClientGone}, wrote
 		}
 		if l.b.cfg.FlushInterval > 0 && !l.b.isClosed() {
-			return "", nil, true // one write per interval; run holds
+			return nil, wrote // one write per interval; run holds
 		}
 	}
 }
@@ -274,51 +300,58 @@ func (l *loop) release() {
 }
 
 // write sends p with one Write and one Flush, bounded by ClientTimeout.
-func (l *loop) write(p []byte) (CloseReason, error) {
+// It returns nil only when both succeeded.
+func (l *loop) write(p []byte) *stop {
 	s := l.s
 	l.lastWrite = time.Now()
 	if !s.armDeadline(l.lastWrite, l.b.cfg.ClientTimeout) {
-		l.release()
-		return ReasonSlowConsumer, ErrSlowConsumer
+		return l.failed(nil)
 	}
 	_, err := l.st.Write(p)
 	if err == nil {
 		err = l.st.Flush()
 	}
 	if err == nil {
-		return "", nil
+		return nil
 	}
-	l.release()
+	return l.failed(err)
+}
+
+// failed says why a write failed (err is nil when it was not attempted):
+// the broker aborted it, the client left, it stalled, or the transport
+// broke.
+func (l *loop) failed(err error) *stop {
+	s := l.s
 	s.mu.Lock()
 	aborted := s.aborted
 	s.mu.Unlock()
 	switch {
 	case aborted && l.b.isClosed():
-		return ReasonShutdown, nil
+		return &stop{reason: ReasonShutdown}
 	case aborted:
-		return ReasonSlowConsumer, ErrSlowConsumer
+		return &stop{reason: ReasonSlowConsumer, err: ErrSlowConsumer}
 	case l.ctx.Err() != nil:
-		return ReasonClientGone, nil
+		return &stop{reason: ReasonClientGone}
 	case s.stalled(time.Now()):
-		return ReasonTimeout, ErrWriteTimeout
+		return &stop{reason: ReasonTimeout, err: ErrWriteTimeout}
 	}
-	return ReasonWriteError, err
+	return &stop{reason: ReasonWriteError, err: err}
 }
 
 // end writes the closing reconnect hint and ends the stream.
-func (l *loop) end(reason CloseReason, err error) (CloseReason, error) {
+func (l *loop) end(reason CloseReason, err error) *stop {
 	buf := appendRetry(make([]byte, 0, 64), l.b.cfg.RetryHint, ": "+string(reason)+"\n")
-	if r, werr := l.write(buf); werr != nil {
-		return r, werr
+	if end := l.write(buf); end != nil {
+		return end
 	}
-	return reason, err
+	return &stop{reason: reason, err: err}
 }
 
 // replay appends to l.sc.buf what the client missed since its Last-Event-ID
 // (writing full chunks as it goes), or the gap event when that cannot be
 // replayed in full. Messages are collected first: the History may hold a
 // lock while it calls back, and nothing is written under a lock.
-func (l *loop) replay(position string) (CloseReason, error) {
+func (l *loop) replay(position string) *stop {
 	b, s := l.b, l.s
 	var missed []*Message
 	err := b.history.Replay(l.ctx, s.id.Tenant, s.lastEventID, s.replayUpto, func(m *Message) bool {
@@ -335,8 +368,8 @@ func (l *loop) replay(position string) (CloseReason, error) {
 		l.sc.buf = append(l.sc.buf, m.frame...)
 		count++
 		if len(l.sc.buf) >= maxBatchBytes {
-			if reason, werr := l.write(l.sc.buf); werr != nil {
-				return reason, werr
+			if end := l.write(l.sc.buf); end != nil {
+				return end
 			}
 			l.sc.buf = l.sc.buf[:0]
 		}
@@ -355,7 +388,7 @@ func (l *loop) replay(position string) (CloseReason, error) {
 	if b.obs != nil && b.obs.Replay != nil {
 		b.obs.Replay(s.obsCtx, s, info)
 	}
-	return "", nil
+	return nil
 }
 
 func appendGap(buf []byte, lastID, resumeID, reason string) []byte {

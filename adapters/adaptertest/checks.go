@@ -38,6 +38,8 @@ var checks = []struct {
 	{"MaxConnectionsPerUser", checkMaxConnectionsPerUser},
 	{"BrokerClose", checkBrokerClose},
 	{"WriteTimeout", checkWriteTimeout},
+	{"AbortedReplay", checkAbortedReplay},
+	{"PanickingHook", checkPanickingHook},
 }
 
 var (

@@ -34,8 +34,10 @@ func WithCORS(c CORS) Option {
 	}
 }
 
-// WithErrorLog receives errors the client never sees, such as a
-// ResponseWriter that cannot flush. The default discards them. Refused
+// WithErrorLog receives errors the client never sees: a ResponseWriter
+// that cannot flush, and why Serve cut a stream (core.ErrSlowConsumer,
+// core.ErrWriteTimeout, core.ErrStreamPanic, ...). The default discards
+// them. Refused
 // stream requests are not reported here: their full errors go to
 // core.Config.Observer's Reject hook, with the request's context.
 func WithErrorLog(f func(error)) Option {
@@ -101,7 +103,9 @@ func (h *StreamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The server's WriteTimeout would cut every stream; Serve bounds each
 	// write with its own deadline instead.
 	_ = rc.SetWriteDeadline(time.Time{})
-	_ = h.broker.Serve(r.Context(), sub, Stream(w))
+	if err := h.broker.Serve(r.Context(), sub, Stream(w)); err != nil {
+		h.log(err)
+	}
 }
 
 // WriteRejection writes the response core.Broker.Reject chose for a

@@ -124,7 +124,9 @@ func (h *StreamHandler) takeOver(w http.ResponseWriter, r *http.Request, sub *co
 // Broker.Close may return.
 func (h *StreamHandler) serveTakenOver(ctx context.Context, cancel context.CancelFunc, sub *core.Subscription,
 	s *takenStream, readDone <-chan struct{}) {
-	_ = h.broker.Serve(ctx, sub, s) // which closes s
+	if err := h.broker.Serve(ctx, sub, s); err != nil { // which closes s
+		h.log(err)
+	}
 	cancel()
 	<-readDone
 }
