@@ -2,14 +2,15 @@
 # Installs the system tools the test suite needs, when they are missing.
 # Idempotent: when everything is present it does nothing (no apt-get update).
 # Non-interactive; safe to run while another apt/dpkg process is running
-# (it waits for the dpkg/apt locks instead of failing).
+# (it waits for the dpkg/apt locks instead of failing). A program named in
+# SSEKIT_SKIP (chromium, nginx, redis) is not installed: its tests are skipped.
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
 # binary-check -> Debian package. A check is a command name or an absolute path.
 need=(
-	"redis-server:redis-server"
+	"redis-server:redis-server" # SSEKIT_SKIP name: redis
 	"/usr/bin/chromium:chromium"
 	"nginx:nginx"
 	"node:nodejs"
@@ -24,11 +25,21 @@ have() {
 	esac
 }
 
+# skipped PKG: the program's tests are left out by SSEKIT_SKIP (comma-separated
+# chromium, nginx, redis; see internal/testenv), so it need not be installed.
+skipped() {
+	local name=$1 list=",${SSEKIT_SKIP:-},"
+	[ "$name" = redis-server ] && name=redis
+	[[ ${list// /} == *",$name,"* ]]
+}
+
 missing=()
 for entry in "${need[@]}"; do
 	bin=${entry%%:*}
 	pkg=${entry#*:}
-	if have "$bin"; then
+	if skipped "$pkg"; then
+		echo "install-deps: $bin not needed (SSEKIT_SKIP=$SSEKIT_SKIP)"
+	elif have "$bin"; then
 		echo "install-deps: $bin present"
 	else
 		echo "install-deps: $bin missing -> will install $pkg"

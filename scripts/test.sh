@@ -2,10 +2,20 @@
 # The one test command for the whole repo (CI runs it via .ci/run).
 #
 #   ./scripts/test.sh                    full run (installs system deps first)
-#   SSEKIT_SKIP_DEPS=1 ./scripts/test.sh skip scripts/install-deps.sh
+#   SSEKIT_SKIP_DEPS=1 ./scripts/test.sh do not run scripts/install-deps.sh
+#   SSEKIT_SKIP=chromium,nginx ./scripts/test.sh
+#                                        leave out the tests that drive the
+#                                        named programs (chromium, nginx, redis)
 #
-# For every module in go.work (except ./tools): gofmt, go vet, go test -race.
-# Then the wasm-capable packages under GOOS=wasip1 (wazero) and GOOS=js (node).
+# Tests that drive chromium, nginx or redis-server FAIL when the program is
+# missing, unless SSEKIT_SKIP names it (internal/testenv holds the rule); the
+# summary lists what was skipped. Empty SSEKIT_SKIP (the default): all required.
+#
+# For every module in go.work (except ./tools): gofmt, go vet, staticcheck,
+# go test -race. Then the wasm-capable packages under GOOS=wasip1 (wazero) and
+# GOOS=js (node). Last, the run must leave the git tree as it found it (a
+# clean checkout stays clean: no go.work.sum or other tracked file rewritten,
+# no stray untracked file; build outputs belong in .gitignore).
 # Every step runs even if an earlier one failed; the last line is
 # "N passed, M failed" and the exit status is non-zero if M > 0.
 set -euo pipefail
@@ -20,6 +30,24 @@ WASM_TIMEOUT=${SSEKIT_WASM_TIMEOUT:-30m}
 passed=0
 failed=0
 failed_steps=()
+
+# --- opt-outs ----------------------------------------------------------------
+# SSEKIT_SKIP: comma-separated programs whose tests are left out. Exported so
+# that go test (internal/testenv) and scripts/install-deps.sh see it.
+SKIPPABLE=(chromium nginx redis)
+export SSEKIT_SKIP=${SSEKIT_SKIP:-}
+skipped=()
+unknown_skips=()
+IFS=, read -ra _skip_names <<<"$SSEKIT_SKIP"
+for name in "${_skip_names[@]}"; do
+	name=${name// /}
+	[ -z "$name" ] && continue
+	if [[ " ${SKIPPABLE[*]} " == *" $name "* ]]; then
+		skipped+=("$name")
+	else
+		unknown_skips+=("$name")
+	fi
+done
 
 # step NAME CMD...: run CMD, record pass/fail, never abort the script.
 step() {
@@ -69,6 +97,34 @@ gofmt_check() {
 	fi
 }
 
+# A tree fingerprint before anything runs: the "clean tree" step at the end
+# compares against it.
+tree_state() {
+	git -C "$ROOT" status --porcelain=v1 --untracked-files=all
+	# contents of what is already changed, so a further change shows too
+	git -C "$ROOT" status --porcelain=v1 -z --untracked-files=all |
+		tr '\0' '\n' | sed -n 's/^...//p' |
+		while IFS= read -r f; do
+			if [ -f "$ROOT/$f" ]; then sha1sum "$ROOT/$f"; fi
+		done
+}
+in_git=0
+if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+	in_git=1
+	tree_before=$(tree_state)
+fi
+
+if [ ${#unknown_skips[@]} -gt 0 ]; then
+	echo "SSEKIT_SKIP names unknown programs: ${unknown_skips[*]} (known: ${SKIPPABLE[*]})" >&2
+	failed=$((failed + 1))
+	failed_steps+=("SSEKIT_SKIP=$SSEKIT_SKIP")
+fi
+if [ ${#skipped[@]} -gt 0 ]; then
+	echo "SSEKIT_SKIP=$SSEKIT_SKIP: the tests that drive ${skipped[*]} are skipped"
+else
+	echo "SSEKIT_SKIP is empty: chromium, nginx and redis-server are required"
+fi
+
 # --- system dependencies ---------------------------------------------------
 if [ "${SSEKIT_SKIP_DEPS:-}" = 1 ]; then
 	echo "skipping scripts/install-deps.sh (SSEKIT_SKIP_DEPS=1)"
@@ -77,6 +133,18 @@ else
 fi
 
 go version
+
+# --- tools -------------------------------------------------------------------
+# Pinned in tools/go.mod and built into ./bin (ignored by git) exactly as
+# pinned: GOWORK=off, so the workspace's newer golang.org/x/... do not leak in.
+build_tool() { # build_tool NAME PACKAGE
+	mkdir -p "$ROOT/bin"
+	(cd "$ROOT/tools" && GOWORK=off go build -buildvcs=false -o "$ROOT/bin/$1" "$2")
+}
+build_staticcheck() {
+	build_tool staticcheck honnef.co/go/tools/cmd/staticcheck && "$ROOT/bin/staticcheck" -version
+}
+step "build staticcheck" build_staticcheck
 
 # --- per-module checks -----------------------------------------------------
 # Modules come from go.work ("go list -m" lists every workspace module).
@@ -92,6 +160,7 @@ for dir in "${modules[@]}"; do
 	[ "$dir" = "$ROOT" ] && rel=.
 	step "gofmt $rel" gofmt_check "$dir"
 	step "vet $rel" in_dir "$dir" go vet ./...
+	step "staticcheck $rel" in_dir "$dir" "$ROOT/bin/staticcheck" ./...
 	step "test $rel" in_dir "$dir" go test -race -count=1 -timeout "$TEST_TIMEOUT" ./...
 done
 
@@ -108,9 +177,7 @@ done
 WASM_PATH="$(go env GOROOT)/lib/wasm:$ROOT/bin:$PATH"
 
 build_wazero() {
-	mkdir -p "$ROOT/bin"
-	(cd "$ROOT/tools" && go build -buildvcs=false -o "$ROOT/bin/wazero" github.com/tetratelabs/wazero/cmd/wazero) &&
-		"$ROOT/bin/wazero" version
+	build_tool wazero github.com/tetratelabs/wazero/cmd/wazero && "$ROOT/bin/wazero" version
 }
 
 wasm_test() { # wasm_test GOOS
@@ -138,8 +205,43 @@ for d in adapters/gin adapters/echo adapters/echov4; do
 		go test -count=1 -timeout "$WASM_TIMEOUT" ./...
 done
 
+# --- clean tree --------------------------------------------------------------
+# A run must not rewrite tracked files (go.work.sum above all: commit it
+# complete) nor leave untracked ones (build outputs go in .gitignore). On a
+# clean checkout (CI) the tree must still be clean; on a tree that already
+# had changes, the run must not have added to them.
+clean_tree() {
+	local after
+	after=$(tree_state)
+	if [ -z "$tree_before" ]; then
+		[ -z "$after" ] && return 0
+		echo "the run left the git tree dirty (commit these, or ignore build outputs in .gitignore):"
+		git -C "$ROOT" status --porcelain=v1 --untracked-files=all | sed 's/^/  /'
+		return 1
+	fi
+	echo "the tree had uncommitted changes before the run: checking only that the run added none"
+	[ "$after" = "$tree_before" ] && return 0
+	echo "the run changed the git tree (lines: - before, + after):"
+	diff <(echo "$tree_before") <(echo "$after") | grep '^[<>]' | sed 's/^</  -/; s/^>/  +/'
+	return 1
+}
+if [ "$in_git" = 1 ]; then
+	step "clean tree" clean_tree
+else
+	echo
+	echo "not a git checkout: no clean-tree check"
+fi
+
 # --- summary ---------------------------------------------------------------
 echo
+if [ ${#skipped[@]} -gt 0 ]; then
+	echo "skipped (SSEKIT_SKIP=$SSEKIT_SKIP): the tests that drive ${skipped[*]}"
+else
+	echo "skipped: nothing (SSEKIT_SKIP empty; chromium, nginx and redis-server were required)"
+fi
+if [ "${SSEKIT_SKIP_DEPS:-}" = 1 ]; then
+	echo "not run: scripts/install-deps.sh (SSEKIT_SKIP_DEPS=1)"
+fi
 if [ "$failed" -gt 0 ]; then
 	echo "failed steps:"
 	printf '  %s\n' "${failed_steps[@]}"
