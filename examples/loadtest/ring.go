@@ -4,8 +4,10 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ssekit/ssekit/core"
 )
@@ -21,16 +23,26 @@ import (
 // ring. It stays small on purpose (no auth, topics or users: every event is
 // a broadcast), so that what it costs is the floor the kit can be held to.
 type frameRing struct {
-	mu     sync.RWMutex
-	wake   *sync.Cond // on mu.RLocker(): writers wait for the head to move
-	frames [ringSize][]byte
-	head   uint64 // ID of the newest frame; 0 before the first
-	closed bool
+	frames [ringSize]atomic.Pointer[ringFrame]
+	head   atomic.Uint64 // ID of the newest frame; 0 before the first
+	// wake is closed by the next publish: every writer waiting on it
+	// wakes, like a sync.Cond's Broadcast, but without a lock that the
+	// publisher would have to take against a thousand readers.
+	wake   atomic.Pointer[chan struct{}]
+	pubMu  sync.Mutex // orders publishers (the burst and POST /late)
+	closed chan struct{}
 
 	connMu  sync.Mutex
 	conns   map[net.Conn]struct{} // hijacked, closed on shutdown
 	shut    bool                  // under connMu: refuse new streams
 	writers sync.WaitGroup
+}
+
+// ringFrame is one encoded event and its ID: a writer that finds another
+// ID in the slot it reads knows the frame it wanted was overwritten.
+type ringFrame struct {
+	id uint64
+	b  []byte
 }
 
 // ringSize is the reference's window: 16,384 frames, as in issue 13.
@@ -42,8 +54,9 @@ const ringSize = 16384
 const maxWritev = 1024
 
 func newFrameRing() *frameRing {
-	r := &frameRing{conns: map[net.Conn]struct{}{}}
-	r.wake = sync.NewCond(r.mu.RLocker())
+	r := &frameRing{conns: map[net.Conn]struct{}{}, closed: make(chan struct{})}
+	ch := make(chan struct{})
+	r.wake.Store(&ch)
 	return r
 }
 
@@ -51,8 +64,8 @@ func newFrameRing() *frameRing {
 // frame is a new slice every time: a writer may still be sending the one
 // it replaces.
 func (r *frameRing) publish(typ string, data []byte) {
-	r.mu.Lock()
-	id := r.head + 1
+	r.pubMu.Lock()
+	id := r.head.Load() + 1
 	f := make([]byte, 0, len(data)+len(typ)+40)
 	f = append(f, "id: "...)
 	f = strconv.AppendUint(f, id, 10)
@@ -61,10 +74,12 @@ func (r *frameRing) publish(typ string, data []byte) {
 	f = append(f, "\ndata: "...)
 	f = append(f, data...)
 	f = append(f, "\n\n"...)
-	r.frames[id%ringSize] = f
-	r.head = id
-	r.mu.Unlock()
-	r.wake.Broadcast()
+	r.frames[id%ringSize].Store(&ringFrame{id: id, b: f})
+	r.head.Store(id) // after the slot: a writer that sees id finds its frame
+	next := make(chan struct{})
+	woken := r.wake.Swap(&next)
+	r.pubMu.Unlock()
+	close(*woken)
 }
 
 func (r *frameRing) connections() int {
@@ -101,9 +116,7 @@ func (r *frameRing) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 	// The cursor is set before the response starts, so an event
 	// published after the client saw its headers is never missed.
-	r.mu.RLock()
-	next := r.head + 1
-	r.mu.RUnlock()
+	next := r.head.Load() + 1
 	if last, err := strconv.ParseUint(req.Header.Get("Last-Event-ID"), 10, 64); err == nil && last < next {
 		next = last + 1
 	}
@@ -113,25 +126,36 @@ func (r *frameRing) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	batch := make([][]byte, 0, 64)
 	for {
-		r.mu.RLock()
-		for next > r.head && !r.closed {
-			r.wake.Wait()
-		}
-		if r.closed {
-			r.mu.RUnlock()
-			return
+		wake := r.wake.Load() // before head: a publish after this closes it
+		h := r.head.Load()
+		if next > h {
+			select {
+			case <-*wake:
+				continue
+			case <-r.closed:
+				return
+			}
 		}
 		batch = batch[:0]
-		if r.head >= ringSize && next <= r.head-ringSize {
+		if h >= ringSize && next <= h-ringSize {
 			// Fell out of the window: say so, go on from the oldest frame.
-			next = r.head - ringSize + 1
+			next = h - ringSize + 1
 			batch = append(batch, strconv.AppendUint([]byte("id: "), next-1, 10),
 				[]byte("\nevent: "+core.GapEventType+"\ndata: {}\n\n"))
 		}
-		for ; next <= r.head && len(batch) < maxWritev; next++ {
-			batch = append(batch, r.frames[next%ringSize])
+		for ; next <= h && len(batch) < maxWritev; next++ {
+			f := r.frames[next%ringSize].Load()
+			if f.id != next {
+				// Overwritten since head was read: the next round finds
+				// the cursor out of the window, once head shows it.
+				break
+			}
+			batch = append(batch, f.b)
 		}
-		r.mu.RUnlock()
+		if len(batch) == 0 {
+			runtime.Gosched() // a publisher is between its slot and head
+			continue
+		}
 		// WriteTo consumes its own slice header; batch keeps its array.
 		bufs := net.Buffers(batch)
 		if _, err := bufs.WriteTo(conn); err != nil {
@@ -142,11 +166,10 @@ func (r *frameRing) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 // close ends every stream and waits for the writers to return.
 func (r *frameRing) close(ctx context.Context) error {
-	r.mu.Lock()
-	r.closed = true
-	r.mu.Unlock()
-	r.wake.Broadcast()
 	r.connMu.Lock()
+	if !r.shut {
+		close(r.closed)
+	}
 	r.shut = true
 	for c := range r.conns {
 		c.Close() // unblocks a writer stuck on a client that never reads
