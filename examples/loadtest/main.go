@@ -20,6 +20,11 @@
 //	        event exactly once (live or replayed after a reconnect)
 //	custom  whatever the flags say
 //
+// The burst workloads (burst-fanout, burst-mixed, burst-custom) have flags
+// of their own (burst.go): the server publishes a burst in-process with
+// the default core.Config, and ssekit and a frame-ring reference server
+// (ring.go) are measured one after the other in the same run.
+//
 // A child process ("loadtest publish") publishes, so that the tool's own
 // reading goroutines do not slow the publisher down. "-spawn self" runs
 // "loadtest serve" instead of the hub: the same stream handler and API,

@@ -390,7 +390,9 @@ func serveMain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&slowConsumer, "slow-consumer", "disconnect", "SlowConsumer policy")
 	fs.DurationVar(&cfg.broker.HeartbeatInterval, "heartbeat", 0, "HeartbeatInterval (0: default)")
 	fs.DurationVar(&cfg.broker.ClientTimeout, "client-timeout", 0, "ClientTimeout (0: default)")
-	fs.IntVar(&historySize, "history-size", core.DefaultHistorySize, "HistorySize; 0 turns replay off")
+	// -1 leaves HistorySize zero, the broker's default, whatever the core
+	// makes of it: the flag does not pin today's default.
+	fs.IntVar(&historySize, "history-size", -1, "HistorySize (-1: the broker's default); 0 turns replay off")
 	fs.DurationVar(&cfg.broker.RetryHint, "retry", 0, "RetryHint (0: default)")
 	fs.IntVar(&cfg.broker.MaxConnections, "max-connections", 0, "MaxConnections")
 	fs.IntVar(&cfg.broker.MaxEventSize, "max-event-size", 0, "MaxEventSize (0: default)")
@@ -414,9 +416,11 @@ func serveMain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.broker.SlowConsumer = policy
-	cfg.broker.HistorySize = historySize
-	if historySize == 0 {
+	switch {
+	case historySize == 0:
 		cfg.broker.HistorySize = core.NoHistory
+	case historySize > 0:
+		cfg.broker.HistorySize = historySize
 	}
 	if h, _, err := net.SplitHostPort(cfg.addr); err != nil || requireLoopback("http://"+net.JoinHostPort(h, "1")) != nil {
 		fmt.Fprintf(stderr, "loadtest serve: -addr %q: want a loopback host:port\n", cfg.addr)
