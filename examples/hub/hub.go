@@ -48,6 +48,9 @@ type hubConfig struct {
 	// obs serves /metrics and, with tracing on, wraps /publish in a server
 	// span; nil serves no /metrics.
 	obs *observability
+	// limits bound the requests of every route but the stream (zero
+	// fields: the defaults).
+	limits limits
 }
 
 // hub is the service's HTTP surface around one broker. It holds no state
@@ -63,7 +66,10 @@ type hub struct {
 	maxBody      int64
 	maxBatchBody int64
 	maxBatch     int
-	mux          *http.ServeMux
+	limits       limits
+	// publishing holds one slot per POST /publish in flight.
+	publishing publishSlots
+	mux        *http.ServeMux
 }
 
 // Batch publishing: POST /publish also takes a JSON array of the objects
@@ -107,7 +113,9 @@ func newHub(b *core.Broker, cfg hubConfig) (*hub, error) {
 		maxBatch: cfg.maxBatch,
 		mux:      http.NewServeMux(),
 		jwt:      cfg.jwt,
+		limits:   cfg.limits.withDefaults(),
 	}
+	h.publishing = make(publishSlots, h.limits.maxPublishing)
 	if h.maxBatch <= 0 {
 		h.maxBatch = defaultMaxBatch
 	}
@@ -126,20 +134,28 @@ func newHub(b *core.Broker, cfg hubConfig) (*hub, error) {
 	if cfg.takeover {
 		streamOpts = append(streamOpts, nethttp.WithTakeover())
 	}
+	// The stream is the one route without a read deadline (see bounded);
+	// every other route gets it, so no request can hold its connection
+	// by trickling a body.
 	h.mux.Handle("/events", nethttp.Handler(b, streamOpts...))
-	h.mux.Handle("POST /publish", cfg.obs.instrument(http.HandlerFunc(h.publish), "POST /publish"))
+	route := func(pattern string, handler http.Handler) { h.mux.Handle(pattern, h.bounded(handler)) }
+	route("POST /publish", cfg.obs.instrument(http.HandlerFunc(h.publish), "POST /publish"))
 	if cfg.obs != nil {
-		h.mux.Handle("GET /metrics", cfg.obs.metricsHandler())
+		// In auth mode the figures of the whole node need the admin grant.
+		route("GET /metrics", h.adminOnly(cfg.obs.metricsHandler()))
 	}
-	h.mux.HandleFunc("GET /stats", h.stats)
-	h.mux.HandleFunc("GET /online", h.online)
-	h.mux.HandleFunc("GET /healthz", h.healthz)
+	route("GET /stats", h.adminOnly(http.HandlerFunc(h.stats)))
+	route("GET /online", http.HandlerFunc(h.online))
+	route("GET /healthz", http.HandlerFunc(h.healthz))
 	// Without these, a wrong method on an API route would fall through to
 	// the page's file server and read as 404.
-	for path, allow := range map[string]string{"/publish": "POST", "/stats": "GET", "/online": "GET", "/healthz": "GET"} {
-		h.mux.HandleFunc(path, methodNotAllowed(allow))
+	for path, allow := range map[string]string{"/publish": "POST", "/stats": "GET", "/online": "GET", "/healthz": "GET", "/metrics": "GET"} {
+		if path == "/metrics" && cfg.obs == nil {
+			continue
+		}
+		route(path, methodNotAllowed(allow))
 	}
-	h.mux.Handle("/", pageHeaders(http.FileServerFS(page)))
+	route("/", pageHeaders(http.FileServerFS(page)))
 	return h, nil
 }
 
@@ -226,9 +242,17 @@ func (h *hub) publish(w http.ResponseWriter, r *http.Request) {
 	// Requiring JSON makes a cross-site form post impossible: a browser
 	// must ask (preflight) before sending it, and the hub never says yes.
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		w.Header().Set("Connection", "close") // the body is not read
 		writeJSON(w, http.StatusUnsupportedMediaType, apiError{Error: "Content-Type must be application/json", Field: "body"})
 		return
 	}
+	// The slot is taken only now, for a caller that may publish: requests
+	// refused above cost no slot, so they cannot starve the publishers.
+	if !h.publishing.tryAcquire() {
+		tooManyPublishing(w)
+		return
+	}
+	defer h.publishing.release()
 	// The batch limit bounds the whole body; a single object gets its own,
 	// smaller limit once the first byte says it is not an array.
 	br := bufio.NewReader(http.MaxBytesReader(w, r.Body, h.maxBatchBody))
@@ -271,15 +295,13 @@ func (h *hub) authenticate(w http.ResponseWriter, r *http.Request) (*core.Identi
 		// publish in their name (CSRF).
 		id, err := h.jwt.Verify(strings.TrimSpace(token))
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="ssekit-hub"`)
-			writeJSON(w, http.StatusUnauthorized, apiError{Error: "auth mode: send Authorization: Bearer <JWT>"})
+			unauthorized(w, "auth mode: send Authorization: Bearer <JWT>")
 			return nil, false
 		}
 		return &id, true
 	}
 	if !h.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="ssekit-hub"`)
-		writeJSON(w, http.StatusUnauthorized, apiError{Error: "missing or wrong publish secret: send Authorization: Bearer <secret>"})
+		unauthorized(w, "missing or wrong publish secret: send Authorization: Bearer <secret>")
 		return nil, false
 	}
 	return nil, true
@@ -473,6 +495,10 @@ func badBody(err error, limit int64) (int, apiError) {
 		syntax  *json.SyntaxError
 	)
 	switch {
+	case isTimeout(err):
+		// -body-timeout fired: the client sent its body too slowly, or
+		// stopped sending it.
+		return http.StatusRequestTimeout, apiError{Error: "the request body did not arrive in time", Field: "body"}
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, apiError{Error: fmt.Sprintf("request body is larger than %d bytes", limit), Field: "data"}
 	case errors.As(err, &typeErr) && typeErr.Field != "":
@@ -603,8 +629,18 @@ func (h *hub) stats(w http.ResponseWriter, _ *http.Request) {
 }
 
 // online handles GET /online?tenant=: the users with a connection, sorted.
+// In auth mode it needs credentials, and lists another tenant than the
+// caller's own only for an admin (see onlineTenant).
 func (h *hub) online(w http.ResponseWriter, r *http.Request) {
-	tenant := r.URL.Query().Get("tenant")
+	who, ok := h.callerOf(w, r)
+	if !ok {
+		return
+	}
+	tenant, ok := onlineTenant(who, r.URL.Query())
+	if !ok {
+		writeJSON(w, http.StatusForbidden, apiError{Error: "auth mode: the token lists only its own tenant (other tenants need the admin grant)", Field: "tenant"})
+		return
+	}
 	if err := core.ValidateTenant(tenant); err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error(), Field: "tenant"})
 		return

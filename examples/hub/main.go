@@ -12,8 +12,10 @@
 //	GET  /events    the event stream (?user=UUID&tenant=NAME&topic=A&topic=B)
 //	POST /publish   {"tenant","user","topic","broadcast","event","data"} -> {"id"}
 //	                or a batch, [{...}, {...}] -> {"ids"} (all checked first)
-//	GET  /stats     core.Broker.Stats as JSON
+//	GET  /stats     core.Broker.Stats as JSON (auth mode: admin grant)
 //	GET  /online    ?tenant=NAME -> JSON list of connected user IDs
+//	                (auth mode: a token, for its own tenant unless admin)
+//	GET  /metrics   Prometheus (auth mode: admin grant)
 //	GET  /healthz   liveness
 //
 // Every core.Config field has a flag and an environment variable (flag wins
@@ -126,10 +128,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if opts.hub.jwt == nil {
 		fmt.Fprintln(stdout, "streams trust the ?user= and ?tenant= query parameters: demo use only")
 	} else {
-		fmt.Fprintln(stdout, "auth mode: streams and /publish need a JWT (cookie ssekit_token or Authorization: Bearer)")
+		fmt.Fprintln(stdout, "auth mode: streams and /publish need a JWT (cookie ssekit_token or Authorization: Bearer); /stats and /metrics need its admin grant")
 	}
 	if opts.devToken {
-		tok, err := opts.hub.jwt.Mint(opts.jwtSecret, auth.Grant{
+		// An admin token, so that the demo page's stats panel (/stats,
+		// /online) works in auth mode too.
+		tok, err := opts.hub.jwt.MintAdmin(opts.jwtSecret, auth.Grant{
 			User:    uuid.New(),
 			Tenant:  devTenant,
 			Topics:  []string{"**"},

@@ -319,16 +319,21 @@
 
   async function pollStats() {
     const box = $('stats');
+    // In auth mode /stats needs the admin grant and /online a token: send
+    // the page's token (or the publish secret) as a header, never a cookie.
+    const headers = {};
+    const cred = $('pub-secret').value || $('token').value.trim();
+    if (cred) headers.Authorization = `Bearer ${cred}`;
     try {
-      const res = await fetch('/stats', { cache: 'no-store' });
-      const s = await res.json();
+      const res = await fetch('/stats', { cache: 'no-store', headers });
+      const s = res.ok ? await res.json() : {};
       s.dropped = Object.values(s.dropped || {}).reduce((a, b) => a + b, 0);
       for (const dd of box.querySelectorAll('dd[data-stat]')) {
         const v = s[dd.dataset.stat];
         dd.textContent = typeof v === 'number' ? v.toLocaleString() : '–';
       }
       const tenant = $('tenant').value.trim();
-      const on = await fetch(`/online?tenant=${encodeURIComponent(tenant)}`, { cache: 'no-store' });
+      const on = await fetch(`/online?tenant=${encodeURIComponent(tenant)}`, { cache: 'no-store', headers });
       const users = on.ok ? await on.json() : [];
       $('online-tenant').textContent = tenant || 'default';
       $('online').textContent = users.length === 1 ? '1 user' : `${users.length} users`;
