@@ -15,14 +15,14 @@ import (
 // loop (StopTimer stops the world to read memory stats, which would cost
 // more than what is measured); its cost is a lock and a few stores per
 // connection every drainEvery publishes.
-const drainEvery = DefaultClientBufferSize / 2
+const drainEvery = 128
 
 func drainAll(b *Broker) {
 	var scratch []*Message
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	for _, s := range b.conns {
-		scratch, _ = s.drain(scratch[:0])
+		scratch, _, _, _ = s.drain(scratch[:0], 1<<30, 1<<30)
 	}
 }
 

@@ -20,6 +20,7 @@ type Broker struct {
 	bus     Bus
 	detach  func()
 	obs     *Observer
+	win     *window
 
 	mu      sync.RWMutex // guards tenants, conns, closed
 	tenants map[string]*tenant
@@ -70,8 +71,9 @@ func New(cfg Config) (*Broker, error) {
 		drained: make(chan struct{}),
 	}
 	if b.history == nil {
-		b.history = NewMemoryHistory(max(cfg.HistorySize, 0))
+		b.history = NewMemoryHistory(HistoryLimits{Bytes: cfg.HistoryBytes, Age: cfg.HistoryAge, Events: cfg.HistorySize})
 	}
+	b.win = newWindow(cfg.HistoryBytes, cfg.HistoryAge)
 	b.def = newTenant("")
 	b.tenants[""] = b.def
 	if b.bus == nil {
@@ -167,6 +169,7 @@ func (b *Broker) deliver(m *Message) {
 		return
 	}
 	b.published.Add(1)
+	m.seq = b.win.add(m.Cost(), m.stamp())
 	t := b.tenant(m.Target.Tenant)
 	t.mu.Lock()
 	t.lastID = m.Event.ID
@@ -525,6 +528,12 @@ type Stats struct {
 	// a tenant when the Bus reports events it lost.
 	Gaps    uint64                `json:"gaps"`
 	Dropped map[DropReason]uint64 `json:"dropped"`
+	// HeldBytes is what the events this broker holds in memory cost
+	// (Message.Cost), against Config.HistoryBytes.
+	HeldBytes int64 `json:"heldBytes"`
+	// OldestAge is the age of the oldest event held, against
+	// Config.HistoryAge (nanoseconds in JSON).
+	OldestAge time.Duration `json:"oldestAge"`
 }
 
 // Stats returns a snapshot of the broker's state and counters.
@@ -540,6 +549,8 @@ func (b *Broker) Stats() Stats {
 			DropQueueFullNewest: b.droppedNewest.Load(),
 			DropDisconnected:    b.droppedDisconnect.Load(),
 		},
+		HeldBytes: b.win.bytes.Load(),
+		OldestAge: b.win.age(time.Now()),
 	}
 	b.mu.RLock()
 	tenants := make([]*tenant, 0, len(b.tenants))

@@ -298,6 +298,8 @@ func TestConfigValidate(t *testing.T) {
 		HeartbeatInterval:     1e9,
 		ClientTimeout:         1e9,
 		HistorySize:           -2,
+		HistoryBytes:          -1,
+		HistoryAge:            -1,
 		RetryHint:             -1,
 		MaxConnections:        -1,
 		MaxConnectionsPerUser: -1,
@@ -307,7 +309,7 @@ func TestConfigValidate(t *testing.T) {
 		Bus:                   &localBus{},
 	}.Validate()
 	require.ErrorIs(t, err, ErrInvalidConfig)
-	for _, field := range []string{"ClientBufferSize", "HeartbeatInterval", "ClientTimeout", "HistorySize", "RetryHint",
+	for _, field := range []string{"ClientBufferSize", "HeartbeatInterval", "ClientTimeout", "HistorySize", "HistoryBytes", "HistoryAge", "RetryHint",
 		"MaxConnections", "MaxConnectionsPerUser", "MaxEventSize", "FlushInterval", "SlowConsumer", "History must be set"} {
 		assert.Contains(t, err.Error(), field)
 	}
@@ -316,9 +318,10 @@ func TestConfigValidate(t *testing.T) {
 
 	b := newBroker(t, Config{HeartbeatInterval: 10e9})
 	cfg := b.Config()
-	assert.Equal(t, DefaultClientBufferSize, cfg.ClientBufferSize)
+	assert.Zero(t, cfg.ClientBufferSize, "no count bound by default: the window bounds backlogs")
 	assert.Equal(t, DefaultClientTimeout, cfg.ClientTimeout)
-	assert.Equal(t, DefaultHistorySize, cfg.HistorySize)
+	assert.Equal(t, int64(DefaultHistoryBytes), cfg.HistoryBytes)
+	assert.Equal(t, DefaultHistoryAge, cfg.HistoryAge)
 
 	for _, p := range []SlowConsumerPolicy{Disconnect, DropOldest, DropNewest} {
 		got, err := ParseSlowConsumerPolicy(p.String())

@@ -8,12 +8,18 @@ import (
 
 // Defaults applied by New to every zero Config field.
 const (
-	DefaultClientBufferSize  = 256
 	DefaultHeartbeatInterval = 30 * time.Second
 	DefaultClientTimeout     = 5 * time.Minute
-	DefaultHistorySize       = 1024
 	DefaultRetryHint         = 3 * time.Second
 	DefaultMaxEventSize      = 64 << 10
+	// DefaultHistoryBytes holds a burst of 20,000 events of 1 KiB (about
+	// 40 MiB as Message.Cost counts them) for its slowest reader, with
+	// room to spare. It is a bound, not an allocation: a quiet broker
+	// holds what was published, no more.
+	DefaultHistoryBytes = 64 << 20
+	// DefaultHistoryAge covers a client's reconnect after a network
+	// change or a laptop's short sleep.
+	DefaultHistoryAge = 10 * time.Minute
 
 	// MinHeartbeatInterval is the shortest heartbeat Validate accepts: a
 	// shorter one costs every idle connection a write for no benefit, since
@@ -26,13 +32,15 @@ const (
 )
 
 // SlowConsumerPolicy says what happens when an event arrives for a
-// connection whose queue already holds Config.ClientBufferSize events.
+// connection whose queue already holds Config.ClientBufferSize events. It
+// applies only when ClientBufferSize is set: by default a backlog is
+// bounded by the history window instead (see Config.HistoryBytes).
 type SlowConsumerPolicy int
 
 const (
 	// Disconnect closes the connection. Nothing is lost within the history
 	// window: the client reconnects with Last-Event-ID and is replayed what
-	// it missed. This is the default.
+	// it missed.
 	Disconnect SlowConsumerPolicy = iota
 	// DropOldest discards the oldest queued event to make room.
 	DropOldest
@@ -67,11 +75,17 @@ func ParseSlowConsumerPolicy(s string) (SlowConsumerPolicy, error) {
 // Config{} is a working configuration; the table in docs/OPERATIONS.md gives
 // each default, rule and tuning advice.
 type Config struct {
-	// ClientBufferSize bounds each connection's queue of undelivered events
-	// (default 256, must be >= 1). Queued events share one encoded frame,
-	// so a queue costs a pointer per event, not a copy.
+	// ClientBufferSize, when positive, caps each connection's backlog at
+	// that many events, and SlowConsumer says what happens beyond it. By
+	// default (0) a backlog is not counted in events: it is references to
+	// the shared, encoded events, bounded by the history window
+	// (HistoryBytes, HistoryAge). A client that keeps reading is never cut
+	// while the next event it needs is still held; one whose backlog
+	// reaches past the window is cut, and gets on reconnect what the
+	// History still holds, or the gap event.
 	ClientBufferSize int
-	// SlowConsumer is the policy when a queue is full (default Disconnect).
+	// SlowConsumer is the policy when a ClientBufferSize queue is full
+	// (default Disconnect).
 	SlowConsumer SlowConsumerPolicy
 	// HeartbeatInterval is how long a stream may stay silent before a
 	// comment line is written to keep proxies from closing it (default 30s,
@@ -82,9 +96,18 @@ type Config struct {
 	// deadline is renewed lazily, to spare a timer update per write, so a
 	// stalled connection is closed after between 1 and 1.5 x ClientTimeout.
 	ClientTimeout time.Duration
-	// HistorySize is how many events the default in-memory History keeps
-	// for Last-Event-ID replay (default 1024; NoHistory switches replay
-	// off). Ignored when History is set.
+	// HistoryBytes bounds the memory of the events this broker holds, as
+	// Message.Cost counts them: the default in-memory History, and how far
+	// back a connection's backlog may reach (default 64 MiB). The process
+	// holds this much event memory at most, plus what a connection cut for
+	// reaching past it still references until its write ends.
+	HistoryBytes int64
+	// HistoryAge bounds how long events are held, on the same terms
+	// (default 10m).
+	HistoryAge time.Duration
+	// HistorySize, when positive, also caps the default in-memory History
+	// at that many events; NoHistory switches replay off. Default 0: no
+	// cap beyond HistoryBytes and HistoryAge. Ignored when History is set.
 	HistorySize int
 	// RetryHint is the reconnection delay sent to clients in the retry
 	// field, with up to 50% random jitter added so that a restart does not
@@ -100,8 +123,8 @@ type Config struct {
 	// once, and what arrives during the interval goes out together in the
 	// next write. It trades up to one interval of latency for far fewer
 	// writes under bursts (each write is a system call per connection).
-	// Size ClientBufferSize for the events of one interval. Default 0: write
-	// as soon as events are queued.
+	// Default 0: write as soon as events are queued; a writer that wakes
+	// takes everything pending, so bursts coalesce without a timer.
 	FlushInterval time.Duration
 	// MaxEventSize caps the encoded size of one event in bytes, id field
 	// excluded (default 64 KiB).
@@ -138,7 +161,13 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%w: %s must be %s, got %v", ErrInvalidConfig, field, rule, got))
 	}
 	if c.ClientBufferSize < 0 {
-		bad("ClientBufferSize", ">= 1", c.ClientBufferSize)
+		bad("ClientBufferSize", ">= 0", c.ClientBufferSize)
+	}
+	if c.HistoryBytes < 0 {
+		bad("HistoryBytes", ">= 0", c.HistoryBytes)
+	}
+	if c.HistoryAge < 0 {
+		bad("HistoryAge", ">= 0", c.HistoryAge)
 	}
 	if c.SlowConsumer < Disconnect || c.SlowConsumer > DropNewest {
 		bad("SlowConsumer", "Disconnect, DropOldest or DropNewest", c.SlowConsumer)
@@ -179,17 +208,17 @@ func (c Config) Validate() error {
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
-	if c.ClientBufferSize == 0 {
-		c.ClientBufferSize = DefaultClientBufferSize
+	if c.HistoryBytes == 0 {
+		c.HistoryBytes = DefaultHistoryBytes
+	}
+	if c.HistoryAge == 0 {
+		c.HistoryAge = DefaultHistoryAge
 	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if c.ClientTimeout == 0 {
 		c.ClientTimeout = max(DefaultClientTimeout, 2*c.HeartbeatInterval)
-	}
-	if c.HistorySize == 0 {
-		c.HistorySize = DefaultHistorySize
 	}
 	if c.RetryHint == 0 {
 		c.RetryHint = DefaultRetryHint

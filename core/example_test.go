@@ -75,7 +75,7 @@ func ExampleConfig_Validate() {
 	err := core.Config{HeartbeatInterval: 1e9, ClientBufferSize: -1}.Validate()
 	fmt.Println(err)
 	// Output:
-	// ssekit: invalid config: ClientBufferSize must be >= 1, got -1
+	// ssekit: invalid config: ClientBufferSize must be >= 0, got -1
 	// ssekit: invalid config: HeartbeatInterval must be >= 5s, got 1s
 }
 

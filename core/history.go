@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -30,41 +31,127 @@ type History interface {
 	Origin() string
 }
 
-// MemoryHistory is an in-memory ring of the most recent messages of all
-// tenants. Its IDs carry a random epoch, so an ID from before a restart is
-// recognised as unknown instead of being confused with a new event.
-type MemoryHistory struct {
-	epoch string
-	mu    sync.RWMutex
-	ring  []*Message
-	last  uint64 // sequence number of the newest message; the first is 1
+// HistoryLimits bounds a MemoryHistory. A zero field takes the default of
+// the Config field of the same meaning.
+type HistoryLimits struct {
+	// Bytes bounds the memory the held events cost, as Message.Cost
+	// estimates it (default DefaultHistoryBytes).
+	Bytes int64
+	// Age bounds how long an event is held (default DefaultHistoryAge).
+	Age time.Duration
+	// Events, when positive, also bounds how many events are held;
+	// NoHistory keeps none (IDs are still issued, so every gap is
+	// detected). Zero: no bound beyond Bytes and Age.
+	Events int
 }
 
-// NewMemoryHistory returns a ring holding up to size messages. Size 0 keeps
-// nothing but still issues IDs, so every gap is detected.
-func NewMemoryHistory(size int) *MemoryHistory {
+func (l HistoryLimits) withDefaults() HistoryLimits {
+	if l.Bytes <= 0 {
+		l.Bytes = DefaultHistoryBytes
+	}
+	if l.Age <= 0 {
+		l.Age = DefaultHistoryAge
+	}
+	return l
+}
+
+// MemoryHistory keeps the most recent messages of all tenants in memory,
+// within a budget of bytes and of age (and optionally of events), so that
+// what it holds is bounded whatever the events' sizes. Its IDs carry a
+// random epoch, so an ID from before a restart is recognised as unknown
+// instead of being confused with a new event.
+type MemoryHistory struct {
+	epoch  string
+	limits HistoryLimits
+
+	mu   sync.RWMutex
+	ring []held // oldest first, from head; grows and shrinks with the load
+	head int
+	n    int
+	size int64  // total cost of the held messages
+	last uint64 // sequence number of the newest message; the first is 1
+}
+
+type held struct {
+	m    *Message
+	cost int64
+	at   int64 // UnixNano
+}
+
+// NewMemoryHistory returns an empty history bounded by l.
+func NewMemoryHistory(l HistoryLimits) *MemoryHistory {
 	return &MemoryHistory{
-		epoch: strings.ReplaceAll(uuid.NewString(), "-", "")[:8],
-		ring:  make([]*Message, max(size, 0)),
+		epoch:  strings.ReplaceAll(uuid.NewString(), "-", "")[:8],
+		limits: l.withDefaults(),
 	}
 }
 
 // Append implements History.
 func (h *MemoryHistory) Append(_ context.Context, m *Message) error {
+	cost, at := m.Cost(), m.stamp()
 	h.mu.Lock()
 	h.last++
 	seq := h.last
-	if len(h.ring) > 0 {
-		h.ring[seq%uint64(len(h.ring))] = m
+	if h.limits.Events != NoHistory {
+		h.push(held{m: m, cost: cost, at: at})
+		h.evict(at)
 	}
 	h.mu.Unlock()
-	// Formatting outside the lock keeps the critical section to a store.
+	// Formatting outside the lock keeps the critical section short.
 	m.setID(h.epoch, seq)
 	return nil
 }
 
+func (h *MemoryHistory) push(e held) {
+	if h.n == len(h.ring) {
+		h.resize(max(2*len(h.ring), 64))
+	}
+	i := h.head + h.n
+	if i >= len(h.ring) {
+		i -= len(h.ring)
+	}
+	h.ring[i] = e
+	h.n++
+	h.size += e.cost
+}
+
+// evict drops the oldest messages until the history is within its limits.
+// The newest stays whatever its cost, so that a reconnecting client can
+// always resume from it.
+func (h *MemoryHistory) evict(now int64) {
+	minAt := now - int64(h.limits.Age)
+	for h.n > 1 && (h.size > h.limits.Bytes || h.ring[h.head].at < minAt ||
+		(h.limits.Events > 0 && h.n > h.limits.Events)) {
+		h.size -= h.ring[h.head].cost
+		h.ring[h.head] = held{}
+		h.head++
+		if h.head == len(h.ring) {
+			h.head = 0
+		}
+		h.n--
+	}
+	if h.n < len(h.ring)/4 && len(h.ring) > 1024 {
+		h.resize(len(h.ring) / 2)
+	}
+}
+
+func (h *MemoryHistory) resize(size int) {
+	ring := make([]held, size)
+	for i := range h.n {
+		ring[i] = h.ring[(h.head+i)%len(h.ring)]
+	}
+	h.ring, h.head = ring, 0
+}
+
 // Origin implements History.
 func (h *MemoryHistory) Origin() string { return h.epoch + "-0" }
+
+// Held returns the number of messages held and their total cost in bytes.
+func (h *MemoryHistory) Held() (events int, bytes int64) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.n, h.size
+}
 
 // Replay implements History.
 func (h *MemoryHistory) Replay(_ context.Context, tenant, afterID, uptoID string, fn func(*Message) bool) error {
@@ -77,10 +164,7 @@ func (h *MemoryHistory) Replay(_ context.Context, tenant, afterID, uptoID string
 	if after > h.last {
 		return fmt.Errorf("%w: %q", ErrEventUnknown, truncate(afterID))
 	}
-	oldest := uint64(1)
-	if h.last > uint64(len(h.ring)) {
-		oldest = h.last - uint64(len(h.ring)) + 1
-	}
+	oldest := h.last - uint64(h.n) + 1
 	if after+1 < oldest {
 		return fmt.Errorf("%w: %q", ErrEventExpired, truncate(afterID))
 	}
@@ -89,7 +173,11 @@ func (h *MemoryHistory) Replay(_ context.Context, tenant, afterID, uptoID string
 		return nil
 	}
 	for seq := after + 1; seq <= upto && seq <= h.last; seq++ {
-		m := h.ring[seq%uint64(len(h.ring))]
+		i := h.head + int(seq-oldest)
+		if i >= len(h.ring) {
+			i -= len(h.ring)
+		}
+		m := h.ring[i].m
 		if m.Target.Tenant == tenant && !fn(m) {
 			return nil
 		}

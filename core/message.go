@@ -58,6 +58,8 @@ type Message struct {
 	flat       bool   // one data line, no comment: see encodedLen
 	borrowed   bool   // Event.Data still aliases the caller's []byte
 	inlineUsed bool   // inline holds the data copy or the frame
+	seq        uint64 // position in the broker's window, set by deliver
+	at         int64  // UnixNano when first held (history or window)
 	one        [1]uuid.UUID
 	idBuf      [idBufLen]byte // MemoryHistory writes the ID here
 	// inline holds a small message's data copy and frame, so that the
@@ -72,7 +74,9 @@ const (
 	idBufLen = 32
 	// inlineLen makes a Message exactly 448 bytes, an allocator size
 	// class, with room for a typical notification and its frame.
-	inlineLen = 152
+	inlineLen = 136
+	// messageSize is what a Message costs before its data and frame.
+	messageSize = 448
 )
 
 // Frame returns the message encoded for the wire, encoding it on first use.
@@ -261,8 +265,32 @@ func (m *Message) room(n int) []byte {
 	return make([]byte, 0, n)
 }
 
+// Cost estimates the bytes of memory m holds once delivered: the Message
+// itself, its data and its encoded frame. The in-memory history and the
+// broker's window (Config.HistoryBytes) count it.
+func (m *Message) Cost() int64 {
+	size := m.size
+	if size == 0 { // not validated here: estimate the frame from its parts
+		size = len(m.Event.Type) + len(m.Event.Data) + len(m.Event.Comment) + 32
+	}
+	n := int64(messageSize)
+	if !m.inlineUsed || size+len(m.Event.Data) > inlineLen {
+		n += int64(len(m.Event.Data) + size + len(idPrefix) + idBufLen + 1)
+	}
+	return n
+}
+
+// stamp returns when m was first held, reading the clock the first time.
+func (m *Message) stamp() int64 {
+	if m.at == 0 {
+		m.at = time.Now().UnixNano()
+	}
+	return m.at
+}
+
 // forget drops what a broker worked out for m, for a Message the caller
 // passed by value: a copy must be checked and encoded afresh.
 func (m *Message) forget() {
 	m.frame, m.spare, m.size, m.flat, m.borrowed, m.inlineUsed = nil, nil, 0, false, false, false
+	m.seq, m.at = 0, 0
 }

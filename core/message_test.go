@@ -58,7 +58,7 @@ func TestDataIsCopied(t *testing.T) {
 // TestMessageIDs checks the IDs MemoryHistory writes into the message
 // itself: unique, increasing, and stable after the message was copied.
 func TestMessageIDs(t *testing.T) {
-	h := NewMemoryHistory(4)
+	h := NewMemoryHistory(HistoryLimits{Events: 4})
 	ctx := context.Background()
 	var ids []string
 	for range 3 {

@@ -48,6 +48,11 @@ type FlushInfo struct {
 	Bytes int
 	// At is when the flush completed: At - PublishedAt is delivery latency.
 	At time.Time
+	// Backlog and BacklogBytes are what was still queued for the
+	// connection after this flush: how far it runs behind. Within the
+	// history window (Config.HistoryBytes) it is never cut.
+	Backlog      int
+	BacklogBytes int64
 }
 
 // ReplayInfo describes what a reconnecting client was replayed.

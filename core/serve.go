@@ -55,15 +55,31 @@ const ConnectedEventType = "ssekit.connected"
 // timing out an idle stream.
 var heartbeat = []byte(":\n\n")
 
-// maxBatchBytes bounds one write while replaying, so a large history does
-// not need one huge buffer.
-const maxBatchBytes = 64 << 10
+// BuffersWriter is implemented by Streams that can send several buffers
+// with one system call (writev). Serve then hands it a batch's shared
+// frames as they are, instead of copying them into a buffer of its own,
+// and calls Flush after each call.
+type BuffersWriter interface {
+	WriteBuffers(bufs [][]byte) error
+}
+
+const (
+	// maxBatchFrames and maxBatchBytes bound one write of a BuffersWriter
+	// (Linux takes up to 1,024 buffers per writev).
+	maxBatchFrames = 1024
+	maxBatchBytes  = 1 << 20
+	// copyBytes bounds the buffer that Streams without WriteBuffers are
+	// written from: big enough that a burst costs one write per 64 KiB,
+	// small enough that a connection blocked in a write holds little.
+	copyBytes = 64 << 10
+)
 
 // scratch is the per-write working memory of Serve, pooled so that an idle
-// connection holds none.
+// connection holds none, and bounded so that a busy one holds little.
 type scratch struct {
-	buf   []byte
-	batch []*Message
+	buf    []byte     // staging for Streams without WriteBuffers
+	frames [][]byte   // the frames of one write
+	batch  []*Message // the messages of one flush
 }
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 0, 4096)} }}
@@ -141,6 +157,7 @@ type loop struct {
 	b   *Broker
 	s   *Subscription
 	st  Stream
+	bw  BuffersWriter // st, when it writes buffers itself
 	ctx context.Context
 	sc  *scratch
 	// lastWrite is when the last write started: a heartbeat is due once
@@ -150,7 +167,7 @@ type loop struct {
 
 func (l *loop) run() *stop {
 	b, s := l.b, l.s
-	l.sc = scratchPool.Get().(*scratch)
+	l.bw, _ = l.st.(BuffersWriter)
 	position := s.replayUpto
 	if position == "" {
 		position = b.history.Origin()
@@ -163,26 +180,18 @@ func (l *loop) run() *stop {
 	if start == "" {
 		start = position
 	}
-	l.sc.buf = appendRetry(append(append(append(l.sc.buf[:0], ": ok\nid: "...), start...), '\n'), b.cfg.RetryHint, "")
+	head := appendRetry(append(append(append(make([]byte, 0, 128), ": ok\nid: "...), start...), '\n'), b.cfg.RetryHint, "")
 	if b.cfg.AnnounceConnection {
 		data, _ := json.Marshal(struct {
 			ConnectionID string `json:"connectionId"`
 		}{s.connID})
-		l.sc.buf, _ = AppendEvent(l.sc.buf, Event{Type: ConnectedEventType, Data: string(data)})
+		head, _ = AppendEvent(head, Event{Type: ConnectedEventType, Data: string(data)})
 	}
-	if s.lastEventID != "" {
-		if end := l.replay(position); end != nil {
+	if s.lastEventID == "" {
+		if end := l.write(head); end != nil {
 			return end
 		}
-	}
-	// After the replay, move the client to where the live events start
-	// (skipping events it is not entitled to), so a client cut before its
-	// next event still resumes from the right place. Not before: a client
-	// cut during the replay must resume from the last event it really got.
-	if s.lastEventID != "" {
-		l.sc.buf = append(append(append(l.sc.buf, "id: "...), position...), "\n\n"...)
-	}
-	if end := l.write(l.sc.buf); end != nil {
+	} else if end := l.replay(head, position); end != nil {
 		return end
 	}
 	l.release()
@@ -204,18 +213,16 @@ func (l *loop) run() *stop {
 	for {
 		if end, wrote := l.flushQueue(); end != nil {
 			return end
-		} else if wrote {
-			if hold != nil {
-				// Coalesce: let events gather for FlushInterval before the
-				// next write. The first event after a quiet spell went out
-				// at once; a burst now costs one write per interval.
-				hold.Reset(b.cfg.FlushInterval)
-				select {
-				case <-hold.C:
-				case <-l.ctx.Done():
-					return &stop{reason: ReasonClientGone}
-				case <-b.closing: // flushed and ended by the select below
-				}
+		} else if wrote && hold != nil {
+			// Coalesce: let events gather for FlushInterval before the
+			// next write. The first event after a quiet spell went out
+			// at once; a burst now costs one write per interval.
+			hold.Reset(b.cfg.FlushInterval)
+			select {
+			case <-hold.C:
+			case <-l.ctx.Done():
+				return &stop{reason: ReasonClientGone}
+			case <-b.closing: // flushed and ended by the select below
 			}
 		}
 		select {
@@ -248,31 +255,37 @@ func (l *loop) run() *stop {
 }
 
 // flushQueue writes everything queued, batch after batch, until the queue
-// is empty. It returns a stop when the stream must end, and whether it
-// wrote anything.
+// is empty. A batch is what was pending when the writer got to it, so a
+// burst coalesces into few writes with no timer. It returns a stop when
+// the stream must end, and whether it wrote anything.
 func (l *loop) flushQueue() (end *stop, wrote bool) {
+	limit := copyBytes
+	if l.bw != nil {
+		limit = maxBatchBytes
+	}
 	for {
-		sc := scratchPool.Get().(*scratch)
-		batch, overflow := l.s.drain(sc.batch[:0])
+		l.sc = scratchPool.Get().(*scratch)
+		batch, cut, left, leftBytes := l.s.drain(l.sc.batch[:0], maxBatchFrames, limit)
+		l.sc.batch = batch
 		if len(batch) == 0 {
-			scratchPool.Put(sc)
-			if overflow {
+			l.release()
+			if cut {
 				return &stop{reason: ReasonSlowConsumer, err: ErrSlowConsumer}, wrote
 			}
 			return nil, wrote
 		}
-		l.sc = sc
-		buf := sc.buf[:0]
+		frames, n := l.sc.frames[:0], 0
 		for _, m := range batch {
-			buf = append(buf, m.frame...)
+			frames = append(frames, m.frame)
+			n += len(m.frame)
 		}
-		sc.buf, sc.batch = buf, batch
-		if end := l.write(buf); end != nil {
+		l.sc.frames = frames
+		if end := l.send(frames); end != nil {
 			return end, wrote
 		}
 		l.b.sent.Add(uint64(len(batch)))
 		if o := l.b.obs; o != nil && o.Flush != nil {
-			o.Flush(l.s.obsCtx, l.s, FlushInfo{Messages: batch, Bytes: len(buf), At: time.Now()})
+			o.Flush(l.s.obsCtx, l.s, FlushInfo{Messages: batch, Bytes: n, At: time.Now(), Backlog: left, BacklogBytes: leftBytes})
 		}
 		l.release()
 		wrote = true
@@ -292,22 +305,72 @@ func (l *loop) release() {
 		return
 	}
 	clear(l.sc.batch)
-	l.sc.batch = l.sc.batch[:0]
-	if cap(l.sc.buf) <= 1<<20 {
+	clear(l.sc.frames)
+	l.sc.batch, l.sc.frames, l.sc.buf = l.sc.batch[:0], l.sc.frames[:0], l.sc.buf[:0]
+	if cap(l.sc.buf) <= copyBytes && cap(l.sc.frames) <= maxBatchFrames+2 {
 		scratchPool.Put(l.sc)
 	}
 	l.sc = nil
 }
 
+// send writes frames, in order, with as few writes as the Stream allows:
+// one WriteBuffers per maxBatchFrames, or else one Write of a copy per
+// copyBytes (a frame that large alone is written as it is).
+func (l *loop) send(frames [][]byte) *stop {
+	if l.bw != nil {
+		for len(frames) > 0 {
+			n := min(len(frames), maxBatchFrames)
+			part := frames[:n]
+			if end := l.do(func() error { return l.bw.WriteBuffers(part) }); end != nil {
+				return end
+			}
+			frames = frames[n:]
+		}
+		return nil
+	}
+	if l.sc == nil {
+		l.sc = scratchPool.Get().(*scratch)
+	}
+	buf := l.sc.buf[:0]
+	for _, f := range frames {
+		if len(buf) > 0 && len(buf)+len(f) > copyBytes {
+			if end := l.write(buf); end != nil {
+				return end
+			}
+			buf = buf[:0]
+		}
+		if len(f) >= copyBytes {
+			if end := l.write(f); end != nil {
+				return end
+			}
+			continue
+		}
+		buf = append(buf, f...)
+	}
+	l.sc.buf = buf[:0]
+	if len(buf) > 0 {
+		return l.write(buf)
+	}
+	return nil
+}
+
 // write sends p with one Write and one Flush, bounded by ClientTimeout.
-// It returns nil only when both succeeded.
 func (l *loop) write(p []byte) *stop {
+	return l.do(func() error {
+		_, err := l.st.Write(p)
+		return err
+	})
+}
+
+// do runs one write of the stream, then Flush, bounded by ClientTimeout.
+// It returns nil only when both succeeded.
+func (l *loop) do(write func() error) *stop {
 	s := l.s
 	l.lastWrite = time.Now()
 	if !s.armDeadline(l.lastWrite, l.b.cfg.ClientTimeout) {
 		return l.failed(nil)
 	}
-	_, err := l.st.Write(p)
+	err := write()
 	if err == nil {
 		err = l.st.Flush()
 	}
@@ -347,44 +410,55 @@ func (l *loop) end(reason CloseReason, err error) *stop {
 	return &stop{reason: reason, err: err}
 }
 
-// replay appends to l.sc.buf what the client missed since its Last-Event-ID
-// (writing full chunks as it goes), or the gap event when that cannot be
-// replayed in full. Messages are collected first: the History may hold a
-// lock while it calls back, and nothing is written under a lock.
-func (l *loop) replay(position string) *stop {
+// replay writes head, then what the client missed since its Last-Event-ID
+// (or the gap event when that cannot be replayed in full), then the
+// position where the live events start. Messages are collected first: the
+// History may hold a lock while it calls back, and nothing is written
+// under a lock. The backlog is the history's own frames, never copies.
+func (l *loop) replay(head []byte, position string) *stop {
 	b, s := l.b, l.s
 	var missed []*Message
 	err := b.history.Replay(l.ctx, s.id.Tenant, s.lastEventID, s.replayUpto, func(m *Message) bool {
-		if m.entitled(s) {
+		if m.entitled(s) && m.Frame() != nil {
 			missed = append(missed, m)
 		}
 		return true
 	})
-	count := 0
-	for _, m := range missed {
-		if m.Frame() == nil {
-			continue
-		}
-		l.sc.buf = append(l.sc.buf, m.frame...)
-		count++
-		if len(l.sc.buf) >= maxBatchBytes {
-			if end := l.write(l.sc.buf); end != nil {
-				return end
-			}
-			l.sc.buf = l.sc.buf[:0]
-		}
-	}
-	info := ReplayInfo{LastEventID: s.lastEventID, Count: count}
+	info := ReplayInfo{LastEventID: s.lastEventID, Count: len(missed)}
+	var tail []byte
 	if err != nil {
 		reason := "unknown"
 		if errors.Is(err, ErrEventExpired) {
 			reason = "expired"
 		}
-		l.sc.buf = appendGap(l.sc.buf, s.lastEventID, position, reason)
+		tail = appendGap(tail, s.lastEventID, position, reason)
 		info.Gap = true
+	}
+	// After the replay, move the client to where the live events start
+	// (skipping events it is not entitled to), so a client cut before its
+	// next event still resumes from the right place. Not before: a client
+	// cut during the replay must resume from the last event it really got.
+	tail = append(append(append(tail, "id: "...), position...), "\n\n"...)
+
+	frames := make([][]byte, 0, min(len(missed)+2, maxBatchFrames))
+	frames = append(frames, head)
+	for _, m := range missed {
+		if len(frames) == maxBatchFrames {
+			if end := l.send(frames); end != nil {
+				return end
+			}
+			clear(frames)
+			frames = frames[:0]
+		}
+		frames = append(frames, m.frame)
+	}
+	if end := l.send(append(frames, tail)); end != nil {
+		return end
+	}
+	if info.Gap {
 		b.gap.Add(1)
 	}
-	b.replayed.Add(uint64(count))
+	b.replayed.Add(uint64(info.Count))
 	if b.obs != nil && b.obs.Replay != nil {
 		b.obs.Replay(s.obsCtx, s, info)
 	}

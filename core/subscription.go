@@ -37,7 +37,8 @@ type Subscription struct {
 	mu       sync.Mutex
 	q        []*Message // ring of undelivered messages
 	head, n  int
-	overflow bool                  // queue overflowed under Disconnect
+	qbytes   int64                 // what the queued frames cost, for the lag metric
+	overflow bool                  // cut: the queue overflowed, or reached past the window
 	aborted  bool                  // write deadline forced into the past
 	deadline func(time.Time) error // the Stream's write deadline, if any
 	armed    time.Time             // the write deadline in force
@@ -84,38 +85,28 @@ func (s *Subscription) Close() {
 	s.b.unregister(s, ReasonClientGone)
 }
 
-// enqueue queues m without blocking and reports whether it was dropped.
-// It runs on the publisher's goroutine under the tenant lock.
+// enqueue queues m without blocking. It runs on the publisher's goroutine
+// under the tenant lock.
 func (s *Subscription) enqueue(m *Message) {
 	s.mu.Lock()
 	if s.gone || s.overflow {
 		s.mu.Unlock()
 		return
 	}
-	if s.n == len(s.q) && !s.grow() {
-		switch s.b.cfg.SlowConsumer {
-		case DropNewest:
-			s.mu.Unlock()
-			s.b.drop(s, m, DropQueueFullNewest)
-			return
-		case DropOldest:
-			old := s.q[s.head]
-			s.q[s.head] = nil
-			s.head = (s.head + 1) % len(s.q)
-			s.n--
-			s.push(m)
-			s.mu.Unlock()
-			s.b.drop(s, old, DropQueueFullOldest)
-			return
-		default:
-			s.overflow = true
-			dropped := s.n + 1
-			s.abortLocked()
-			s.mu.Unlock()
-			s.b.dropDisconnected(s, m, dropped)
-			s.signal()
+	if limit := s.b.cfg.ClientBufferSize; limit > 0 {
+		if s.n == len(s.q) && !s.grow(limit) {
+			s.full(m) // unlocks
 			return
 		}
+	} else if s.n > 0 && s.b.win.lapsed(s.q[s.head].seq) {
+		// The next event this connection needs has left the window: it
+		// cannot keep up, and holding its backlog would hold memory the
+		// window already gave back. Cut it; on reconnect it is replayed
+		// what the History still holds.
+		s.cut(m) // unlocks
+		return
+	} else if s.n == len(s.q) {
+		s.grow(1 << 62)
 	}
 	wasEmpty := s.n == 0
 	s.push(m)
@@ -127,6 +118,44 @@ func (s *Subscription) enqueue(m *Message) {
 	}
 }
 
+// full applies the SlowConsumer policy to m arriving at a full queue; it
+// is called with s.mu held and releases it.
+func (s *Subscription) full(m *Message) {
+	switch s.b.cfg.SlowConsumer {
+	case DropNewest:
+		s.mu.Unlock()
+		s.b.drop(s, m, DropQueueFullNewest)
+	case DropOldest:
+		old := s.q[s.head]
+		s.q[s.head] = nil
+		s.head = (s.head + 1) % len(s.q)
+		s.n--
+		s.qbytes -= int64(len(old.frame))
+		s.push(m)
+		s.mu.Unlock()
+		s.b.drop(s, old, DropQueueFullOldest)
+	default:
+		s.cut(m)
+	}
+}
+
+// cut ends the connection as a slow consumer when m arrives: its backlog
+// is released at once, and a write in progress is aborted. It is called
+// with s.mu held and releases it.
+func (s *Subscription) cut(m *Message) {
+	s.overflow = true
+	dropped := s.n + 1
+	first, second := s.queued()
+	clear(first)
+	clear(second)
+	s.head, s.n, s.qbytes = 0, 0, 0
+	s.q = nil
+	s.abortLocked()
+	s.mu.Unlock()
+	s.b.dropDisconnected(s, m, dropped)
+	s.signal()
+}
+
 func (s *Subscription) push(m *Message) {
 	i := s.head + s.n // a subtraction, not %: this runs once per recipient
 	if i >= len(s.q) {
@@ -134,6 +163,7 @@ func (s *Subscription) push(m *Message) {
 	}
 	s.q[i] = m
 	s.n++
+	s.qbytes += int64(len(m.frame))
 }
 
 // queued returns the queued messages in order, as at most two slices of
@@ -145,14 +175,13 @@ func (s *Subscription) queued() (first, second []*Message) {
 	return s.q[s.head:], s.q[:s.head+s.n-len(s.q)]
 }
 
-// grow enlarges a full ring up to ClientBufferSize, so idle connections
-// hold a small ring and only busy ones pay for the configured bound.
-func (s *Subscription) grow() bool {
-	limit := s.b.cfg.ClientBufferSize
+// grow enlarges a full ring up to limit, so idle connections hold a small
+// ring and only busy ones pay for a large one.
+func (s *Subscription) grow(limit int) bool {
 	if len(s.q) >= limit {
 		return false
 	}
-	// Fourfold: a burst reaches a large bound in half the copies.
+	// Fourfold: a burst reaches a large ring in half the copies.
 	q := make([]*Message, min(max(4*len(s.q), 4), limit))
 	first, second := s.queued()
 	copy(q[copy(q, first):], second)
@@ -167,18 +196,37 @@ func (s *Subscription) signal() {
 	}
 }
 
-// drain appends every queued message to dst and empties the queue. It also
-// reports whether the queue overflowed.
-func (s *Subscription) drain(dst []*Message) ([]*Message, bool) {
+// drain appends to dst the queued messages, oldest first, up to maxN of
+// them or until their frames reach maxBytes (at least one), and removes
+// them from the queue. It reports whether the connection was cut, and how
+// many events and bytes are left queued.
+func (s *Subscription) drain(dst []*Message, maxN, maxBytes int) (batch []*Message, cut bool, left int, leftBytes int64) {
 	s.mu.Lock()
-	first, second := s.queued()
-	dst = append(append(dst, first...), second...)
-	clear(first)
-	clear(second)
-	s.head, s.n = 0, 0
-	overflow := s.overflow
-	s.mu.Unlock()
-	return dst, overflow
+	defer s.mu.Unlock()
+	if s.n > 0 && s.b.cfg.ClientBufferSize == 0 && s.b.win.lapsed(s.q[s.head].seq) {
+		s.cut(s.q[s.head]) // unlocks
+		s.mu.Lock()
+	}
+	bytes := 0
+	for s.n > 0 && len(dst) < maxN && (bytes == 0 || bytes+len(s.q[s.head].frame) <= maxBytes) {
+		m := s.q[s.head]
+		dst = append(dst, m)
+		bytes += len(m.frame)
+		s.qbytes -= int64(len(m.frame))
+		s.q[s.head] = nil
+		s.head++
+		if s.head == len(s.q) {
+			s.head = 0
+		}
+		s.n--
+	}
+	if s.n == 0 {
+		s.head = 0
+		if len(s.q) > 64 {
+			s.q = nil // the burst is over: do not keep its ring
+		}
+	}
+	return dst, s.overflow, s.n, s.qbytes
 }
 
 // abortLocked forces a blocked write to fail now, so a client that stopped

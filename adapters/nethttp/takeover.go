@@ -184,6 +184,40 @@ func (s *takenStream) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// WriteBuffers sends frames as one chunk in one system call (writev on
+// TCP): Serve's batch goes out as the broker's shared frames, with no copy.
+// It makes the stream a core.BuffersWriter.
+func (s *takenStream) WriteBuffers(frames [][]byte) error {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	if n == 0 && s.head == nil {
+		return nil
+	}
+	vp := vecPool.Get().(*net.Buffers)
+	s.v = (*vp)[:0]
+	if s.head != nil {
+		s.v = append(s.v, s.head)
+	}
+	if s.chunked && n > 0 {
+		s.v = append(s.v, append(strconv.AppendInt(s.size[:0], int64(n), 16), '\r', '\n'))
+	}
+	s.v = append(s.v, frames...)
+	if s.chunked && n > 0 {
+		s.v = append(s.v, crlf)
+	}
+	full := s.v[:cap(s.v)]
+	err := s.send()
+	clear(full) // drop the frames: the history decides how long they live
+	*vp = full[:0]
+	vecPool.Put(vp)
+	s.v = nil
+	return err
+}
+
+var vecPool = sync.Pool{New: func() any { v := make(net.Buffers, 0, 64); return &v }}
+
 // Flush does nothing: Write has sent everything.
 func (s *takenStream) Flush() error { return nil }
 

@@ -266,7 +266,7 @@ func (f *failingBus) Attach(deliver func(*core.Message)) (func(), error) {
 // a valid batch went out, the error answer lists their IDs and names the
 // item that failed; those events did reach the subscriber.
 func TestPublishBatchFailsMidway(t *testing.T) {
-	hist := core.NewMemoryHistory(64)
+	hist := core.NewMemoryHistory(core.HistoryLimits{Events: 64})
 	srv, _ := newTestHub(t, core.Config{History: hist, Bus: &failingBus{history: hist, ok: 2}}, hubConfig{})
 	user := uuid.NewString()
 	dec, stop := openStream(t, srv.Client(), srv.URL+"/events?user="+user)

@@ -57,6 +57,8 @@ var configFields = map[string]string{
 	"HeartbeatInterval":     "heartbeat",
 	"ClientTimeout":         "client-timeout",
 	"HistorySize":           "history-size",
+	"HistoryBytes":          "history-bytes",
+	"HistoryAge":            "history-age",
 	"RetryHint":             "retry",
 	"MaxConnections":        "max-connections",
 	"MaxConnectionsPerUser": "max-connections-per-user",
@@ -87,11 +89,13 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.trace, "trace", traceOff, "trace publishes end to end with OpenTelemetry, exporting to `exporter` stdout or otlp (configured by the standard OTEL_EXPORTER_OTLP_* variables)")
 	fs.BoolVar(&o.insecurePublish, "insecure-publish", false, "allow an unprotected /publish on a non-loopback address")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take before streams are cut")
-	fs.IntVar(&o.broker.ClientBufferSize, "buffer-size", core.DefaultClientBufferSize, "events queued per connection before the slow-consumer policy applies (ClientBufferSize; 0 = default)")
-	fs.StringVar(&slowConsumer, "slow-consumer", core.Disconnect.String(), "`policy` for a full queue: disconnect, drop-oldest or drop-newest (SlowConsumer)")
+	fs.IntVar(&o.broker.ClientBufferSize, "buffer-size", 0, "cap on `events` queued per connection, beyond which -slow-consumer applies; 0 = no cap: the history window bounds every backlog (ClientBufferSize)")
+	fs.StringVar(&slowConsumer, "slow-consumer", core.Disconnect.String(), "`policy` for a queue full at -buffer-size: disconnect, drop-oldest or drop-newest (SlowConsumer)")
 	fs.DurationVar(&o.broker.HeartbeatInterval, "heartbeat", core.DefaultHeartbeatInterval, "comment sent on a stream idle this long, >= 5s (HeartbeatInterval; 0 = default)")
 	fs.DurationVar(&o.broker.ClientTimeout, "client-timeout", core.DefaultClientTimeout, "close a connection whose writes stall this long, >= 2 x heartbeat (ClientTimeout; 0 = default)")
-	fs.IntVar(&historySize, "history-size", core.DefaultHistorySize, "events kept for Last-Event-ID replay; 0 turns replay off (HistorySize)")
+	fs.Int64Var(&o.broker.HistoryBytes, "history-bytes", core.DefaultHistoryBytes, "memory in `bytes` the events held for replay and backlogs may cost (HistoryBytes; 0 = default)")
+	fs.DurationVar(&o.broker.HistoryAge, "history-age", core.DefaultHistoryAge, "how long events are held for replay and backlogs (HistoryAge; 0 = default)")
+	fs.IntVar(&historySize, "history-size", 0, "cap on `events` kept for Last-Event-ID replay; 0 = no cap beyond -history-bytes and -history-age; -1 turns replay off (HistorySize)")
 	fs.DurationVar(&o.broker.RetryHint, "retry", core.DefaultRetryHint, "reconnect delay sent to clients, plus up to 50% jitter (RetryHint; 0 = default)")
 	fs.IntVar(&o.broker.MaxConnections, "max-connections", 0, "open connections allowed in total; 0 = unlimited (MaxConnections)")
 	fs.IntVar(&o.broker.MaxConnectionsPerUser, "max-connections-per-user", 0, "open connections allowed per user and tenant; 0 = unlimited (MaxConnectionsPerUser)")
@@ -148,16 +152,10 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		bad("slow-consumer", "%v", err)
 	}
 	o.broker.SlowConsumer = policy
-	// core reads HistorySize 0 as "the default"; on the command line 0
-	// reads better as "keep nothing", which is core.NoHistory.
-	switch {
-	case historySize < 0:
-		bad("history-size", "must be >= 0 (0 turns replay off), got %d", historySize)
-	case historySize == 0:
-		o.broker.HistorySize = core.NoHistory
-	default:
-		o.broker.HistorySize = historySize
+	if historySize < core.NoHistory {
+		bad("history-size", "must be >= -1 (-1 turns replay off), got %d", historySize)
 	}
+	o.broker.HistorySize = historySize
 	if o.trace != traceOff && o.trace != traceStdout && o.trace != traceOTLP {
 		bad("trace", "want stdout or otlp, got %q", o.trace)
 	}

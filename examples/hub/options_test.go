@@ -25,10 +25,10 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Errorf("addr %q", o.addr)
 	}
 	want := core.Config{
-		ClientBufferSize:  core.DefaultClientBufferSize,
 		HeartbeatInterval: core.DefaultHeartbeatInterval,
 		ClientTimeout:     core.DefaultClientTimeout,
-		HistorySize:       core.DefaultHistorySize,
+		HistoryBytes:      core.DefaultHistoryBytes,
+		HistoryAge:        core.DefaultHistoryAge,
 		RetryHint:         core.DefaultRetryHint,
 		MaxEventSize:      core.DefaultMaxEventSize,
 	}
@@ -60,6 +60,8 @@ func TestOptionsEveryField(t *testing.T) {
 		HeartbeatInterval:     6 * time.Second,
 		ClientTimeout:         20 * time.Second,
 		HistorySize:           50,
+		HistoryBytes:          1 << 20,
+		HistoryAge:            time.Minute,
 		RetryHint:             200 * time.Millisecond,
 		MaxConnections:        100,
 		MaxConnectionsPerUser: 3,
@@ -68,12 +70,14 @@ func TestOptionsEveryField(t *testing.T) {
 	args := []string{
 		"-buffer-size", "8", "-slow-consumer", "drop-oldest", "-heartbeat", "6s",
 		"-client-timeout", "20s", "-history-size", "50", "-retry", "200ms",
+		"-history-bytes", "1048576", "-history-age", "1m",
 		"-max-connections", "100", "-max-connections-per-user", "3", "-max-event-size", "4096",
 		"-publish-secret", "s3cret", "-shutdown-timeout", "3s", "-addr", "localhost:9000", "-max-batch", "50",
 	}
 	env := map[string]string{
 		"SSEKIT_BUFFER_SIZE": "8", "SSEKIT_SLOW_CONSUMER": "drop-oldest", "SSEKIT_HEARTBEAT": "6s",
 		"SSEKIT_CLIENT_TIMEOUT": "20s", "SSEKIT_HISTORY_SIZE": "50", "SSEKIT_RETRY": "200ms",
+		"SSEKIT_HISTORY_BYTES": "1048576", "SSEKIT_HISTORY_AGE": "1m",
 		"SSEKIT_MAX_CONNECTIONS": "100", "SSEKIT_MAX_CONNECTIONS_PER_USER": "3", "SSEKIT_MAX_EVENT_SIZE": "4096",
 		"SSEKIT_PUBLISH_SECRET": "s3cret", "SSEKIT_SHUTDOWN_TIMEOUT": "3s", "SSEKIT_ADDR": "localhost:9000",
 		"SSEKIT_MAX_BATCH": "50",
@@ -119,8 +123,8 @@ func TestOptionsFlagWinsOverEnv(t *testing.T) {
 	}
 }
 
-func TestOptionsHistoryZeroTurnsReplayOff(t *testing.T) {
-	o, err := parseOptions([]string{"-history-size", "0"}, envMap(nil), io.Discard)
+func TestOptionsHistoryMinusOneTurnsReplayOff(t *testing.T) {
+	o, err := parseOptions([]string{"-history-size", "-1"}, envMap(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

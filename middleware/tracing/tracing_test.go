@@ -217,7 +217,7 @@ func (c *copyBus) Attach(deliver func(*core.Message)) (func(), error) {
 // travels in Message.Metadata.
 func TestAcrossBus(t *testing.T) {
 	tp, sr := newProvider(t)
-	bus := &copyBus{history: core.NewMemoryHistory(16)}
+	bus := &copyBus{history: core.NewMemoryHistory(core.HistoryLimits{Events: 16})}
 	cfg := core.Config{Bus: bus, History: bus.history, Observer: tracing.New(tracing.WithTracerProvider(tp)).Observer()}
 	node1, node2 := newBroker(t, cfg), newBroker(t, cfg)
 	ctx := context.Background()
@@ -241,7 +241,7 @@ func TestAcrossBus(t *testing.T) {
 
 func TestPublishError(t *testing.T) {
 	tp, sr := newProvider(t)
-	bus := &copyBus{history: core.NewMemoryHistory(16), err: errors.New("bus down")}
+	bus := &copyBus{history: core.NewMemoryHistory(core.HistoryLimits{Events: 16}), err: errors.New("bus down")}
 	b := newBroker(t, core.Config{Bus: bus, History: bus.history, Observer: tracing.New(tracing.WithTracerProvider(tp)).Observer()})
 	require.Error(t, b.Broadcast(context.Background(), "e", "x"))
 	p := named(sr.Ended(), "publish broadcast")

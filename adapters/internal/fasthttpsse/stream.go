@@ -129,6 +129,18 @@ func probe(conn net.Conn, cancel context.CancelFunc, probed chan<- struct{}) {
 
 func (s *stream) Write(p []byte) (int, error) { return s.w.Write(p) }
 
+// WriteBuffers writes a batch's shared frames straight into fasthttp's
+// buffered writer, which is copied to the connection on Flush: Serve
+// stages nothing of its own. It makes the stream a core.BuffersWriter.
+func (s *stream) WriteBuffers(frames [][]byte) error {
+	for _, f := range frames {
+		if _, err := s.w.Write(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Flush hands the batch to fasthttp's connection goroutine, which writes
 // it to the client; the deadline is applied first, so that it, not
 // fasthttp's WriteTimeout, bounds that write.

@@ -1,0 +1,198 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestBurstReachesReadingClients publishes, with the default Config, a
+// burst far larger than any per-connection count the kit once used (256
+// queued, 1,024 in history) while the clients are not reading yet: every
+// client that then reads gets every event, exactly once and in order.
+func TestBurstReachesReadingClients(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t, Config{})
+		ctx := context.Background()
+		clients := make([]*client, 3)
+		for i := range clients {
+			clients[i] = connect(t, b, SubscribeRequest{})
+			<-clients[i].st.out // preamble
+		}
+		const n = 5000
+		payload := strings.Repeat("p", 1024)
+		for i := range n {
+			require.NoError(t, b.Broadcast(ctx, "e", strconv.Itoa(i)+" "+payload))
+		}
+		for _, c := range clients {
+			for i := range n {
+				ev := c.next()
+				require.Equal(t, strconv.Itoa(i), strings.Fields(ev.Data)[0], "event %d", i)
+			}
+		}
+		synctest.Wait() // the writers count what they wrote after the write
+		st := b.Stats()
+		assert.Zero(t, st.Dropped[DropDisconnected])
+		assert.Equal(t, uint64(3*n), st.Sent)
+		// Batching: the writer took what was pending when it woke, so the
+		// burst cost far fewer writes than events.
+		clients[0].st.mu.Lock()
+		writes := clients[0].st.writes
+		clients[0].st.mu.Unlock()
+		assert.Less(t, writes, n/10, "writes for %d events", n)
+		for _, c := range clients {
+			require.NoError(t, c.close())
+		}
+	})
+}
+
+// TestBacklogPastWindowIsCut: a client that does not read, while a burst
+// larger than the window goes by, is cut once its next event leaves the
+// window; a client that reads gets the whole burst; the one that was cut
+// reconnects and is told of the gap, since the history let go of the same
+// events.
+func TestBacklogPastWindowIsCut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var lags []int
+		b := newBroker(t, Config{HistoryBytes: 1 << 20, Observer: &Observer{
+			Flush: func(_ context.Context, _ *Subscription, f FlushInfo) { lags = append(lags, f.Backlog) },
+		}})
+		ctx := context.Background()
+		stalled := connect(t, b, SubscribeRequest{})
+		first := <-stalled.st.out // preamble; then it reads no more
+		position := decodePosition(t, first)
+		reader := connect(t, b, SubscribeRequest{})
+		<-reader.st.out
+		payload := strings.Repeat("w", 1024)
+		const n = 2000 // about 4 MiB as Message.Cost counts, four windows
+		got := make(chan int)
+		go func() {
+			count := 0
+			for count < n {
+				reader.next()
+				count++
+			}
+			got <- count
+		}()
+		for range n {
+			require.NoError(t, b.Broadcast(ctx, "e", payload))
+			synctest.Wait() // the reader keeps up, as a client on a fast link
+		}
+		assert.Equal(t, n, <-got, "the reading client got the whole burst")
+		err := <-stalled.done
+		assert.ErrorIs(t, err, ErrSlowConsumer)
+		st := b.Stats()
+		assert.Positive(t, st.Dropped[DropDisconnected])
+		assert.LessOrEqual(t, st.HeldBytes, int64(1<<20))
+		assert.Positive(t, st.HeldBytes)
+		assert.NotEmpty(t, lags)
+
+		again := connect(t, b, SubscribeRequest{LastEventID: position})
+		ev := decodeFirst(t, <-again.st.out) // the preamble, then the gap
+		assert.Equal(t, GapEventType, ev.Type)
+		var gap struct{ Reason string }
+		require.NoError(t, json.Unmarshal([]byte(ev.Data), &gap))
+		assert.Equal(t, "expired", gap.Reason)
+		stalled.cancel()
+		require.NoError(t, reader.close())
+		require.NoError(t, again.close())
+	})
+}
+
+// decodePosition returns the Last-Event-ID a client holds after chunk.
+func decodePosition(t *testing.T, chunk []byte) string {
+	t.Helper()
+	d := NewDecoder(strings.NewReader(string(chunk)))
+	_, _ = d.Next()
+	require.NotEmpty(t, d.LastEventID())
+	return d.LastEventID()
+}
+
+// decodeFirst returns the first event in chunk.
+func decodeFirst(t *testing.T, chunk []byte) Event {
+	t.Helper()
+	ev, err := NewDecoder(strings.NewReader(string(chunk))).Next()
+	require.NoError(t, err)
+	return ev
+}
+
+// TestWindowAge: events older than HistoryAge leave the window (and the
+// history) at the next publish, and Stats reports the oldest age held.
+func TestWindowAge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t, Config{HistoryAge: time.Minute})
+		ctx := context.Background()
+		old, err := b.Publish(ctx, Message{Target: Target{Broadcast: true}, Event: Event{Type: "e", Data: "old"}})
+		require.NoError(t, err)
+		time.Sleep(30 * time.Second)
+		assert.Equal(t, 30*time.Second, b.Stats().OldestAge)
+		time.Sleep(31 * time.Second)
+		require.NoError(t, b.Broadcast(ctx, "e", "new"))
+		assert.Zero(t, b.Stats().OldestAge, "the old event left; the new one is the oldest")
+		err = b.history.Replay(ctx, "", old, old, func(*Message) bool { return true })
+		require.NoError(t, err, "the newest kept event can still be resumed from")
+		origin := b.history.Origin()
+		err = b.history.Replay(ctx, "", origin, old, func(*Message) bool { return true })
+		assert.ErrorIs(t, err, ErrEventExpired)
+	})
+}
+
+func TestMemoryHistoryLimits(t *testing.T) {
+	ctx := context.Background()
+	publish := func(h *MemoryHistory, data string) string {
+		m := &Message{Target: Target{Broadcast: true}, Event: Event{Type: "e", Data: data}}
+		require.NoError(t, h.Append(ctx, m))
+		return m.Event.ID
+	}
+	t.Run("bytes", func(t *testing.T) {
+		h := NewMemoryHistory(HistoryLimits{Bytes: 10 << 10})
+		var ids []string
+		for range 100 {
+			ids = append(ids, publish(h, strings.Repeat("b", 1000)))
+		}
+		n, size := h.Held()
+		assert.LessOrEqual(t, size, int64(10<<10))
+		assert.Greater(t, n, 3)
+		assert.Less(t, n, 10)
+		err := h.Replay(ctx, "", ids[len(ids)-n-1], ids[99], func(*Message) bool { return true })
+		assert.NoError(t, err, "replay after the event just before the oldest held")
+		err = h.Replay(ctx, "", ids[len(ids)-n-2], ids[99], func(*Message) bool { return true })
+		assert.ErrorIs(t, err, ErrEventExpired)
+	})
+	t.Run("newest stays", func(t *testing.T) {
+		h := NewMemoryHistory(HistoryLimits{Bytes: 1})
+		publish(h, "a")
+		id := publish(h, "b")
+		n, _ := h.Held()
+		assert.Equal(t, 1, n)
+		var got []string
+		require.NoError(t, h.Replay(ctx, "", h.Origin()[:9]+"1", id, func(m *Message) bool {
+			got = append(got, m.Event.Data)
+			return true
+		}))
+		assert.Equal(t, []string{"b"}, got)
+	})
+	t.Run("events", func(t *testing.T) {
+		h := NewMemoryHistory(HistoryLimits{Events: 3})
+		for range 10 {
+			publish(h, "x")
+		}
+		n, _ := h.Held()
+		assert.Equal(t, 3, n)
+	})
+	t.Run("none", func(t *testing.T) {
+		h := NewMemoryHistory(HistoryLimits{Events: NoHistory})
+		a := publish(h, "x")
+		b := publish(h, "y")
+		n, _ := h.Held()
+		assert.Zero(t, n)
+		assert.ErrorIs(t, h.Replay(ctx, "", a, b, func(*Message) bool { return true }), ErrEventExpired)
+	})
+}

@@ -1,0 +1,109 @@
+package core
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// window is the broker's account of the events it holds in memory: every
+// delivered message, numbered in delivery order, until the total cost
+// passes Config.HistoryBytes or the oldest passes Config.HistoryAge. It
+// holds no message itself (the history and the connections' backlogs do);
+// it decides how far back a backlog may reach. A connection whose next
+// event has left the window has lapsed: it is cut, and replayed on
+// reconnect whatever the History still holds. With the default in-memory
+// History, which has the same limits, that is exactly when the event also
+// left the history, so a reading client is never cut while the next event
+// it needs could still be replayed.
+type window struct {
+	maxBytes int64
+	maxAge   time.Duration
+
+	mu    sync.Mutex
+	ring  []span // costs of the held messages, oldest first
+	head  int
+	n     int
+	held  int64
+	next  uint64 // the sequence number of the next message; the first is 1
+	start atomic.Uint64
+	// bytes and oldest mirror held and the oldest message's time for
+	// Stats, which must not take mu.
+	bytes  atomic.Int64
+	oldest atomic.Int64 // UnixNano of the oldest held message; 0 when none
+}
+
+type span struct {
+	cost int64
+	at   int64 // UnixNano when delivered
+}
+
+func newWindow(maxBytes int64, maxAge time.Duration) *window {
+	w := &window{maxBytes: maxBytes, maxAge: maxAge, next: 1}
+	w.start.Store(1)
+	return w
+}
+
+// add accounts for a message of the given cost delivered at now (UnixNano)
+// and returns its sequence number. The oldest messages leave the window
+// until it is back within its limits; the newest always stays.
+func (w *window) add(cost, now int64) uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.n == len(w.ring) {
+		ring := make([]span, max(2*len(w.ring), 64))
+		for i := range w.n {
+			ring[i] = w.ring[(w.head+i)%len(w.ring)]
+		}
+		w.ring, w.head = ring, 0
+	}
+	i := w.head + w.n
+	if i >= len(w.ring) {
+		i -= len(w.ring)
+	}
+	w.ring[i] = span{cost: cost, at: now}
+	w.n++
+	w.held += cost
+	seq := w.next
+	w.next++
+	start := w.start.Load()
+	minAt := now - int64(w.maxAge)
+	for w.n > 1 && (w.held > w.maxBytes || w.ring[w.head].at < minAt) {
+		w.held -= w.ring[w.head].cost
+		w.head++
+		if w.head == len(w.ring) {
+			w.head = 0
+		}
+		w.n--
+		start++
+	}
+	if w.n < len(w.ring)/4 && len(w.ring) > 1024 {
+		w.shrink()
+	}
+	w.start.Store(start)
+	w.bytes.Store(w.held)
+	w.oldest.Store(w.ring[w.head].at)
+	return seq
+}
+
+// shrink halves the ring after a burst has left, so an idle broker does
+// not keep the burst's bookkeeping.
+func (w *window) shrink() {
+	ring := make([]span, len(w.ring)/2)
+	for i := range w.n {
+		ring[i] = w.ring[(w.head+i)%len(w.ring)]
+	}
+	w.ring, w.head = ring, 0
+}
+
+// lapsed reports whether the message numbered seq has left the window.
+func (w *window) lapsed(seq uint64) bool { return seq < w.start.Load() }
+
+// age returns how long ago the oldest held message was delivered.
+func (w *window) age(now time.Time) time.Duration {
+	at := w.oldest.Load()
+	if at == 0 {
+		return 0
+	}
+	return max(now.Sub(time.Unix(0, at)), 0)
+}
