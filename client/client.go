@@ -65,10 +65,11 @@ type Client struct {
 	url  string
 	opts options
 
-	running atomic.Bool
-	mu      sync.Mutex
-	lastID  string        // the last event ID string, carried across connections
-	retry   time.Duration // the server's last retry hint, 0 if none
+	running  atomic.Bool
+	mu       sync.Mutex
+	lastID   string        // the last event ID string, carried across connections
+	retry    time.Duration // the server's last retry hint, when retrySet
+	retrySet bool          // the server sent a retry hint ("retry: 0" included)
 }
 
 // New returns a Client for the http or https URL rawURL. It connects only
@@ -224,25 +225,35 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// base is the delay after an open stream ends: the server's retry hint, or
-// Backoff.Initial.
+// base is the delay after an open stream ends: the server's retry hint, at
+// least MinRetryDelay, or Backoff.Initial when the server sent none.
 func (c *Client) base() time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.retry > 0 {
-		return c.retry
+	if c.retrySet {
+		return max(c.retry, MinRetryDelay)
 	}
 	return c.opts.backoff.Initial
 }
 
-// remember records the stream's position and retry hint.
-func (c *Client) remember(id string, retry time.Duration) {
+// remember records the stream's position and, when the stream set one, its
+// retry hint: a hint lasts across connections, as in a browser.
+func (c *Client) remember(id string, retry time.Duration, set bool) {
 	c.mu.Lock()
 	c.lastID = id
-	if retry > 0 {
-		c.retry = retry
+	if set {
+		c.retry, c.retrySet = retry, true
 	}
 	c.mu.Unlock()
+}
+
+// streamRetry returns the retry hint the stream has set so far, and whether
+// it set one: the decoder's, or 0 when it reads 0 because of a "retry: 0".
+func streamRetry(dec *core.Decoder, w *zeroRetryWatch) (time.Duration, bool) {
+	if d := dec.Retry(); d > 0 {
+		return d, true
+	}
+	return 0, w.zero
 }
 
 // attempt makes one connection and reads it until it ends. It reads in the
@@ -294,7 +305,8 @@ func (r *run) attempt() result {
 	}
 	r.setState(Open)
 
-	var body io.Reader = resp.Body
+	watch := &zeroRetryWatch{r: resp.Body}
+	var body io.Reader = watch
 	if idle != nil {
 		idle.reset()
 		body = &idleReader{r: body, t: idle}
@@ -305,22 +317,25 @@ func (r *run) attempt() result {
 	for {
 		ev, err := dec.Next()
 		if err != nil {
-			c.remember(dec.LastEventID(), dec.Retry())
+			retry, set := streamRetry(dec, watch)
+			c.remember(dec.LastEventID(), retry, set)
 			if errors.Is(err, core.ErrEventTooLarge) && r.ctx.Err() == nil {
 				return result{outcome: fatal, err: err}
 			}
 			return gone(ended, err)
 		}
 		if ev.Type == core.RejectedEventType {
-			// Not an event for the application: the server is at a limit.
-			// Its retry hint is for this once, not the stream's base.
+			// Not an event for the application: the server cannot take
+			// the stream now (a limit, shutdown, an auth outage). Its
+			// retry hint is for this once, not the stream's base.
 			return rejected(ev, dec.Retry())
 		}
 		if r.ctx.Err() != nil {
 			// Not yielded, so not part of the position to resume from.
 			return result{outcome: stopped}
 		}
-		c.remember(dec.LastEventID(), dec.Retry())
+		retry, set := streamRetry(dec, watch)
+		c.remember(dec.LastEventID(), retry, set)
 		idle.pause()
 		if !r.yield(ev, nil) {
 			return result{outcome: stopped, err: errStopped}

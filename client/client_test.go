@@ -122,7 +122,7 @@ func TestReconnectReplaysMissedEventsOnceInOrder(t *testing.T) {
 }
 
 func TestRetryHintIsHonoured(t *testing.T) {
-	srv := newSSEServer(t, core.Config{RetryHint: 50 * time.Millisecond})
+	srv := newSSEServer(t, core.Config{RetryHint: 150 * time.Millisecond})
 	rec := newRecorder()
 	// Without the server's hint the client would wait an hour.
 	rec.start(t, srv.URL, client.WithHTTPClient(srv.Client()),
@@ -132,9 +132,9 @@ func TestRetryHintIsHonoured(t *testing.T) {
 
 	rt := rec.nextRetry(t)
 	assert.ErrorIs(t, rt.err, io.EOF, "a stream ended by the server")
-	// core sends the hint with up to 50% jitter.
-	assert.GreaterOrEqual(t, rt.delay, 50*time.Millisecond)
-	assert.LessOrEqual(t, rt.delay, 75*time.Millisecond)
+	// core sends the hint with up to 50% jitter (above MinRetryDelay).
+	assert.GreaterOrEqual(t, rt.delay, 150*time.Millisecond)
+	assert.LessOrEqual(t, rt.delay, 225*time.Millisecond)
 	rec.waitOpen(t)
 }
 
@@ -201,23 +201,23 @@ func TestBackoffGrowsToItsCapThenGivesUp(t *testing.T) {
 func TestBackoffStartsFromTheRetryHint(t *testing.T) {
 	srv := newPlainServer(t, func(n int, w http.ResponseWriter, _ *http.Request) {
 		if n == 1 {
-			sse(w, "retry: 5\n\n")
+			sse(w, "retry: 100\n\n")
 			return
 		}
 		w.WriteHeader(http.StatusBadGateway)
 	})
 	rec := newRecorder()
-	rec.start(t, srv.URL, client.WithHTTPClient(srv.Client()), client.WithMaxRetries(4),
-		client.WithBackoff(client.Backoff{Initial: time.Hour, Max: 20 * time.Millisecond, Jitter: client.NoJitter}))
+	rec.start(t, srv.URL, client.WithHTTPClient(srv.Client()), client.WithMaxRetries(3),
+		client.WithBackoff(client.Backoff{Initial: time.Hour, Max: 200 * time.Millisecond, Jitter: client.NoJitter}))
 	rec.wait(t)
 
 	ms := time.Millisecond
 	var delays []time.Duration
-	for range 5 {
+	for range 4 {
 		delays = append(delays, rec.nextRetry(t).delay)
 	}
 	// The stream's end waits the hint; failures then grow from it.
-	assert.Equal(t, []time.Duration{5 * ms, 5 * ms, 10 * ms, 20 * ms, 20 * ms}, delays)
+	assert.Equal(t, []time.Duration{100 * ms, 100 * ms, 200 * ms, 200 * ms}, delays)
 	_, err := rec.result()
 	assert.ErrorIs(t, err, client.ErrGaveUp)
 	assert.Equal(t, 502, statusCode(err))

@@ -23,8 +23,10 @@
 // Events are parsed with core.Decoder, which follows the WHATWG algorithm to
 // the letter, so a Go client sees exactly what a browser sees. Between
 // connections the client waits the server's retry hint (3s when the server
-// sent none); after consecutive failures it backs off exponentially with
-// jitter (see Backoff). It gives up, ending Events with an error, on answers
+// sent none; "retry: 0" and other hints below MinRetryDelay, 100ms, wait
+// that long, so a broken server cannot make clients spin); after
+// consecutive failures it backs off exponentially with jitter (see
+// Backoff). It gives up, ending Events with an error, on answers
 // that cannot succeed however often it retries: 204 No Content, a 4xx
 // status other than 408 and 429, and a 200 response that is not
 // text/event-stream. 5xx, 408, 429 (honouring Retry-After), network errors
@@ -32,7 +34,8 @@
 // one.
 //
 // Unlike a browser, the client sends "SSEKit-Reject: status" (see
-// core.RejectModeHeader), so an ssekit server at its connection limit
-// answers 503 or 429 with Retry-After instead of the 200 stream it sends
-// browsers; it understands that stream too (see WithRejectStatus).
+// core.RejectModeHeader), so an ssekit server that cannot take the stream
+// for now (a connection limit, shutdown, an auth outage) answers 503 or
+// 429 with Retry-After instead of the 200 stream it sends browsers; it
+// understands that stream too (see WithRejectStatus).
 package client

@@ -23,12 +23,13 @@ var (
 	// Content-Type other than text/event-stream, which a browser also
 	// treats as fatal.
 	ErrNotEventStream = errors.New("ssekit: client: response is not text/event-stream")
-	// ErrRejected reports an ssekit server at its connection limit that
-	// answered the way it answers browsers (a 200 stream holding only a
-	// retry hint and a core.RejectedEventType event). The client backs off
-	// and retries; the error reaches WithOnRetry, and ErrGaveUp wraps it
-	// when retries run out.
-	ErrRejected = errors.New("ssekit: client: rejected by server at its connection limit")
+	// ErrRejected reports an ssekit server that could not take the stream
+	// for now (at a connection limit, shutting down, or its auth back end
+	// unavailable) and answered the way it answers browsers: a 200 stream
+	// holding only a retry hint and a core.RejectedEventType event, whose
+	// reason the error names. The client backs off and retries; the error
+	// reaches WithOnRetry, and ErrGaveUp wraps it when retries run out.
+	ErrRejected = errors.New("ssekit: client: rejected by server for now")
 	// ErrIdleTimeout reports a connection dropped because the server sent
 	// nothing for the WithIdleTimeout duration. The client reconnects.
 	ErrIdleTimeout = errors.New("ssekit: client: idle timeout")

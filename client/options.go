@@ -28,7 +28,8 @@ const (
 //
 // After a stream that was open ends, the client waits the base delay: the
 // server's last retry hint, or Initial when the server never sent one, as a
-// browser does. After the n-th consecutive failed attempt (network error,
+// browser does. A hint below MinRetryDelay, "retry: 0" included, counts as
+// MinRetryDelay. After the n-th consecutive failed attempt (network error,
 // retryable status, limit rejection; an attempt that opens a stream resets
 // the count) it waits
 //
