@@ -38,6 +38,7 @@ type Subscription struct {
 	q        []*Message // ring of undelivered messages
 	head, n  int
 	qbytes   int64                 // what the queued frames cost, for the lag metric
+	headSeq  uint64                // window number of the oldest queued message
 	overflow bool                  // cut: the queue overflowed, or reached past the window
 	aborted  bool                  // write deadline forced into the past
 	deadline func(time.Time) error // the Stream's write deadline, if any
@@ -98,7 +99,7 @@ func (s *Subscription) enqueue(m *Message) {
 			s.full(m) // unlocks
 			return
 		}
-	} else if s.n > 0 && s.b.win.lapsed(s.q[s.head].seq) {
+	} else if s.n > 0 && s.b.win.lapsed(s.headSeq) {
 		// The next event this connection needs has left the window: it
 		// cannot keep up, and holding its backlog would hold memory the
 		// window already gave back. Cut it; on reconnect it is replayed
@@ -157,6 +158,9 @@ func (s *Subscription) cut(m *Message) {
 }
 
 func (s *Subscription) push(m *Message) {
+	if s.n == 0 {
+		s.headSeq = m.seq
+	}
 	i := s.head + s.n // a subtraction, not %: this runs once per recipient
 	if i >= len(s.q) {
 		i -= len(s.q)
@@ -203,7 +207,7 @@ func (s *Subscription) signal() {
 func (s *Subscription) drain(dst []*Message, maxN, maxBytes int) (batch []*Message, cut bool, left int, leftBytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.n > 0 && s.b.cfg.ClientBufferSize == 0 && s.b.win.lapsed(s.q[s.head].seq) {
+	if s.n > 0 && s.b.cfg.ClientBufferSize == 0 && s.b.win.lapsed(s.headSeq) {
 		s.cut(s.q[s.head]) // unlocks
 		s.mu.Lock()
 	}
@@ -220,10 +224,12 @@ func (s *Subscription) drain(dst []*Message, maxN, maxBytes int) (batch []*Messa
 		}
 		s.n--
 	}
-	if s.n == 0 {
+	if s.n > 0 {
+		s.headSeq = s.q[s.head].seq
+	} else {
 		s.head = 0
-		if len(s.q) > 64 {
-			s.q = nil // the burst is over: do not keep its ring
+		if len(s.q) > 256 {
+			s.q = nil // the burst is over: keep no more than a busy stream's ring
 		}
 	}
 	return dst, s.overflow, s.n, s.qbytes
