@@ -136,7 +136,13 @@ type Metrics struct {
 	replayed      *prometheus.CounterVec
 	gaps          *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
+	lagEvents     *prometheus.HistogramVec
+	lagBytes      *prometheus.HistogramVec
 	collectors    []prometheus.Collector
+
+	heldDesc, ageDesc *prometheus.Desc
+	sourcesMu         sync.Mutex
+	sources           []StatsSource // brokers added with Track
 
 	// def holds every series when the tenant label is off, and the default
 	// tenant's when it is on.
@@ -164,6 +170,8 @@ type series struct {
 	replayed      prometheus.Counter
 	gaps          prometheus.Counter
 	latency       prometheus.Observer
+	lagEvents     prometheus.Observer
+	lagBytes      prometheus.Observer
 	tenant        []string // the tenant label value, or nothing
 }
 
@@ -218,6 +226,21 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		NativeHistogramMinResetDuration: time.Hour,
 	}, labels())
 	m.collectors = append(m.collectors, m.latency)
+	m.lagEvents = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: Namespace, Name: "connection_lag_events", ConstLabels: m.cfg.constLabels,
+		Help:    "Events still queued for a connection after each of its writes: how far it runs behind.",
+		Buckets: []float64{0, 1, 10, 100, 1000, 10000, 100000},
+	}, labels())
+	m.lagBytes = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: Namespace, Name: "connection_lag_bytes", ConstLabels: m.cfg.constLabels,
+		Help:    "Bytes of events still queued for a connection after each of its writes; compare with the history's held bytes.",
+		Buckets: []float64{0, 1 << 10, 16 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20, 256 << 20},
+	}, labels())
+	m.collectors = append(m.collectors, m.lagEvents, m.lagBytes)
+	m.heldDesc = prometheus.NewDesc(Namespace+"_history_held_bytes",
+		"Memory the events held for replay and backlogs cost (core.Stats.HeldBytes), against core.Config.HistoryBytes.", nil, m.cfg.constLabels)
+	m.ageDesc = prometheus.NewDesc(Namespace+"_history_oldest_age_seconds",
+		"Age of the oldest event held (core.Stats.OldestAge), against core.Config.HistoryAge.", nil, m.cfg.constLabels)
 
 	m.def = m.newSeries(tenant != nil, "")
 	m.obs = &core.Observer{
@@ -272,6 +295,8 @@ func (m *Metrics) newSeries(withTenant bool, tenant string) *series {
 	s.replayed = m.replayed.WithLabelValues(lv()...)
 	s.gaps = m.gaps.WithLabelValues(lv()...)
 	s.latency = m.latency.WithLabelValues(lv()...)
+	s.lagEvents = m.lagEvents.WithLabelValues(lv()...)
+	s.lagBytes = m.lagBytes.WithLabelValues(lv()...)
 	return s
 }
 
@@ -279,11 +304,28 @@ func (m *Metrics) newSeries(withTenant bool, tenant string) *series {
 // with others using core.JoinObservers). Every call returns the same value.
 func (m *Metrics) Observer() *core.Observer { return m.obs }
 
+// StatsSource is what Track reads at each scrape: a *core.Broker.
+type StatsSource interface {
+	Stats() core.Stats
+}
+
+// Track adds the gauges that hooks cannot feed, read from b's Stats at
+// each scrape: ssekit_history_held_bytes (summed over tracked brokers) and
+// ssekit_history_oldest_age_seconds (the oldest of them). Call it once per
+// broker, after core.New.
+func (m *Metrics) Track(b StatsSource) {
+	m.sourcesMu.Lock()
+	m.sources = append(m.sources, b)
+	m.sourcesMu.Unlock()
+}
+
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, c := range m.collectors {
 		c.Describe(ch)
 	}
+	ch <- m.heldDesc
+	ch <- m.ageDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -291,6 +333,21 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range m.collectors {
 		c.Collect(ch)
 	}
+	m.sourcesMu.Lock()
+	sources := append([]StatsSource(nil), m.sources...)
+	m.sourcesMu.Unlock()
+	if len(sources) == 0 {
+		return
+	}
+	var held int64
+	var age time.Duration
+	for _, src := range sources {
+		st := src.Stats()
+		held += st.HeldBytes
+		age = max(age, st.OldestAge)
+	}
+	ch <- prometheus.MustNewConstMetric(m.heldDesc, prometheus.GaugeValue, float64(held))
+	ch <- prometheus.MustNewConstMetric(m.ageDesc, prometheus.GaugeValue, age.Seconds())
 }
 
 // tenantSeries returns the series of tenant, admitting it under the cap.
@@ -425,6 +482,8 @@ func (m *Metrics) flush(ctx context.Context, s *core.Subscription, f core.FlushI
 	ts := m.connSeries(ctx, s)
 	ts.sent.Add(float64(len(f.Messages)))
 	ts.bytes.Add(float64(f.Bytes))
+	ts.lagEvents.Observe(float64(f.Backlog))
+	ts.lagBytes.Observe(float64(f.BacklogBytes))
 	for _, msg := range f.Messages {
 		if msg.PublishedAt.IsZero() {
 			continue // not timed (published without an Observer or Bus)
