@@ -287,6 +287,12 @@ func (b *Broker) subscribe(ctx context.Context, r SubscribeRequest) (*Subscripti
 		}
 		topics[topic] = struct{}{}
 	}
+	if len(topics) > b.cfg.MaxTopicsPerConnection {
+		return nil, fmt.Errorf("%w: %w: %d topics, limit %d", ErrBadRequest, ErrTooManyTopics, len(topics), b.cfg.MaxTopicsPerConnection)
+	}
+	if len(r.LastEventID) > MaxLastEventIDLen {
+		return nil, fmt.Errorf("%w: Last-Event-ID is %d bytes, limit %d", ErrBadRequest, len(r.LastEventID), MaxLastEventIDLen)
+	}
 	if err := (Event{ID: r.LastEventID}).Validate(); err != nil {
 		return nil, fmt.Errorf("%w: Last-Event-ID: %w", ErrBadRequest, err)
 	}
@@ -429,7 +435,8 @@ func remove(list []*Subscription, s *Subscription) []*Subscription {
 
 // AddTopics subscribes the live connection connID to more topics, after
 // Config.Authorizer allows them. Events published to them from now on are
-// delivered; earlier ones are not replayed.
+// delivered; earlier ones are not replayed. It fails with ErrTooManyTopics,
+// adding none, when the connection would pass MaxTopicsPerConnection.
 func (b *Broker) AddTopics(ctx context.Context, connID string, topics ...string) error {
 	s, err := b.conn(connID)
 	if err != nil {
@@ -446,6 +453,15 @@ func (b *Broker) AddTopics(ctx context.Context, connID string, topics ...string)
 	t := s.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	added := 0
+	for i, topic := range topics {
+		if _, ok := s.topics[topic]; !ok && !slices.Contains(topics[:i], topic) {
+			added++
+		}
+	}
+	if len(s.topics)+added > b.cfg.MaxTopicsPerConnection {
+		return fmt.Errorf("%w: %d topics, limit %d", ErrTooManyTopics, len(s.topics)+added, b.cfg.MaxTopicsPerConnection)
+	}
 	for _, topic := range topics {
 		if _, ok := s.topics[topic]; !ok {
 			s.topics[topic] = struct{}{}

@@ -362,3 +362,33 @@ func TestCheck(t *testing.T) {
 	require.NoError(t, b.Close(context.Background()))
 	assert.ErrorIs(t, b.Check(good), ErrClosed)
 }
+
+func TestTopicCap(t *testing.T) {
+	b := newBroker(t, Config{MaxTopicsPerConnection: 3})
+	ctx := context.Background()
+	_, err := b.Subscribe(ctx, SubscribeRequest{Topics: []string{"a", "b", "c", "d"}})
+	assert.ErrorIs(t, err, ErrTooManyTopics)
+	assert.ErrorIs(t, err, ErrBadRequest, "answered 400")
+	assert.Equal(t, 400, b.Reject(err, nil).Status)
+
+	s, err := b.Subscribe(ctx, SubscribeRequest{Topics: []string{"a", "b", "a"}})
+	require.NoError(t, err, "duplicates count once")
+	defer s.Close()
+	assert.ErrorIs(t, b.AddTopics(ctx, s.ID(), "c", "d"), ErrTooManyTopics)
+	assert.Equal(t, []string{"a", "b"}, s.Topics(), "nothing added when the cap would be passed")
+	require.NoError(t, b.AddTopics(ctx, s.ID(), "c", "c", "a"))
+	assert.Equal(t, []string{"a", "b", "c"}, s.Topics())
+
+	_, err = New(Config{MaxTopicsPerConnection: -1})
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Equal(t, DefaultMaxTopicsPerConnection, newBroker(t, Config{}).Config().MaxTopicsPerConnection)
+}
+
+func TestLastEventIDLength(t *testing.T) {
+	b := newBroker(t, Config{})
+	_, err := b.Subscribe(context.Background(), SubscribeRequest{LastEventID: strings.Repeat("1", MaxLastEventIDLen+1)})
+	assert.ErrorIs(t, err, ErrBadRequest)
+	s, err := b.Subscribe(context.Background(), SubscribeRequest{LastEventID: strings.Repeat("1", MaxLastEventIDLen)})
+	require.NoError(t, err)
+	s.Close()
+}

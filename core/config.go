@@ -17,6 +17,13 @@ const (
 	// room to spare. It is a bound, not an allocation: a quiet broker
 	// holds what was published, no more.
 	DefaultHistoryBytes = 64 << 20
+	// DefaultMaxTopicsPerConnection is far more than a page subscribes
+	// to, and small enough that one stream cannot cost the server more
+	// than a few idle streams do.
+	DefaultMaxTopicsPerConnection = 64
+	// MaxLastEventIDLen bounds the Last-Event-ID a client may send; the
+	// kit's own IDs are far shorter.
+	MaxLastEventIDLen = 256
 	// DefaultHistoryAge covers a client's reconnect after a network
 	// change or a laptop's short sleep.
 	DefaultHistoryAge = 10 * time.Minute
@@ -118,6 +125,11 @@ type Config struct {
 	// MaxConnectionsPerUser caps one user's open connections within a
 	// tenant (0: unlimited). Anonymous connections are not counted.
 	MaxConnectionsPerUser int
+	// MaxTopicsPerConnection caps the topics of one connection, at
+	// Subscribe and through AddTopics (default 64). Each topic costs an
+	// index entry, so without a cap one stream could hold the memory of
+	// hundreds.
+	MaxTopicsPerConnection int
 	// FlushInterval, when positive, makes each connection write at most
 	// once per interval: the first event after a quiet spell is written at
 	// once, and what arrives during the interval goes out together in the
@@ -194,6 +206,9 @@ func (c Config) Validate() error {
 	if c.MaxConnectionsPerUser < 0 {
 		bad("MaxConnectionsPerUser", ">= 0", c.MaxConnectionsPerUser)
 	}
+	if c.MaxTopicsPerConnection < 0 {
+		bad("MaxTopicsPerConnection", ">= 0", c.MaxTopicsPerConnection)
+	}
 	if c.FlushInterval < 0 || c.FlushInterval > hb {
 		bad("FlushInterval", "between 0 and HeartbeatInterval", c.FlushInterval)
 	}
@@ -225,6 +240,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxEventSize == 0 {
 		c.MaxEventSize = DefaultMaxEventSize
+	}
+	if c.MaxTopicsPerConnection == 0 {
+		c.MaxTopicsPerConnection = DefaultMaxTopicsPerConnection
 	}
 	return c
 }
