@@ -37,9 +37,9 @@ var (
 	statusRequest  = browserRequest.with(RejectModeHeader, "status")
 )
 
-// leakyErr is the Authorizer error of issue 14: its text names an internal
+// errLeaky is the Authorizer error of issue 14: its text names an internal
 // address that must never reach a client.
-var leakyErr = errors.New("acl lookup: dial tcp 10.0.0.5:5432: connection refused")
+var errLeaky = errors.New("acl lookup: dial tcp 10.0.0.5:5432: connection refused")
 
 // timeoutErr is a net.Error-like timeout that wraps no sentinel.
 type timeoutErr struct{}
@@ -89,14 +89,14 @@ func TestRejectStatusesAndFixedBodies(t *testing.T) {
 		body   string
 	}{
 		{"unauthenticated", fmt.Errorf("%w: key kid-7 from https://idp.internal/jwks", ErrUnauthenticated), 401, "unauthenticated\n"},
-		{"forbidden", fmt.Errorf("%w: %w", ErrForbidden, leakyErr), 403, "forbidden\n"},
+		{"forbidden", fmt.Errorf("%w: %w", ErrForbidden, errLeaky), 403, "forbidden\n"},
 		{"invalid topic", fmt.Errorf("%w: %w: topic %q has an empty segment", ErrBadRequest, ErrInvalidTopic, "a//b"), 400, "bad request: invalid topic\n"},
 		{"invalid tenant", fmt.Errorf("%w: %w: secret detail", ErrBadRequest, ErrInvalidTenant), 400, "bad request: invalid tenant\n"},
 		{"invalid user", fmt.Errorf("%w: %w: user %q", ErrBadRequest, ErrInvalidUser, "x"), 400, "bad request: invalid user ID\n"},
 		{"invalid Last-Event-ID", fmt.Errorf("%w: Last-Event-ID: %w", ErrBadRequest, ErrInvalidID), 400, "bad request: invalid event ID\n"},
 		{"too many topics", fmt.Errorf("%w: %d, limit %d", ErrTooManyTopics, 5000, 100), 400, "bad request: too many topics\n"},
-		{"bare bad request", fmt.Errorf("%w: %w", ErrBadRequest, leakyErr), 400, "bad request\n"},
-		{"anything else", leakyErr, 500, "internal error\n"},
+		{"bare bad request", fmt.Errorf("%w: %w", ErrBadRequest, errLeaky), 400, "bad request\n"},
+		{"anything else", errLeaky, 500, "internal error\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, r := range []Request{browserRequest, statusRequest, nil} {
@@ -155,12 +155,12 @@ func TestConnectAuthFailures(t *testing.T) {
 		reason string // of the ssekit.rejected event, for a 200
 		is     error  // what the returned and observed error wraps
 	}{
-		{"authorizer dial error", anyone, deny(leakyErr), 403, "", ErrForbidden},
-		{"authenticator dial error", refuse(leakyErr), nil, 401, "", ErrUnauthenticated},
+		{"authorizer dial error", anyone, deny(errLeaky), 403, "", ErrForbidden},
+		{"authenticator dial error", refuse(errLeaky), nil, 401, "", ErrUnauthenticated},
 		{"authenticator unauthenticated", refuse(fmt.Errorf("%w: token expired", ErrUnauthenticated)), nil, 401, "", ErrUnauthenticated},
 		{"authenticator unavailable", refuse(fmt.Errorf("jwks: %w", ErrUnavailable)), nil, 200, "unavailable", ErrUnavailable},
 		{"authenticator deadline", refuse(fmt.Errorf("session store: %w", context.DeadlineExceeded)), nil, 200, "unavailable", ErrUnavailable},
-		{"authorizer unavailable", anyone, deny(fmt.Errorf("acl: %w: %w", ErrUnavailable, leakyErr)), 200, "unavailable", ErrUnavailable},
+		{"authorizer unavailable", anyone, deny(fmt.Errorf("acl: %w: %w", ErrUnavailable, errLeaky)), 200, "unavailable", ErrUnavailable},
 		{"authorizer deadline", anyone, deny(fmt.Errorf("acl lookup: %w", context.DeadlineExceeded)), 200, "unavailable", ErrUnavailable},
 		{"authorizer timeout", anyone, deny(timeoutErr{}), 200, "unavailable", ErrUnavailable},
 	} {
@@ -180,7 +180,7 @@ func TestConnectAuthFailures(t *testing.T) {
 			require.Len(t, observed, 1)
 			assert.Equal(t, err, observed[0], "the hook gets the full error")
 			if strings.Contains(tc.name, "dial") {
-				assert.ErrorIs(t, err, leakyErr, "the cause is kept for logs")
+				assert.ErrorIs(t, err, errLeaky, "the cause is kept for logs")
 			}
 
 			rej := b.Reject(err, browserRequest)
@@ -212,7 +212,7 @@ func TestIsUnavailable(t *testing.T) {
 	} {
 		assert.True(t, IsUnavailable(err), "%v", err)
 	}
-	for _, err := range []error{nil, leakyErr, notTimeoutErr{}, ErrUnauthenticated, context.Canceled, ErrTooManyConnections} {
+	for _, err := range []error{nil, errLeaky, notTimeoutErr{}, ErrUnauthenticated, context.Canceled, ErrTooManyConnections} {
 		assert.False(t, IsUnavailable(err), "%v", err)
 	}
 }

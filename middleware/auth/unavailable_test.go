@@ -28,9 +28,9 @@ func keyfuncConfig(err error) auth.Config {
 	return cfg
 }
 
-// dialErr is what a Keyfunc fetching keys itself might return: its text
+// errDial is what a Keyfunc fetching keys itself might return: its text
 // must never reach a client.
-var dialErr = errors.New("jwks: dial tcp 10.0.0.5:443: connection refused")
+var errDial = errors.New("jwks: dial tcp 10.0.0.5:443: connection refused")
 
 // A Keyfunc that cannot supply keys for now makes Verify fail with
 // ErrKeysUnavailable, not a final ErrInvalidToken; any other Keyfunc error
@@ -43,7 +43,7 @@ func TestVerifyKeysUnavailable(t *testing.T) {
 	}{
 		{"wraps ErrUnavailable", fmt.Errorf("jwks: %w", core.ErrUnavailable), true},
 		{"deadline", fmt.Errorf("jwks: %w", context.DeadlineExceeded), true},
-		{"other failure", dialErr, false},
+		{"other failure", errDial, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := newJWT(t, keyfuncConfig(tc.keyfuncErr)).Verify(rsaToken(t, nil))
@@ -68,7 +68,7 @@ func TestVerifyKeysUnavailable(t *testing.T) {
 // the Keyfunc's error.
 func TestKeysUnavailableOnTheWire(t *testing.T) {
 	for _, cause := range []error{
-		fmt.Errorf("jwks: %w: %w", core.ErrUnavailable, dialErr),
+		fmt.Errorf("jwks: %w: %w", core.ErrUnavailable, errDial),
 		fmt.Errorf("jwks: %w", context.DeadlineExceeded),
 	} {
 		t.Run(cause.Error(), func(t *testing.T) {
@@ -112,8 +112,8 @@ func TestKeysUnavailableOnTheWire(t *testing.T) {
 
 // Any other Keyfunc failure is a 401 whose body says only that.
 func TestKeyfuncFailureNotEchoed(t *testing.T) {
-	s := startServer(t, keyfuncConfig(dialErr))
-	s.refused(t, conn{bearer: rsaToken(t, nil)}, http.StatusUnauthorized, auth.ErrInvalidToken, dialErr)
+	s := startServer(t, keyfuncConfig(errDial))
+	s.refused(t, conn{bearer: rsaToken(t, nil)}, http.StatusUnauthorized, auth.ErrInvalidToken, errDial)
 	resp := s.open(t, conn{bearer: rsaToken(t, nil), header: http.Header{core.RejectModeHeader: {"status"}}})
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusUnauthorized {
