@@ -156,7 +156,10 @@ func (b *Broker) check(m *Message) error {
 		return fmt.Errorf("%w: %d bytes encoded, limit %d", ErrEventTooLarge, n, b.cfg.MaxEventSize)
 	}
 	m.size, m.flat = n, flat
-	if m.borrowed {
+	switch {
+	case flat && m.Event.Retry <= 0:
+		m.prebuild()
+	case m.borrowed:
 		m.own()
 	}
 	return nil

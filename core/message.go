@@ -52,7 +52,8 @@ type Message struct {
 	PublishedAt time.Time
 
 	frame      []byte // encoded once per broker, shared by every recipient
-	spare      []byte // capacity reserved for frame in the data's allocation
+	spare      []byte // capacity reserved for frame in the data's allocation, or the prebuilt frame
+	prebuilt   bool   // spare holds the frame but its id line, and Event.Data points into it
 	recipients int    // local recipients counted by deliver, for observers
 	size       int    // encoded size without the id field, once validated
 	flat       bool   // one data line, no comment: see encodedLen
@@ -74,7 +75,7 @@ const (
 	idBufLen = 32
 	// inlineLen makes a Message exactly 448 bytes, an allocator size
 	// class, with room for a typical notification and its frame.
-	inlineLen = 136
+	inlineLen = 128
 	// messageSize is what a Message costs before its data and frame.
 	messageSize = 448
 )
@@ -83,6 +84,22 @@ const (
 // The slice is shared: callers must not modify it.
 func (m *Message) Frame() []byte {
 	if m.frame != nil {
+		return m.frame
+	}
+	if m.prebuilt {
+		// check encoded all but the id line, leaving room for it in front:
+		// the frame and the data it carries are one allocation.
+		line := len(idPrefix) + len(m.Event.ID) + 1
+		if start := idRoom - line; start >= 0 {
+			buf := m.spare
+			copy(buf[start:], idPrefix)
+			copy(buf[start+len(idPrefix):], m.Event.ID)
+			buf[idRoom-1] = '\n'
+			m.frame, m.spare = buf[start:], nil
+			return m.frame
+		}
+		// An ID longer than the room (from a custom History): encode anew.
+		m.frame, m.spare = appendFlatEvent(make([]byte, 0, m.size+line), m.Event), nil
 		return m.frame
 	}
 	if m.size > 0 {
@@ -228,6 +245,27 @@ func DataString(data any) (string, error) {
 	return string(b), nil
 }
 
+// idRoom is the room prebuild leaves in front of a frame for its id line.
+const idRoom = len(idPrefix) + idBufLen + 1
+
+// prebuild encodes a flat event (one data line, no comment, no retry) but
+// its id line, which the History sets later, into one allocation with room
+// for that line in front, and points Event.Data into it. The data is then
+// held once, inside the frame, whether it came as a borrowed []byte or as
+// a string the caller may drop. check calls it once the event is valid.
+func (m *Message) prebuild() {
+	e := m.Event
+	buf := m.room(idRoom + m.size)[:idRoom]
+	if e.Type != "" {
+		buf = append(append(append(buf, eventPrefix...), e.Type...), '\n')
+	}
+	buf = append(buf, dataPrefix...)
+	at := len(buf)
+	buf = append(append(buf, e.Data...), '\n', '\n')
+	m.Event.Data = unsafe.String(unsafe.SliceData(buf[at:]), len(e.Data))
+	m.spare, m.prebuilt, m.borrowed = buf, true, false
+}
+
 // own ends the borrowing of the caller's data: it copies the data into an
 // allocation that also has room for the frame (with an ID of up to
 // idBufLen bytes), so a []byte payload costs one allocation, not two.
@@ -274,8 +312,13 @@ func (m *Message) Cost() int64 {
 		size = len(m.Event.Type) + len(m.Event.Data) + len(m.Event.Comment) + 32
 	}
 	n := int64(messageSize)
-	if !m.inlineUsed || size+len(m.Event.Data) > inlineLen {
-		n += int64(len(m.Event.Data) + size + len(idPrefix) + idBufLen + 1)
+	switch {
+	case m.inlineUsed && m.prebuilt && idRoom+size <= inlineLen:
+	case m.inlineUsed && !m.prebuilt && size+len(m.Event.Data) <= inlineLen:
+	case m.prebuilt:
+		n += int64(idRoom + size) // the data lives inside the frame
+	default:
+		n += int64(len(m.Event.Data) + size + idRoom)
 	}
 	return n
 }
@@ -291,6 +334,6 @@ func (m *Message) stamp() int64 {
 // forget drops what a broker worked out for m, for a Message the caller
 // passed by value: a copy must be checked and encoded afresh.
 func (m *Message) forget() {
-	m.frame, m.spare, m.size, m.flat, m.borrowed, m.inlineUsed = nil, nil, 0, false, false, false
+	m.frame, m.spare, m.size, m.flat, m.borrowed, m.inlineUsed, m.prebuilt = nil, nil, 0, false, false, false, false
 	m.seq, m.at = 0, 0
 }

@@ -82,7 +82,7 @@ type scratch struct {
 	batch  []*Message // the messages of one flush
 }
 
-var scratchPool = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 0, 4096)} }}
+var scratchPool = sync.Pool{New: func() any { return &scratch{} }}
 
 // Serve writes the subscription to st until the client goes (ctx is done),
 // the connection is cut (slow consumer, write stall, expired credentials) or
@@ -307,7 +307,7 @@ func (l *loop) release() {
 	clear(l.sc.batch)
 	clear(l.sc.frames)
 	l.sc.batch, l.sc.frames, l.sc.buf = l.sc.batch[:0], l.sc.frames[:0], l.sc.buf[:0]
-	if cap(l.sc.buf) <= copyBytes && cap(l.sc.frames) <= maxBatchFrames+2 {
+	if cap(l.sc.buf) <= copyBytes && cap(l.sc.frames) <= 2*maxBatchFrames && cap(l.sc.batch) <= 2*maxBatchFrames {
 		scratchPool.Put(l.sc)
 	}
 	l.sc = nil
@@ -332,6 +332,15 @@ func (l *loop) send(frames [][]byte) *stop {
 		l.sc = scratchPool.Get().(*scratch)
 	}
 	buf := l.sc.buf[:0]
+	if cap(buf) < copyBytes {
+		n := 0
+		for _, f := range frames {
+			n += len(f)
+		}
+		if n > cap(buf) { // grow once, not by doubling through the batch
+			buf = make([]byte, 0, min(n, copyBytes))
+		}
+	}
 	for _, f := range frames {
 		if len(buf) > 0 && len(buf)+len(f) > copyBytes {
 			if end := l.write(buf); end != nil {
