@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -196,6 +197,16 @@ func burstServeMain(args []string, stdout, stderr io.Writer) int {
 	if h, _, err := net.SplitHostPort(*addr); err != nil || requireLoopback("http://"+net.JoinHostPort(h, "1")) != nil {
 		fmt.Fprintf(stderr, "loadtest burst-serve: -addr %q: want a loopback host:port\n", *addr)
 		return 2
+	}
+	// A CPU profile of the whole server run, for finding where the time
+	// goes: LOADTEST_CPUPROFILE=/tmp/cpu writes /tmp/cpu.ssekit and
+	// /tmp/cpu.ring.
+	if path := os.Getenv("LOADTEST_CPUPROFILE"); path != "" {
+		f, err := os.Create(path + "." + *which)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
 	}
 	var app burstApp
 	switch *which {
