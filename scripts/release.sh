@@ -48,24 +48,43 @@ read_versions() {
 	[ ${#dirs[@]} -gt 0 ] || die "$VERSIONS names no module"
 }
 
-# module_path DIR: the module path declared by DIR/go.mod.
-module_path() {
-	go mod edit -print "$1/go.mod" | awk '$1 == "module" { gsub(/"/, "", $2); print $2; exit }'
+# printed DIR: DIR/go.mod as "go mod edit -print" normalises it, read once
+# by load_go_mods (the functions below run in subshells, which cannot fill a
+# cache).
+declare -A printed_cache=()
+load_go_mods() {
+	local dir
+	for dir in "${dirs[@]}"; do
+		[ -f "$dir/go.mod" ] && printed_cache[$dir]=$(go mod edit -print "$dir/go.mod")
+	done
+	return 0
+}
+printed() {
+	if [ -n "${printed_cache[$1]+x}" ]; then
+		printf '%s\n' "${printed_cache[$1]}"
+	else
+		go mod edit -print "$1/go.mod"
+	fi
 }
 
-# requires GOMOD: "path version" for every require of GOMOD.
+# module_path DIR: the module path declared by DIR/go.mod.
+module_path() {
+	printed "$1" | awk '$1 == "module" { gsub(/"/, "", $2); print $2; exit }'
+}
+
+# requires DIR: "path version" for every require of DIR/go.mod.
 requires() {
-	go mod edit -print "$1" | awk '
+	printed "$1" | awk '
 		$1 == "require" && $2 == "(" { block = 1; next }
 		block && $1 == ")" { block = 0; next }
 		block { print $1, $2; next }
 		$1 == "require" { print $2, $3 }'
 }
 
-# replaces GOMOD: "path target" for every replace of GOMOD whose left side has
-# no version (the only kind this repository uses).
+# replaces DIR: "path target" for every replace of DIR/go.mod whose left side
+# has no version (the only kind this repository uses).
 replaces() {
-	go mod edit -print "$1" | awk '
+	printed "$1" | awk '
 		$1 == "replace" && $2 == "(" { block = 1; next }
 		block && $1 == ")" { block = 0; next }
 		block && $2 == "=>" { print $1, $3; next }
@@ -145,7 +164,7 @@ check() {
 			elif [ "$req_ver" != "${versions[$j]}" ]; then
 				err "$dir/go.mod requires $req_path $req_ver, want ${versions[$j]} (scripts/release.sh set ${versions[$j]})"
 			fi
-		done < <(requires "$dir/go.mod")
+		done < <(requires "$dir")
 		while read -r req_path target; do
 			[ "$req_path" = "$base" ] || [[ $req_path == "$base"/* ]] || continue
 			j=$(index_of_path "$req_path")
@@ -161,7 +180,7 @@ check() {
 			if [ "$(cd "$dir/$target" 2>/dev/null && pwd)" != "$(cd "${dirs[$j]}" && pwd)" ]; then
 				err "$dir/go.mod replaces $req_path with $target, which is not ${dirs[$j]}"
 			fi
-		done < <(replaces "$dir/go.mod")
+		done < <(replaces "$dir")
 	done
 
 	# go.work joins every module for development.
@@ -203,8 +222,9 @@ set_version() {
 			[ "$j" = -1 ] && die "$dir/go.mod requires $req_path, which $VERSIONS does not name"
 			[ "$req_ver" = "${versions[$j]}" ] && continue
 			go mod edit -require="$req_path@${versions[$j]}" "$dir/go.mod"
+			printed_cache[$dir]=$(go mod edit -print "$dir/go.mod")
 			echo "$dir/go.mod: $req_path $req_ver -> ${versions[$j]}"
-		done < <(requires "$dir/go.mod")
+		done < <(requires "$dir")
 	done
 	check
 	echo
@@ -246,6 +266,7 @@ tags() {
 }
 
 read_versions
+load_go_mods
 cmd=${1:-check}
 [ $# -gt 0 ] && shift
 case $cmd in
