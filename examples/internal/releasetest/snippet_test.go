@@ -93,7 +93,7 @@ func snippetProgram(sc scaffold, snippet string) (string, error) {
 	if packageClause.MatchString(snippet) {
 		return snippet, nil
 	}
-	body := func(imports []imp, extra string) string {
+	body := func(imports []imp, preludeUses, snippetUses string) string {
 		var b strings.Builder
 		b.WriteString("package main\n\nimport (\n")
 		for _, im := range imports {
@@ -101,15 +101,17 @@ func snippetProgram(sc scaffold, snippet string) (string, error) {
 		}
 		b.WriteString(")\n\nfunc main() {\n")
 		b.WriteString(sc.prelude)
-		b.WriteString("\n{\n")
+		b.WriteString("\n")
+		b.WriteString(preludeUses)
+		b.WriteString("{\n")
 		b.WriteString(snippet)
 		b.WriteString("\n")
-		b.WriteString(extra)
+		b.WriteString(snippetUses)
 		b.WriteString("}\n}\n")
 		return b.String()
 	}
 	offered := append(append([]imp(nil), stdImports...), sc.imports...)
-	src := body(offered, "")
+	src := body(offered, "", "")
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, "main.go", src, 0)
 	if err != nil {
@@ -125,15 +127,20 @@ func snippetProgram(sc scaffold, snippet string) (string, error) {
 	}
 	stmts := main.Body.List
 	snippetBlock := stmts[len(stmts)-1].(*ast.BlockStmt)
-	var declared []string
-	collect := func(list []ast.Stmt) {
+	collect := func(list []ast.Stmt) string {
+		var uses strings.Builder
+		declared := func(name string) {
+			if name != "_" {
+				fmt.Fprintf(&uses, "_ = %s\n", name)
+			}
+		}
 		for _, s := range list {
 			switch s := s.(type) {
 			case *ast.AssignStmt:
 				if s.Tok == token.DEFINE {
 					for _, e := range s.Lhs {
-						if id, ok := e.(*ast.Ident); ok && id.Name != "_" {
-							declared = append(declared, id.Name)
+						if id, ok := e.(*ast.Ident); ok {
+							declared(id.Name)
 						}
 					}
 				}
@@ -141,21 +148,16 @@ func snippetProgram(sc scaffold, snippet string) (string, error) {
 				if gd, ok := s.Decl.(*ast.GenDecl); ok && gd.Tok == token.VAR {
 					for _, spec := range gd.Specs {
 						for _, id := range spec.(*ast.ValueSpec).Names {
-							if id.Name != "_" {
-								declared = append(declared, id.Name)
-							}
+							declared(id.Name)
 						}
 					}
 				}
 			}
 		}
+		return uses.String()
 	}
-	collect(stmts[:len(stmts)-1])
-	collect(snippetBlock.List)
-	var extra strings.Builder
-	for _, name := range declared {
-		fmt.Fprintf(&extra, "_ = %s\n", name)
-	}
+	preludeUses := collect(stmts[:len(stmts)-1])
+	snippetUses := collect(snippetBlock.List)
 
 	// The package names the program refers to.
 	used := map[string]bool{}
@@ -173,7 +175,7 @@ func snippetProgram(sc scaffold, snippet string) (string, error) {
 			imports = append(imports, im)
 		}
 	}
-	out, err := format.Source([]byte(body(imports, extra.String())))
+	out, err := format.Source([]byte(body(imports, preludeUses, snippetUses)))
 	if err != nil {
 		return "", fmt.Errorf("format: %w", err)
 	}
