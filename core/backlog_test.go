@@ -196,3 +196,81 @@ func TestMemoryHistoryLimits(t *testing.T) {
 		assert.ErrorIs(t, h.Replay(ctx, "", a, b, func(*Message) bool { return true }), ErrEventExpired)
 	})
 }
+
+// TestBroadcastLogMergesInOrder interleaves broadcasts (the tenant's shared
+// log), pushes to the client's user and to its topic (its own queue), and
+// pushes to others, while the client reads concurrently: it gets exactly
+// its events, once each, in publish order, across many log segments.
+func TestBroadcastLogMergesInOrder(t *testing.T) {
+	b := newBroker(t, Config{})
+	ctx := context.Background()
+	u := user()
+	c := connect(t, b, SubscribeRequest{Identity: Identity{User: u}, Topics: []string{"mine"}})
+	other := connect(t, b, SubscribeRequest{Identity: Identity{User: user()}})
+	go func() {
+		for range other.st.out { // a second reader, so broadcasts have two cursors
+		}
+	}()
+	<-c.st.out // preamble
+	const n = 3000
+	var want []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			data := strconv.Itoa(i)
+			var err error
+			switch i % 4 {
+			case 0, 1:
+				err = b.Broadcast(ctx, "b", data)
+				want = append(want, data)
+			case 2:
+				err = b.SendToUser(ctx, u, "u", data)
+				want = append(want, data)
+			default:
+				if i%8 == 3 {
+					err = b.SendToTopic(ctx, "mine", "t", data)
+					want = append(want, data)
+				} else {
+					err = b.SendToTopic(ctx, "theirs", "t", data)
+				}
+			}
+			if err != nil {
+				panic(err)
+			}
+		}
+	}()
+	var got []string
+	for len(got) < n*7/8 {
+		got = append(got, c.next().Data)
+	}
+	<-done
+	require.Equal(t, want, got)
+	require.NoError(t, c.close())
+	require.NoError(t, other.close())
+}
+
+// TestSweepCutsStalledCursor: a connection stalled in a write holds a
+// cursor into the broadcast log; once its next broadcast leaves the window
+// the tenant's sweep cuts it, and the log lets go of the old segments.
+func TestSweepCutsStalledCursor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t, Config{HistoryBytes: 256 << 10})
+		ctx := context.Background()
+		stalled := connect(t, b, SubscribeRequest{})
+		<-stalled.st.out // then it stops reading
+		payload := strings.Repeat("s", 512)
+		for range 8 * segSize {
+			require.NoError(t, b.Broadcast(ctx, "e", payload))
+		}
+		assert.ErrorIs(t, <-stalled.done, ErrSlowConsumer)
+		log := b.def.log
+		b.def.mu.Lock()
+		kept := len(log.segs)
+		b.def.mu.Unlock()
+		// The window holds about 250 of these events: the log keeps the
+		// segments that overlap it, and the one being filled.
+		assert.LessOrEqual(t, kept, 3, "segments outside the window are dropped")
+		stalled.cancel()
+	})
+}

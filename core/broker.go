@@ -50,6 +50,10 @@ type tenant struct {
 	// userConns counts connections per user, reservations included, for
 	// MaxConnectionsPerUser.
 	userConns map[uuid.UUID]int
+	// log carries broadcasts to every connection at the cost of one
+	// append; nil when ClientBufferSize caps queues, whose policies then
+	// apply to broadcasts too.
+	log *bcastLog
 }
 
 // New returns a broker configured by cfg, whose zero fields take their
@@ -74,7 +78,7 @@ func New(cfg Config) (*Broker, error) {
 		b.history = NewMemoryHistory(HistoryLimits{Bytes: cfg.HistoryBytes, Age: cfg.HistoryAge, Events: cfg.HistorySize})
 	}
 	b.win = newWindow(cfg.HistoryBytes, cfg.HistoryAge)
-	b.def = newTenant("")
+	b.def = b.newTenant("")
 	b.tenants[""] = b.def
 	if b.bus == nil {
 		b.bus = &localBus{history: b.history}
@@ -176,7 +180,7 @@ func (b *Broker) deliver(m *Message) {
 	t := b.tenant(m.Target.Tenant)
 	t.mu.Lock()
 	t.lastID = m.Event.ID
-	m.recipients = t.route(m)
+	m.recipients = t.route(m, b.win)
 	t.mu.Unlock()
 	if m.Event.Type == GapEventType {
 		// A Bus that lost events tells a whole tenant so (publishers
@@ -186,8 +190,14 @@ func (b *Broker) deliver(m *Message) {
 }
 
 // route enqueues m on every matching connection once; t.mu is held.
-func (t *tenant) route(m *Message) int {
+func (t *tenant) route(m *Message, win *window) int {
 	tg := &m.Target
+	if tg.Broadcast && t.log != nil {
+		if t.log.append(m, win) {
+			t.sweep(win)
+		}
+		return len(t.all)
+	}
 	if tg.Broadcast {
 		for _, s := range t.all {
 			s.enqueue(m)
@@ -240,19 +250,23 @@ func (b *Broker) tenant(name string) *tenant {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if t = b.tenants[name]; t == nil {
-		t = newTenant(name)
+		t = b.newTenant(name)
 		b.tenants[name] = t
 	}
 	return t
 }
 
-func newTenant(name string) *tenant {
-	return &tenant{
+func (b *Broker) newTenant(name string) *tenant {
+	t := &tenant{
 		name:      name,
 		users:     make(map[uuid.UUID][]*Subscription),
 		topics:    make(map[string][]*Subscription),
 		userConns: make(map[uuid.UUID]int),
 	}
+	if b.cfg.ClientBufferSize == 0 {
+		t.log = newBcastLog()
+	}
+	return t
 }
 
 func (b *Broker) lookupTenant(name string) *tenant {
@@ -356,6 +370,10 @@ func (b *Broker) subscribe(ctx context.Context, r SubscribeRequest) (*Subscripti
 	// is queued live: the same lock orders both, so none is sent twice or
 	// missed.
 	s.replayUpto = t.lastID
+	if t.log != nil {
+		s.bcur = t.log.end()
+		s.bnext.Store(s.bcur.index())
+	}
 	t.mu.Unlock()
 	return s, nil
 }

@@ -225,9 +225,37 @@ func (l *loop) run() *stop {
 			case <-b.closing: // flushed and ended by the select below
 			}
 		}
+		// Broadcasts wake writers through the tenant's bell. Counting this
+		// writer first, then looking at the log once more, means that a
+		// broadcast appended meanwhile is either seen here or rings.
+		var rang <-chan struct{}
+		log := s.t.log
+		if log != nil {
+			log.waiters.Add(1)
+			rang = log.bell.Load().c
+			if s.logPending() {
+				log.waiters.Add(-1)
+				continue
+			}
+		}
+		var ev int
 		select {
 		case <-s.notify:
+		case <-rang:
 		case <-hb.C:
+			ev = evHeartbeat
+		case <-l.ctx.Done():
+			ev = evGone
+		case <-b.closing:
+			ev = evClosing
+		case <-expired:
+			ev = evExpired
+		}
+		if log != nil {
+			log.waiters.Add(-1)
+		}
+		switch ev {
+		case evHeartbeat:
 			// The timer is not reset on every write, which would cost a
 			// timer update per batch: when it fires, it is either time for
 			// a heartbeat or time to wait out the rest of the interval.
@@ -239,20 +267,28 @@ func (l *loop) run() *stop {
 				return end
 			}
 			hb.Reset(b.cfg.HeartbeatInterval)
-		case <-l.ctx.Done():
+		case evGone:
 			return &stop{reason: ReasonClientGone}
-		case <-b.closing:
+		case evClosing:
 			// Flush what was accepted before Close, then tell the client
 			// when to come back.
 			if end, _ := l.flushQueue(); end != nil {
 				return end
 			}
 			return l.end(ReasonShutdown, nil)
-		case <-expired:
+		case evExpired:
 			return l.end(ReasonTokenExpired, ErrTokenExpired)
 		}
 	}
 }
+
+// What woke the writer, besides events to write.
+const (
+	evHeartbeat = iota + 1
+	evGone
+	evClosing
+	evExpired
+)
 
 // flushQueue writes everything queued, batch after batch, until the queue
 // is empty. A batch is what was pending when the writer got to it, so a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,6 +40,11 @@ type Subscription struct {
 	head, n  int
 	qbytes   int64                 // what the queued frames cost, for the lag metric
 	headSeq  uint64                // window number of the oldest queued message
+
+	// The writer's position in the tenant's broadcast log. bcur is the
+	// writer's own; bnext mirrors its index for the tenant's sweep.
+	bcur  cursor
+	bnext atomic.Uint64
 	overflow bool                  // cut: the queue overflowed, or reached past the window
 	aborted  bool                  // write deadline forced into the past
 	deadline func(time.Time) error // the Stream's write deadline, if any
@@ -140,6 +146,28 @@ func (s *Subscription) full(m *Message) {
 	}
 }
 
+// sweep cuts the connections whose next broadcast has left the window. A
+// reading connection cuts itself when it gets there; this finds the ones
+// stalled in a write, so that their cursors do not hold the log's old
+// segments for ClientTimeout. It runs once per log segment, under t.mu.
+func (t *tenant) sweep(win *window) {
+	for _, s := range t.all {
+		m, kept := t.log.at(s.bnext.Load())
+		if kept && (m == nil || !win.lapsed(m.seq)) {
+			continue
+		}
+		s.mu.Lock()
+		if s.gone || s.overflow {
+			s.mu.Unlock()
+			continue
+		}
+		if m == nil {
+			m = t.log.tail.msgs[0]
+		}
+		s.cut(m) // unlocks
+	}
+}
+
 // cut ends the connection as a slow consumer when m arrives: its backlog
 // is released at once, and a write in progress is aborted. It is called
 // with s.mu held and releases it.
@@ -200,11 +228,17 @@ func (s *Subscription) signal() {
 	}
 }
 
-// drain appends to dst the queued messages, oldest first, up to maxN of
-// them or until their frames reach maxBytes (at least one), and removes
-// them from the queue. It reports whether the connection was cut, and how
-// many events and bytes are left queued.
+// drain appends to dst the messages waiting for the connection, oldest
+// first: its queue and the tenant's broadcasts past its cursor, merged in
+// window order. It takes up to maxN of them, or until their frames reach
+// maxBytes (at least one), and reports whether the connection was cut and
+// how many events and queued bytes are left.
 func (s *Subscription) drain(dst []*Message, maxN, maxBytes int) (batch []*Message, cut bool, left int, leftBytes int64) {
+	// Read first: every message numbered up to last is routed, or being
+	// routed now. A broadcast appended after this read may be newer than
+	// a queued message not yet seen, so it waits for the next round.
+	last := s.b.win.last.Load()
+	log := s.t.log
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.n > 0 && s.b.cfg.ClientBufferSize == 0 && s.b.win.lapsed(s.headSeq) {
@@ -212,10 +246,32 @@ func (s *Subscription) drain(dst []*Message, maxN, maxBytes int) (batch []*Messa
 		s.mu.Lock()
 	}
 	bytes := 0
-	for s.n > 0 && len(dst) < maxN && (bytes == 0 || bytes+len(s.q[s.head].frame) <= maxBytes) {
-		m := s.q[s.head]
+	for len(dst) < maxN && !s.overflow {
+		var m *Message
+		fromLog := false
+		if log != nil {
+			if lm := s.bcur.peek(); lm != nil && lm.seq <= last {
+				m, fromLog = lm, true
+			}
+		}
+		if s.n > 0 && s.headSeq <= last && (m == nil || s.headSeq < m.seq) {
+			m, fromLog = s.q[s.head], false
+		}
+		if m == nil || (bytes > 0 && bytes+len(m.frame) > maxBytes) {
+			break
+		}
+		if fromLog && s.b.win.lapsed(m.seq) {
+			// The next broadcast this connection needs left the window.
+			s.cut(m) // unlocks
+			s.mu.Lock()
+			break
+		}
 		dst = append(dst, m)
 		bytes += len(m.frame)
+		if fromLog {
+			s.bcur.i++
+			continue
+		}
 		s.qbytes -= int64(len(m.frame))
 		s.q[s.head] = nil
 		s.head++
@@ -223,16 +279,30 @@ func (s *Subscription) drain(dst []*Message, maxN, maxBytes int) (batch []*Messa
 			s.head = 0
 		}
 		s.n--
+		if s.n > 0 {
+			s.headSeq = s.q[s.head].seq
+		}
 	}
-	if s.n > 0 {
-		s.headSeq = s.q[s.head].seq
-	} else {
+	if s.n == 0 {
 		s.head = 0
 		if len(s.q) > 256 {
 			s.q = nil // the burst is over: keep no more than a busy stream's ring
 		}
 	}
-	return dst, s.overflow, s.n, s.qbytes
+	left = s.n
+	if log != nil {
+		s.bcur.peek() // step into the next segment, if the cursor ended one
+		i := s.bcur.index()
+		s.bnext.Store(i)
+		left += int(log.count.Load() - i)
+	}
+	return dst, s.overflow, left, s.qbytes
+}
+
+// logPending reports whether the tenant's log holds broadcasts the writer
+// has not taken yet.
+func (s *Subscription) logPending() bool {
+	return s.t.log != nil && s.bcur.peek() != nil
 }
 
 // abortLocked forces a blocked write to fail now, so a client that stopped

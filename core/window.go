@@ -27,6 +27,10 @@ type window struct {
 	held  int64
 	next  uint64 // the sequence number of the next message; the first is 1
 	start atomic.Uint64
+	// last is the number of the newest message, set before it is routed:
+	// a writer that reads it first knows that every message up to it is
+	// routed, or being routed right now.
+	last atomic.Uint64
 	// bytes and oldest mirror held and the oldest message's time for
 	// Stats, which must not take mu.
 	bytes  atomic.Int64
@@ -66,6 +70,7 @@ func (w *window) add(cost, now int64) uint64 {
 	w.held += cost
 	seq := w.next
 	w.next++
+	w.last.Store(seq)
 	start := w.start.Load()
 	minAt := now - int64(w.maxAge)
 	for w.n > 1 && (w.held > w.maxBytes || w.ring[w.head].at < minAt) {
