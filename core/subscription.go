@@ -35,16 +35,16 @@ type Subscription struct {
 	replayUpto string // newest event of the tenant delivered before registration
 
 	// Guarded by mu: the queue and the connection's fate.
-	mu       sync.Mutex
-	q        []*Message // ring of undelivered messages
-	head, n  int
-	qbytes   int64                 // what the queued frames cost, for the lag metric
-	headSeq  uint64                // window number of the oldest queued message
+	mu      sync.Mutex
+	q       []*Message // ring of undelivered messages
+	head, n int
+	qbytes  int64  // what the queued frames cost, for the lag metric
+	headSeq uint64 // window number of the oldest queued message
 
 	// The writer's position in the tenant's broadcast log. bcur is the
 	// writer's own; bnext mirrors its index for the tenant's sweep.
-	bcur  cursor
-	bnext atomic.Uint64
+	bcur     cursor
+	bnext    atomic.Uint64
 	overflow bool                  // cut: the queue overflowed, or reached past the window
 	aborted  bool                  // write deadline forced into the past
 	deadline func(time.Time) error // the Stream's write deadline, if any
