@@ -21,6 +21,9 @@ type Broker struct {
 	detach  func()
 	obs     *Observer
 	win     *window
+	// winShared: the broker's own MemoryHistory numbers messages and
+	// keeps the window, so deliver need not.
+	winShared bool
 
 	mu      sync.RWMutex // guards tenants, conns, closed
 	tenants map[string]*tenant
@@ -74,10 +77,17 @@ func New(cfg Config) (*Broker, error) {
 		closing: make(chan struct{}),
 		drained: make(chan struct{}),
 	}
-	if b.history == nil {
-		b.history = NewMemoryHistory(HistoryLimits{Bytes: cfg.HistoryBytes, Age: cfg.HistoryAge, Events: cfg.HistorySize})
-	}
 	b.win = newWindow(cfg.HistoryBytes, cfg.HistoryAge)
+	if b.history == nil {
+		h := NewMemoryHistory(HistoryLimits{Bytes: cfg.HistoryBytes, Age: cfg.HistoryAge, Events: cfg.HistorySize})
+		if cfg.HistorySize == 0 && cfg.Bus == nil {
+			// Same limits, same order (the in-process bus appends and
+			// delivers under one lock): the history is the window, and
+			// a publish does its accounting once.
+			h.acct, b.winShared = b.win, true
+		}
+		b.history = h
+	}
 	b.def = b.newTenant("")
 	b.tenants[""] = b.def
 	if b.bus == nil {
@@ -176,7 +186,13 @@ func (b *Broker) deliver(m *Message) {
 		return
 	}
 	b.published.Add(1)
-	m.seq = b.win.add(m.Cost(), m.stamp())
+	switch {
+	case !b.winShared:
+		m.seq = b.win.add(m.Cost(), m.stamp())
+	case m.seq == 0:
+		// Not appended to the history (only tests deliver so): the newest.
+		m.seq = max(b.win.last.Load(), b.win.start.Load())
+	}
 	t := b.tenant(m.Target.Tenant)
 	t.mu.Lock()
 	t.lastID = m.Event.ID

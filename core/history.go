@@ -70,6 +70,9 @@ type MemoryHistory struct {
 	n    int
 	size int64  // total cost of the held messages
 	last uint64 // sequence number of the newest message; the first is 1
+	// acct, when set, is the broker window this history keeps for it:
+	// messages are numbered with the history's own sequence.
+	acct *window
 }
 
 type held struct {
@@ -95,6 +98,10 @@ func (h *MemoryHistory) Append(_ context.Context, m *Message) error {
 	if h.limits.Events != NoHistory {
 		h.push(held{m: m, cost: cost, at: at})
 		h.evict(at)
+	}
+	if h.acct != nil {
+		m.seq = seq
+		h.acct.mirror(h.last-uint64(h.n)+1, seq, h.size, h.ring[h.head].at)
 	}
 	h.mu.Unlock()
 	// Formatting outside the lock keeps the critical section short.

@@ -101,6 +101,17 @@ func (w *window) shrink() {
 	w.ring, w.head = ring, 0
 }
 
+// mirror records the state of a history that does the window's
+// accounting itself (the broker's own MemoryHistory, whose limits are the
+// window's): the oldest and newest numbers it holds, their cost and the
+// oldest's time.
+func (w *window) mirror(start, last uint64, bytes, oldestAt int64) {
+	w.last.Store(last)
+	w.start.Store(start)
+	w.bytes.Store(bytes)
+	w.oldest.Store(oldestAt)
+}
+
 // lapsed reports whether the message numbered seq has left the window.
 func (w *window) lapsed(seq uint64) bool { return seq < w.start.Load() }
 
