@@ -1,21 +1,28 @@
-// Package redis runs ssekit brokers as one cluster on Redis: a Backend is
-// the core.Bus and the core.History of every node, on one Redis stream, and
-// a Presence answers who is online across the nodes.
+// Package sseredis runs ssekit brokers as one cluster on Redis: a Backend
+// is the core.Bus and the core.History of every node, on one Redis stream,
+// and a Presence answers who is online across the nodes.
+//
+// Its import path is github.com/ssekit/ssekit/adapters/redis; the package
+// is named sseredis so that it never collides with go-redis (package
+// redis), which every user of it imports too.
 //
 // The happy path, on each node:
 //
-//	client := goredis.NewClient(&goredis.Options{Addr: "redis:6379", MaxRetries: -1})
-//	r, err := redis.New(client, redis.Options{})
+//	import (
+//		"github.com/redis/go-redis/v9"
+//		sseredis "github.com/ssekit/ssekit/adapters/redis"
+//	)
+//
+//	client := redis.NewClient(&redis.Options{Addr: "redis:6379", MaxRetries: -1})
+//	r, err := sseredis.New(client, sseredis.Options{})
 //	if err != nil {
 //		log.Fatal(err)
 //	}
-//	presence, _ := redis.NewPresence(client, redis.PresenceOptions{})
+//	presence, _ := sseredis.NewPresence(client, sseredis.PresenceOptions{})
 //	broker, err := core.New(core.Config{Bus: r, History: r,
 //		Observer: core.JoinObservers(r.Observer(), presence.Observer())})
 //	// ... serve broker with any adapter; publish on any node ...
 //	defer func() { broker.Close(ctx); presence.Close(ctx); r.Close(); client.Close() }()
-//
-// (goredis is github.com/redis/go-redis/v9.)
 //
 // # How it works
 //
@@ -55,4 +62,4 @@
 // bus does not scale writes with shards (every node reads every event
 // anyway). Redis 7.0 or later is required. See README.md for measurements
 // and failure behaviour.
-package redis
+package sseredis

@@ -1,13 +1,13 @@
-package redis_test
+package sseredis_test
 
 import (
 	"context"
 	"log"
 	"net/http"
 
-	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9"
 	"github.com/ssekit/ssekit/adapters/nethttp"
-	"github.com/ssekit/ssekit/adapters/redis"
+	sseredis "github.com/ssekit/ssekit/adapters/redis"
 	"github.com/ssekit/ssekit/core"
 )
 
@@ -15,14 +15,14 @@ import (
 // load balancer, all pointing at the same Redis.
 func Example() {
 	ctx := context.Background()
-	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379", MaxRetries: -1})
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", MaxRetries: -1})
 	defer client.Close()
-	r, err := redis.New(client, redis.Options{})
+	r, err := sseredis.New(client, sseredis.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer r.Close()
-	presence, err := redis.NewPresence(client, redis.PresenceOptions{})
+	presence, err := sseredis.NewPresence(client, sseredis.PresenceOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func Example() {
 
 	// Publish on any node; every node's subscribers get it.
 	if err := broker.SendToTopic(ctx, "news", "headline", "hello"); err != nil {
-		log.Print(err) // wraps redis.ErrPublish when Redis did not take it
+		log.Print(err) // wraps sseredis.ErrPublish when Redis did not take it
 	}
 	online, _ := presence.OnlineUsers(ctx, "") // users on every node
 	_ = online

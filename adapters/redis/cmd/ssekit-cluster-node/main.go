@@ -34,9 +34,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9"
 	"github.com/ssekit/ssekit/adapters/nethttp"
-	"github.com/ssekit/ssekit/adapters/redis"
+	sseredis "github.com/ssekit/ssekit/adapters/redis"
 	"github.com/ssekit/ssekit/core"
 )
 
@@ -45,7 +45,7 @@ func main() {
 	addrs := flag.String("redis", "127.0.0.1:6379", "Redis address(es), comma-separated")
 	master := flag.String("master", "", "Sentinel master name (then -redis lists the Sentinels)")
 	cluster := flag.Bool("cluster", false, "Redis Cluster even with a single seed address")
-	maxLen := flag.Int64("history", redis.DefaultMaxLen, "events kept in the stream for replay")
+	maxLen := flag.Int64("history", sseredis.DefaultMaxLen, "events kept in the stream for replay")
 	flag.Parse()
 	if err := run(*addr, strings.Split(*addrs, ","), *master, *cluster, *maxLen); err != nil {
 		log.Fatal(err)
@@ -53,7 +53,7 @@ func main() {
 }
 
 func run(addr string, addrs []string, master string, cluster bool, maxLen int64) error {
-	client := goredis.NewUniversalClient(&goredis.UniversalOptions{
+	client := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:         addrs,
 		MasterName:    master,
 		IsClusterMode: cluster,
@@ -61,12 +61,12 @@ func run(addr string, addrs []string, master string, cluster bool, maxLen int64)
 	})
 	defer client.Close()
 	logf := func(err error) { log.Print(err) }
-	backend, err := redis.New(client, redis.Options{MaxLen: maxLen, ErrorLog: logf})
+	backend, err := sseredis.New(client, sseredis.Options{MaxLen: maxLen, ErrorLog: logf})
 	if err != nil {
 		return err
 	}
 	defer backend.Close()
-	presence, err := redis.NewPresence(client, redis.PresenceOptions{ErrorLog: logf})
+	presence, err := sseredis.NewPresence(client, sseredis.PresenceOptions{ErrorLog: logf})
 	if err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func run(addr string, addrs []string, master string, cluster bool, maxLen int64)
 		}
 		id, err := broker.Publish(r.Context(), m)
 		switch {
-		case errors.Is(err, redis.ErrPublish):
+		case errors.Is(err, sseredis.ErrPublish):
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		case err != nil:
 			http.Error(w, err.Error(), http.StatusBadRequest)
