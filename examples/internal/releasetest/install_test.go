@@ -270,9 +270,7 @@ func main() {
 // compile as written, and why. Such a snippet's failure is logged, not fatal
 // (the minimal program still proves the module installs); every other
 // README's main snippet must compile.
-var readmeKnownBroken = map[string]string{
-	"README.md": "uses myAuth, userID and order, which it never defines (issue 15)",
-}
+var readmeKnownBroken = map[string]string{}
 
 // TestModulesInstall installs every adapter module and the Redis module from
 // a file-based proxy built from the working tree, as a user outside the

@@ -1,0 +1,9 @@
+package readmetest
+
+import (
+	"testing"
+
+	"github.com/ssekit/ssekit/internal/leaktest"
+)
+
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
