@@ -33,10 +33,10 @@ type Broker struct {
 	closing chan struct{} // closed by Close: streams flush and end
 	drained chan struct{} // closed when the last connection is gone after Close
 
-	nconns                         atomic.Int64
-	published, sent, replayed, gap atomic.Uint64
-	droppedOldest, droppedNewest   atomic.Uint64
-	droppedDisconnect              atomic.Uint64
+	nconns                                    atomic.Int64
+	published, delivered, sent, replayed, gap atomic.Uint64
+	droppedOldest, droppedNewest              atomic.Uint64
+	droppedDisconnect                         atomic.Uint64
 }
 
 // tenant holds the routing indexes of one tenant. Tenants are never
@@ -143,6 +143,7 @@ func (b *Broker) publish(ctx context.Context, m *Message) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	b.published.Add(1)
 	return m.Event.ID, nil
 }
 
@@ -185,7 +186,7 @@ func (b *Broker) deliver(m *Message) {
 	if m.Frame() == nil {
 		return
 	}
-	b.published.Add(1)
+	b.delivered.Add(1)
 	switch {
 	case !b.winShared:
 		m.seq = b.win.add(m.Cost(), m.stamp())
@@ -198,11 +199,9 @@ func (b *Broker) deliver(m *Message) {
 	t.lastID = m.Event.ID
 	m.recipients = t.route(m, b.win)
 	t.mu.Unlock()
-	if m.Event.Type == GapEventType {
-		// A Bus that lost events tells a whole tenant so (publishers
-		// cannot use the type): count it like a gap found on replay.
-		b.gap.Add(uint64(m.recipients))
-	}
+	// A gap event from a Bus (events lost between nodes) is counted in
+	// Stats.Gaps when it is written, like a gap found on replay, so that
+	// Stats and the Observer's Flush hook count the same connections.
 }
 
 // route enqueues m on every matching connection once; t.mu is held.
@@ -570,13 +569,23 @@ type Stats struct {
 	// Users counts distinct (tenant, user) pairs with a connection.
 	Users int `json:"users"`
 	// Topics counts distinct (tenant, topic) pairs with a subscriber.
-	Topics    int    `json:"topics"`
-	Tenants   int    `json:"tenants"`
+	Topics  int `json:"topics"`
+	Tenants int `json:"tenants"`
+	// Published counts the publishes made on this broker that succeeded
+	// (Publish and the Send... and Broadcast helpers), whichever node
+	// delivers them. The metrics package counts the same in
+	// ssekit_events_published_total.
 	Published uint64 `json:"published"`
-	// Sent counts events written to connections, replays excluded.
+	// Delivered counts the messages this broker routed to its own
+	// connections, published here or received from the Bus (other nodes'
+	// publishes and a Bus's gap events), whether or not a connection
+	// matched. With a cluster it differs from Published on every node.
+	Delivered uint64 `json:"delivered"`
+	// Sent counts events written to connections, replays and gap events
+	// excluded.
 	Sent     uint64 `json:"sent"`
 	Replayed uint64 `json:"replayed"`
-	// Gaps counts gap events sent to clients: to a reconnecting client
+	// Gaps counts gap events written to clients: to a reconnecting client
 	// whose Last-Event-ID could not be replayed, and to each connection of
 	// a tenant when the Bus reports events it lost.
 	Gaps    uint64                `json:"gaps"`
@@ -594,6 +603,7 @@ func (b *Broker) Stats() Stats {
 	st := Stats{
 		Connections: int(b.nconns.Load()),
 		Published:   b.published.Load(),
+		Delivered:   b.delivered.Load(),
 		Sent:        b.sent.Load(),
 		Replayed:    b.replayed.Load(),
 		Gaps:        b.gap.Load(),

@@ -310,16 +310,22 @@ func (l *loop) flushQueue() (end *stop, wrote bool) {
 			}
 			return nil, wrote
 		}
-		frames, n := l.sc.frames[:0], 0
+		frames, n, gaps := l.sc.frames[:0], 0, 0
 		for _, m := range batch {
 			frames = append(frames, m.frame)
 			n += len(m.frame)
+			if m.Event.Type == GapEventType {
+				gaps++ // from a Bus that lost events: a gap, not an event sent
+			}
 		}
 		l.sc.frames = frames
 		if end := l.send(frames); end != nil {
 			return end, wrote
 		}
-		l.b.sent.Add(uint64(len(batch)))
+		l.b.sent.Add(uint64(len(batch) - gaps))
+		if gaps > 0 {
+			l.b.gap.Add(uint64(gaps))
+		}
 		if o := l.b.obs; o != nil && o.Flush != nil {
 			o.Flush(l.s.obsCtx, l.s, FlushInfo{Messages: batch, Bytes: n, At: time.Now(), Backlog: left, BacklogBytes: leftBytes})
 		}

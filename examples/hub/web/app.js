@@ -364,6 +364,11 @@
   });
 
   if (!$('user').value) $('user').value = randomUUID();
+  // Also listen for the types the hub's README publishes with curl, so its
+  // examples show up here as they are.
+  for (const t of ['headline', 'alert']) {
+    if (!splitList($('types').value).includes(t)) $('types').value += `, ${t}`;
+  }
   refreshTypeList();
   showTargetFields();
   setState('idle');
