@@ -3,6 +3,8 @@
 // starts /usr/sbin/nginx (Debian package nginx; scripts/install-deps.sh
 // installs it) as a child process in a temporary directory, with TLS and
 // HTTP/2 on a free loopback port, in front of a net/http server
-// in-process. Without nginx the test is skipped, and fails when CI is set;
-// SSEKIT_NGINX=/path/to/nginx uses another binary.
+// in-process. Without nginx the test fails, unless SSEKIT_SKIP lists nginx
+// (internal/testenv); SSEKIT_NGINX=/path/to/nginx uses another binary.
+//
+//	cd examples && go test ./nginx/
 package nginx

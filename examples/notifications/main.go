@@ -8,6 +8,7 @@
 //	curl -H 'Content-Type: application/json' -d "{\"user\":\"$U\",\"text\":\"Your order shipped\"}" \
 //	  http://127.0.0.1:8081/notify                        # every tab gets it
 //	curl -H 'Content-Type: application/json' -d '{"id":"1"}' "http://127.0.0.1:8081/read?user=$U"
+//	curl "http://127.0.0.1:8081/notifications?user=$U"    # the user's notifications, read or not
 //
 // Every open stream of the user receives two event types:
 //
