@@ -3,9 +3,9 @@ package nethttp
 import (
 	"fmt"
 	"net/http"
-	"slices"
-	"strconv"
 	"time"
+
+	"github.com/ssekit/ssekit/adapters/internal/cors"
 )
 
 // CORS lets EventSource connect from other origins. Browsers send an
@@ -22,12 +22,14 @@ type CORS struct {
 	MaxAge time.Duration
 }
 
+// policy is c as the rule every adapter shares (the Fiber ones too).
+func (c CORS) policy() cors.Policy {
+	return cors.Policy{AllowedOrigins: c.AllowedOrigins, AllowCredentials: c.AllowCredentials, MaxAge: c.MaxAge}
+}
+
 func (c CORS) validate() error {
-	if len(c.AllowedOrigins) == 0 {
-		return fmt.Errorf("%w: AllowedOrigins is empty", errInvalidCORS)
-	}
-	if c.AllowCredentials && slices.Contains(c.AllowedOrigins, "*") {
-		return fmt.Errorf("%w: \"*\" with AllowCredentials would let any site read a user's stream", errInvalidCORS)
+	if err := c.policy().Validate(); err != nil {
+		return fmt.Errorf("ssekit/nethttp: %w", err)
 	}
 	return nil
 }
@@ -35,33 +37,22 @@ func (c CORS) validate() error {
 // apply writes the CORS headers and reports whether to go on serving: it
 // answers preflights itself and refuses unknown origins.
 func (c *CORS) apply(w http.ResponseWriter, r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true // same-origin
-	}
+	fields, status := c.policy().Answer(r.Header.Get("Origin"), r.Method)
 	hdr := w.Header()
-	hdr.Add("Vary", "Origin")
-	if !slices.Contains(c.AllowedOrigins, origin) && !slices.Contains(c.AllowedOrigins, "*") {
-		http.Error(w, "origin not allowed", http.StatusForbidden)
-		return false
-	}
-	if slices.Contains(c.AllowedOrigins, "*") {
-		hdr.Set("Access-Control-Allow-Origin", "*")
-	} else {
-		hdr.Set("Access-Control-Allow-Origin", origin)
-	}
-	if c.AllowCredentials {
-		hdr.Set("Access-Control-Allow-Credentials", "true")
-	}
-	if r.Method == http.MethodOptions {
-		// Polyfills that send headers need a preflight; EventSource does not.
-		hdr.Set("Access-Control-Allow-Methods", "GET")
-		hdr.Set("Access-Control-Allow-Headers", "Authorization, Cache-Control, Last-Event-ID, SSEKit-Reject")
-		if c.MaxAge > 0 {
-			hdr.Set("Access-Control-Max-Age", strconv.Itoa(int(c.MaxAge/time.Second)))
+	for _, f := range fields {
+		if f.Add {
+			hdr.Add(f.Name, f.Value)
+		} else {
+			hdr.Set(f.Name, f.Value)
 		}
-		w.WriteHeader(http.StatusNoContent)
-		return false
 	}
-	return true
+	switch status {
+	case 0:
+		return true
+	case http.StatusForbidden:
+		http.Error(w, "origin not allowed", status)
+	default:
+		w.WriteHeader(status)
+	}
+	return false
 }

@@ -1,7 +1,6 @@
 package nethttp
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -11,50 +10,57 @@ import (
 
 // StreamHandler serves ssekit streams; create it with New or Handler.
 type StreamHandler struct {
-	broker   *core.Broker
+	broker *core.Broker
+	config
+}
+
+// Option configures New and Handler. Options are functions over the
+// handler's configuration, as in every ssekit package (metrics,
+// middleware/tracing, client): an invalid one is reported by New.
+type Option func(*config)
+
+// config is what the options set.
+type config struct {
 	cors     *CORS
 	log      func(error)
 	takeover bool // WithTakeover
 }
 
-// Option configures a StreamHandler.
-type Option func(*StreamHandler) error
-
 // WithCORS lets browsers on other origins open streams, with credentials
 // (cookies) when c.AllowCredentials is set. Mount the handler without a
 // method in the pattern ("/events", not "GET /events"), or ServeMux answers
-// preflight requests with 405 before the handler sees them.
+// preflight requests with 405 before the handler sees them. New refuses an
+// empty AllowedOrigins, and "*" with AllowCredentials.
 func WithCORS(c CORS) Option {
-	return func(h *StreamHandler) error {
-		if err := c.validate(); err != nil {
-			return err
-		}
-		h.cors = &c
-		return nil
-	}
+	return func(o *config) { o.cors = &c }
 }
 
 // WithErrorLog receives errors the client never sees: a ResponseWriter
 // that cannot flush, and why Serve cut a stream (core.ErrSlowConsumer,
-// core.ErrWriteTimeout, core.ErrStreamPanic, ...). The default discards
-// them. Refused
-// stream requests are not reported here: their full errors go to
-// core.Config.Observer's Reject hook, with the request's context.
+// core.ErrWriteTimeout, core.ErrStreamPanic, core.ErrTokenExpired, ...).
+// The default (and a nil f) discards them. Refused stream requests are not
+// reported here: their full errors go to core.Config.Observer's Reject
+// hook, with the request's context.
 func WithErrorLog(f func(error)) Option {
-	return func(h *StreamHandler) error {
-		h.log = f
-		return nil
-	}
+	return func(o *config) { o.log = f }
 }
 
 // New returns a handler serving b's streams, or an error for an invalid
 // option.
 func New(b *core.Broker, opts ...Option) (*StreamHandler, error) {
-	h := &StreamHandler{broker: b, log: func(error) {}}
+	h := &StreamHandler{broker: b}
 	for _, opt := range opts {
-		if err := opt(h); err != nil {
+		if opt != nil {
+			opt(&h.config)
+		}
+	}
+	if h.cors != nil {
+		if err := h.cors.validate(); err != nil {
 			return nil, err
 		}
+	}
+	if h.log == nil {
+		h.log = func(error) {}
 	}
 	return h, nil
 }
@@ -96,7 +102,7 @@ func (h *StreamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	if h.takeover && canTakeOver(r) && h.takeOver(w, r, sub) {
+	if h.takeover && canTakeOver(r) && honoured(hdr) && h.takeOver(w, r, sub) {
 		return
 	}
 	w.WriteHeader(http.StatusOK)
@@ -153,6 +159,3 @@ func canFlush(w http.ResponseWriter) bool {
 		w = u.Unwrap()
 	}
 }
-
-// errInvalidCORS reports a CORS configuration that would be unsafe.
-var errInvalidCORS = errors.New("ssekit/nethttp: invalid CORS")

@@ -37,36 +37,67 @@ import (
 // stream, and each batch costs one writev instead of up to three writes,
 // with no ResponseController per write.
 //
-// Trade-offs:
-//   - HTTP/2 connections cannot be taken over (nor can requests with a
-//     body, or ResponseWriters that hide Hijack and do not Unwrap): those
-//     are served the ordinary way, silently.
-//   - http.Server.Shutdown does not wait for, nor close, hijacked
-//     connections, and http.Server.Close does not close them either. End
-//     them with this package's Shutdown or with core.Broker.Close: the
-//     broker ends every stream with its reconnect hint and returns once
-//     the taken-over connections are closed (the stream is an io.Closer,
-//     which Serve closes before it unregisters).
-//   - Middleware that wraps the ResponseWriter is bypassed once the stream
-//     is accepted: a status recorder sees no WriteHeader, a byte counter
-//     counts nothing, compression does not apply (which a stream wants
-//     anyway). Headers it set on w.Header() before calling the handler are
-//     sent.
-//   - A client that sends anything after its request (which net/http would
-//     ignore) loses its stream.
+// What take-over gives up, besides net/http's per-request machinery:
+//   - Keep-alive: the connection carries this one stream and is closed when
+//     it ends (the head says "Connection: close"); the client's next
+//     request, its reconnect included, opens a new connection.
+//   - http.Server.Shutdown's view of the connection: Shutdown does not wait
+//     for, nor close, hijacked connections, and http.Server.Close does not
+//     close them either. End them with this package's Shutdown or with
+//     core.Broker.Close: the broker ends every stream with its reconnect
+//     hint and returns once the taken-over connections are closed (the
+//     stream is an io.Closer, which Serve closes before it unregisters).
+//     http.Server.ConnState reports the connection as StateHijacked, its
+//     last state: tools that count connections by state stop seeing it.
+//   - Work that ends when the handler returns: the handler returns as soon
+//     as the stream is accepted, so middleware that measures the request
+//     (an OpenTelemetry otelhttp span, an access log's duration, a
+//     status recorder or byte counter on the ResponseWriter) sees a request
+//     that ended at once, with no WriteHeader and no bytes: the stream is
+//     written to the connection, beneath every wrapper. The stream's
+//     context keeps the request context's values (for Observers) but not
+//     its cancellation, which net/http fires when the handler returns.
 //   - The server's ReadTimeout and WriteTimeout no longer apply to the
 //     stream (they would cut it; the ordinary path lifts WriteTimeout
 //     too); Serve bounds each write by core.Config.ClientTimeout.
-//     http.Server.ConnState reports the connection as StateHijacked, its
-//     last state: tools that count connections by state stop seeing it.
-//   - The stream's context is no longer the request's: it keeps the
-//     request context's values (for Observers) but not its cancellation,
-//     which net/http fires when the handler returns.
+//   - A client that sends anything after its request (which net/http would
+//     ignore) loses its stream.
+//
+// Take-over declines, and the stream is served the ordinary way, silently,
+// whenever it could not be written as net/http would write it: on HTTP/2
+// connections, for requests with a body, when the ResponseWriter hides
+// Hijack and does not Unwrap, and when the response already carries a
+// header the hand-written writer does not honour: Content-Encoding (a
+// compression middleware in front, such as gin-contrib/gzip, has set it
+// and expects to compress the body through its writer, which take-over
+// would bypass), or declared trailers (which the middleware would set after
+// a body it never sees). Headers set on w.Header() before the handler runs
+// that it honours (CORS, Vary, cookies, ...) are sent in the head; framing
+// headers (Content-Length, Transfer-Encoding, Connection) are replaced by
+// the stream's own, as the ordinary path could not honour them either.
 func WithTakeover() Option {
-	return func(h *StreamHandler) error {
-		h.takeover = true
-		return nil
+	return func(o *config) { o.takeover = true }
+}
+
+// honoured reports whether the hand-written writer can send a response
+// with hdr as net/http would: nothing in it asks for a transformation of
+// the body (Content-Encoding) that only the middleware's writer performs,
+// nor announces trailers, which only net/http's writer sends.
+func honoured(hdr http.Header) bool {
+	for k, v := range hdr {
+		ck := http.CanonicalHeaderKey(k)
+		switch {
+		case ck == "Content-Encoding":
+			for _, e := range v {
+				if e != "" && !strings.EqualFold(e, "identity") {
+					return false
+				}
+			}
+		case ck == "Trailer", strings.HasPrefix(ck, http.TrailerPrefix):
+			return false
+		}
 	}
+	return true
 }
 
 // canTakeOver reports whether r is a candidate: HTTP/1.x, where Hijack
