@@ -121,7 +121,10 @@ func (b Backoff) delay(base time.Duration, failures int, floor time.Duration, rn
 
 const maxDuration = time.Duration(1<<63 - 1)
 
-// Option configures a Client; pass options to New.
+// Option configures a Client; pass options to New, which reports an
+// invalid one. Options are functions over an unexported configuration, the
+// shape every ssekit package uses (metrics, middleware/tracing,
+// adapters/nethttp).
 type Option func(*options)
 
 type options struct {

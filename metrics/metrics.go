@@ -62,7 +62,9 @@ var (
 	targetKinds = [...]string{"user", "topic", "broadcast"}
 )
 
-// Option configures New.
+// Option configures New. Options are functions over an unexported
+// configuration, the shape every ssekit package uses (client,
+// middleware/tracing, adapters/nethttp); New reports an invalid one.
 type Option func(*config)
 
 type config struct {

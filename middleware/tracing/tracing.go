@@ -55,13 +55,24 @@ var (
 	typeProcess = semconv.MessagingOperationTypeProcess
 )
 
-// Option configures New.
-type Option func(*Tracer)
+// Option configures New. Options are functions over an unexported
+// configuration, as in every ssekit package (metrics, client,
+// adapters/nethttp); none of these can be invalid, so New returns no error.
+type Option func(*config)
+
+// config is what the options set.
+type config struct {
+	tp         trace.TracerProvider
+	prop       propagation.TextMapPropagator
+	tenant     bool
+	maxLinks   int
+	maxDeliver int
+}
 
 // WithTracerProvider sets where spans go (default otel.GetTracerProvider(),
 // which follows a later otel.SetTracerProvider).
 func WithTracerProvider(tp trace.TracerProvider) Option {
-	return func(t *Tracer) { t.tp = tp }
+	return func(c *config) { c.tp = tp }
 }
 
 // WithPropagator sets how a publish span's context is written into
@@ -71,21 +82,21 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // propagator; the global one is not the default because it does nothing
 // until the application sets it.
 func WithPropagator(p propagation.TextMapPropagator) Option {
-	return func(t *Tracer) { t.prop = p }
+	return func(c *config) { c.prop = p }
 }
 
 // WithTenantAttribute records the tenant as ssekit.tenant on publish and
 // connection spans. It is off by default: tenant names may identify
 // customers.
 func WithTenantAttribute() Option {
-	return func(t *Tracer) { t.tenant = true }
+	return func(c *config) { c.tenant = true }
 }
 
 // WithMaxLinks caps the links of one deliver span (default
 // DefaultMaxLinks); the events of a write beyond it are counted in
 // ssekit.unlinked_events.
 func WithMaxLinks(n int) Option {
-	return func(t *Tracer) { t.maxLinks = max(n, 1) }
+	return func(c *config) { c.maxLinks = max(n, 1) }
 }
 
 // WithMaxDeliverSpansPerMessage caps how many writes, on each node, link
@@ -93,30 +104,28 @@ func WithMaxLinks(n int) Option {
 // DefaultMaxDeliverSpansPerMessage). 0 turns deliver spans off; a negative
 // n removes the cap, which for a broadcast means one span per connection.
 func WithMaxDeliverSpansPerMessage(n int) Option {
-	return func(t *Tracer) { t.maxDeliver = n }
+	return func(c *config) { c.maxDeliver = n }
 }
 
 // Tracer holds the Observer hooks that trace a broker. Create it with New.
 type Tracer struct {
-	tp         trace.TracerProvider
-	prop       propagation.TextMapPropagator
-	tracer     trace.Tracer
-	tenant     bool
-	maxLinks   int
-	maxDeliver int
-	budget     *budget
-	obs        *core.Observer
+	config
+	tracer trace.Tracer
+	budget *budget
+	obs    *core.Observer
 }
 
 // New returns a Tracer configured by opts.
 func New(opts ...Option) *Tracer {
-	t := &Tracer{
+	t := &Tracer{config: config{
 		prop:       propagation.TraceContext{},
 		maxLinks:   DefaultMaxLinks,
 		maxDeliver: DefaultMaxDeliverSpansPerMessage,
-	}
+	}}
 	for _, o := range opts {
-		o(t)
+		if o != nil {
+			o(&t.config)
+		}
 	}
 	if t.tp == nil {
 		t.tp = otel.GetTracerProvider()
