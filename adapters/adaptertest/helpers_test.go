@@ -62,3 +62,15 @@ func TestCheckStreaming(t *testing.T) {
 		}
 	})
 }
+
+func TestCheckErrorLog(t *testing.T) {
+	t.Parallel()
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			adaptertest.CheckErrorLog(t, func(t *testing.T, b *core.Broker, log func(error)) string {
+				return adaptertest.Serve(t, mux(b, append(v.opts, nethttp.WithErrorLog(log))...), 1).URL
+			})
+		})
+	}
+}
