@@ -34,22 +34,85 @@ package ssefiber
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/gofiber/fiber/v3"
 
+	"github.com/ssekit/ssekit/adapters/internal/cors"
 	"github.com/ssekit/ssekit/adapters/internal/fasthttpsse"
+	"github.com/ssekit/ssekit/adapters/nethttp"
 	"github.com/ssekit/ssekit/core"
 )
 
-// Handler returns a Fiber handler that serves b's streams. It copies what
-// it needs from the fiber.Ctx before it returns (Fiber recycles the Ctx);
-// c.Context() is the context Connect, the Authenticator and the Observer
-// see.
-func Handler(b *core.Broker) fiber.Handler {
-	return func(c fiber.Ctx) error {
-		fasthttpsse.Serve(c.RequestCtx(), c.Context(), b)
-		return nil
+// Option configures New and Handler. Options are functions over the
+// handler's configuration, as in every ssekit adapter; New reports an
+// invalid one.
+type Option func(*config)
+
+// config is what the options set.
+type config struct {
+	cors *CORS
+	log  func(error)
+}
+
+// CORS lets EventSource connect from other origins; see nethttp.CORS. The
+// answers are the net/http adapter's.
+type CORS = nethttp.CORS
+
+// WithCORS answers cross-origin stream requests, refusing unknown origins
+// with 403 before a stream is opened, and puts the CORS headers on
+// rejections too. Preflights (sent only by polyfills that add headers)
+// reach the handler only if it is also mounted for OPTIONS:
+// app.Add([]string{"GET", "OPTIONS"}, "/events", h). New refuses an empty AllowedOrigins, and "*" with
+// AllowCredentials.
+func WithCORS(c CORS) Option {
+	return func(o *config) { o.cors = &c }
+}
+
+// WithErrorLog receives errors the client never sees: why Serve ended a
+// stream (core.ErrSlowConsumer, core.ErrWriteTimeout,
+// core.ErrTokenExpired, ...). fasthttp writes the stream after the handler
+// has returned, so this is the only place those errors surface. The
+// default (and a nil f) discards them.
+func WithErrorLog(f func(error)) Option {
+	return func(o *config) { o.log = f }
+}
+
+// New returns a Fiber handler that serves b's streams, or an error for an
+// invalid option. The handler copies what it needs from the fiber.Ctx
+// before it returns (Fiber recycles the Ctx); c.Context() is the context
+// Connect, the Authenticator and the Observer see.
+func New(b *core.Broker, opts ...Option) (fiber.Handler, error) {
+	var o config
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
 	}
+	cfg := fasthttpsse.Config{ErrorLog: o.log}
+	if o.cors != nil {
+		p := cors.Policy(*o.cors)
+		if err := p.Validate(); err != nil {
+			return nil, fmt.Errorf("ssekit/fiber: %w", err)
+		}
+		cfg.CORS = &p
+	}
+	return func(c fiber.Ctx) error {
+		fasthttpsse.Serve(c.RequestCtx(), c.Context(), b, cfg)
+		return nil
+	}, nil
+}
+
+// Handler is New for options known to be valid: it panics on an invalid
+// one, like regexp.MustCompile.
+//
+//	app.Get("/events", ssefiber.Handler(broker))
+func Handler(b *core.Broker, opts ...Option) fiber.Handler {
+	h, err := New(b, opts...)
+	if err != nil {
+		panic(err)
+	}
+	return h
 }
 
 // Shutdown closes b, which ends every stream after its queue is flushed

@@ -29,7 +29,14 @@ func start(t *testing.T, b *core.Broker, o traptest.Options) traptest.Server {
 		}))
 		app.Get("/big", func(c fiber.Ctx) error { return c.SendString(traptest.BigBody) })
 	}
-	app.Get("/events", ssefiber.Handler(b))
+	var opts []ssefiber.Option
+	if o.CORS != nil {
+		opts = append(opts, ssefiber.WithCORS(*o.CORS))
+	}
+	if o.ErrorLog != nil {
+		opts = append(opts, ssefiber.WithErrorLog(o.ErrorLog))
+	}
+	app.Get("/events", ssefiber.Handler(b, opts...))
 	// fasthttp's worker pool looks for its stop signal only between naps of
 	// this length (10s by default): keep goleak from waiting on it.
 	app.Server().MaxIdleWorkerDuration = 100 * time.Millisecond
@@ -84,4 +91,19 @@ func TestCompressNotExcluded(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestInvalidOption: New refuses an invalid option, Handler panics on it.
+func TestInvalidOption(t *testing.T) {
+	b := adaptertest.NewBroker(t, core.Config{})
+	bad := ssefiber.CORS{AllowedOrigins: []string{"*"}, AllowCredentials: true}
+	if _, err := ssefiber.New(b, ssefiber.WithCORS(bad)); err == nil {
+		t.Error("New accepted \"*\" with credentials")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Handler did not panic on an invalid option")
+		}
+	}()
+	ssefiber.Handler(b, ssefiber.WithCORS(bad))
 }

@@ -5,9 +5,11 @@ import (
 	"net"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/ssekit/ssekit/adapters/internal/cors"
 	"github.com/ssekit/ssekit/adapters/internal/fasthttpsse"
 	"github.com/ssekit/ssekit/core"
 	"github.com/ssekit/ssekit/internal/leaktest"
@@ -64,7 +66,7 @@ func TestMethodNotAllowed(t *testing.T) {
 	}
 	defer b.Close(context.Background())
 	rc := newCtx("POST", "/events", nil)
-	fasthttpsse.Serve(rc, context.Background(), b)
+	fasthttpsse.Serve(rc, context.Background(), b, fasthttpsse.Config{})
 	if rc.Response.StatusCode() != 405 || string(rc.Response.Header.Peek("Allow")) != "GET" {
 		t.Errorf("POST: %d, Allow %q; want 405, GET", rc.Response.StatusCode(), rc.Response.Header.Peek("Allow"))
 	}
@@ -85,10 +87,44 @@ func TestRejection(t *testing.T) {
 	}
 	defer held.Close()
 	rc := newCtx("GET", "/events", map[string]string{core.RejectModeHeader: "status"})
-	fasthttpsse.Serve(rc, context.Background(), b)
+	fasthttpsse.Serve(rc, context.Background(), b, fasthttpsse.Config{})
 	h := &rc.Response.Header
 	if rc.Response.StatusCode() != 503 || string(h.Peek("Retry-After")) == "" || string(h.Peek("Cache-Control")) != "no-store" {
 		t.Errorf("at the limit: %d, Retry-After %q, Cache-Control %q; want 503, seconds, no-store",
 			rc.Response.StatusCode(), h.Peek("Retry-After"), h.Peek("Cache-Control"))
+	}
+}
+
+// TestCORS: the CORS answers that need no stream, and the headers on the
+// answers that reset the response (405).
+func TestCORS(t *testing.T) {
+	b, err := core.New(core.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	const app = "https://app.example.com"
+	cfg := fasthttpsse.Config{CORS: &cors.Policy{AllowedOrigins: []string{app}, AllowCredentials: true, MaxAge: time.Minute}}
+	for _, tc := range []struct {
+		method, origin string
+		status         int
+		acao, maxAge   string
+	}{
+		{"GET", "https://evil.example.com", 403, "", ""},
+		{"OPTIONS", app, 204, app, "60"},
+		{"POST", app, 405, app, ""},
+	} {
+		rc := newCtx(tc.method, "/events", map[string]string{"Origin": tc.origin})
+		fasthttpsse.Serve(rc, context.Background(), b, cfg)
+		h := &rc.Response.Header
+		if rc.Response.StatusCode() != tc.status || string(h.Peek("Access-Control-Allow-Origin")) != tc.acao ||
+			string(h.Peek("Access-Control-Max-Age")) != tc.maxAge || string(h.Peek("Vary")) != "Origin" {
+			t.Errorf("%s from %s: %d, ACAO %q, Max-Age %q, Vary %q; want %d, %q, %q, Origin", tc.method, tc.origin,
+				rc.Response.StatusCode(), h.Peek("Access-Control-Allow-Origin"), h.Peek("Access-Control-Max-Age"), h.Peek("Vary"),
+				tc.status, tc.acao, tc.maxAge)
+		}
+	}
+	if n := b.Stats().Connections; n != 0 {
+		t.Errorf("%d connections", n)
 	}
 }

@@ -25,22 +25,50 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/ssekit/ssekit/adapters/internal/cors"
 	"github.com/ssekit/ssekit/core"
 )
 
 // past is a deadline that fails a blocked read or write at once.
 var past = time.Unix(1, 0)
 
+// Config is what the Fiber adapters' options set.
+type Config struct {
+	// CORS, when set, answers cross-origin requests as the net/http
+	// adapter does: an unknown origin gets 403, a preflight (OPTIONS) 204,
+	// and every other answer, rejections included, the CORS headers.
+	CORS *cors.Policy
+	// ErrorLog receives the errors the client never sees: why Serve ended
+	// a stream. Nil discards them.
+	ErrorLog func(error)
+}
+
 // Serve answers rc with one stream of b, or with the rejection b chooses.
 // parent is the request's context for Connect (its values, not its
 // cancellation, reach the stream). It returns before the stream starts:
 // fasthttp writes the body after the handler returns.
-func Serve(rc *fasthttp.RequestCtx, parent context.Context, b *core.Broker) {
+func Serve(rc *fasthttp.RequestCtx, parent context.Context, b *core.Broker, cfg Config) {
+	var fields []cors.Field
+	if cfg.CORS != nil {
+		var status int
+		fields, status = cfg.CORS.Answer(string(rc.Request.Header.Peek("Origin")), string(rc.Method()))
+		if status != 0 {
+			if status == fasthttp.StatusForbidden {
+				rc.Error("origin not allowed", status)
+			} else {
+				rc.SetStatusCode(status)
+			}
+			setFields(rc, fields)
+			return
+		}
+	}
 	if !rc.IsGet() {
 		rc.Error("method not allowed", fasthttp.StatusMethodNotAllowed)
 		rc.Response.Header.Set("Allow", "GET")
+		setFields(rc, fields) // after Error, which resets the headers
 		return
 	}
+	setFields(rc, fields)
 	req := NewRequest(rc)
 	sub, err := b.Connect(parent, req)
 	if err != nil {
@@ -55,9 +83,24 @@ func Serve(rc *fasthttp.RequestCtx, parent context.Context, b *core.Broker) {
 	rc.Response.ImmediateHeaderFlush = true
 	// Nobody may read this connection after the stream: the probe does.
 	rc.SetConnectionClose()
-	s := &stream{b: b, sub: sub, conn: rc.Conn(),
+	log := cfg.ErrorLog
+	if log == nil {
+		log = func(error) {}
+	}
+	s := &stream{b: b, sub: sub, conn: rc.Conn(), log: log,
 		parent: shutdownCtx{context.WithoutCancel(parent), rc.Done()}}
 	rc.SetBodyStreamWriter(s.run)
+}
+
+// setFields writes the CORS headers.
+func setFields(rc *fasthttp.RequestCtx, fields []cors.Field) {
+	for _, f := range fields {
+		if f.Add {
+			rc.Response.Header.Add(f.Name, f.Value)
+		} else {
+			rc.Response.Header.Set(f.Name, f.Value)
+		}
+	}
 }
 
 // WriteRejection writes the response core.Broker.Reject chose.
@@ -78,6 +121,7 @@ type stream struct {
 	sub    *core.Subscription
 	conn   net.Conn // nil when fasthttp serves no real connection
 	parent context.Context
+	log    func(error) // Config.ErrorLog
 	w      *bufio.Writer
 	// deadline is the write deadline Serve asked for (UnixNano; 0 none).
 	// Flush applies it again, because fasthttp sets its own WriteTimeout
@@ -94,7 +138,9 @@ func (s *stream) run(w *bufio.Writer) {
 	ctx, cancel := context.WithCancel(s.parent)
 	defer cancel()
 	if s.conn == nil {
-		_ = s.b.Serve(ctx, s.sub, s)
+		if err := s.b.Serve(ctx, s.sub, s); err != nil {
+			s.log(err)
+		}
 		return
 	}
 	// Clear any read deadline the server left from reading the request
@@ -102,10 +148,18 @@ func (s *stream) run(w *bufio.Writer) {
 	_ = s.conn.SetReadDeadline(time.Time{})
 	probed := make(chan struct{})
 	go probe(s.conn, cancel, probed)
-	if err := s.b.Serve(ctx, s.sub, s); err != nil && !errors.Is(err, core.ErrTokenExpired) {
-		// Cut (slow consumer, stalled or failed write): do not let the
-		// connection's goroutine wait on this client to end the body.
-		_ = s.conn.SetWriteDeadline(past)
+	if err := s.b.Serve(ctx, s.sub, s); err != nil {
+		// The client never sees why its stream ended; the operator does.
+		s.log(err)
+		if !errors.Is(err, core.ErrTokenExpired) && !errors.Is(err, core.ErrStreamPanic) {
+			// Cut (slow consumer, stalled or failed write): do not let the
+			// connection's goroutine wait on this client to end the body.
+			// Not after an expiry or a panic below Serve, which are no
+			// fault of the client: what was flushed is still on its way
+			// through fasthttp's pipe, and the body ends normally, within
+			// the write deadline Serve set last.
+			_ = s.conn.SetWriteDeadline(past)
+		}
 	}
 	if s.conn.SetReadDeadline(past) == nil {
 		<-probed

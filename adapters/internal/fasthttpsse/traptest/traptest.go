@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ssekit/ssekit/adapters/adaptertest"
+	"github.com/ssekit/ssekit/adapters/nethttp"
 	"github.com/ssekit/ssekit/core"
 )
 
@@ -43,6 +44,10 @@ type Options struct {
 	// route, excluding "/events" with its Next function as the README
 	// shows, and mounts GET "/big", a compressible 8 KiB text.
 	Compress bool
+	// CORS, when set, is passed to the adapter's WithCORS.
+	CORS *nethttp.CORS
+	// ErrorLog, when set, is passed to the adapter's WithErrorLog.
+	ErrorLog func(error)
 }
 
 // Start starts an app serving b's streams at "/events" with the adapter's
@@ -117,6 +122,8 @@ func Run(t *testing.T, start Start) {
 		{"TokenExpiry", tokenExpiry},
 		{"Shutdown", shutdown},
 		{"AppShutdownAlone", appShutdownAlone},
+		{"ErrorLog", errorLog},
+		{"CORS", corsAnswers},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -339,4 +346,57 @@ func appShutdownAlone(t *testing.T, start Start) {
 	if n := b.Stats().Connections; n != 0 {
 		t.Errorf("%d connections after the app shut down", n)
 	}
+}
+
+// errorLog: why Serve ended a stream reaches the adapter's WithErrorLog
+// (fasthttp runs the stream after the handler returned, where an error
+// would otherwise be lost).
+func errorLog(t *testing.T, start Start) {
+	adaptertest.CheckErrorLog(t, func(t *testing.T, b *core.Broker, log func(error)) string {
+		return start(t, b, Options{ErrorLog: log}).URL
+	})
+}
+
+// corsAnswers: with WithCORS, a stream from the allowed origin opens with
+// Access-Control-Allow-Origin and Vary: Origin, another origin gets 403
+// without a stream, and a same-origin request (no Origin) streams without
+// CORS headers.
+func corsAnswers(t *testing.T, start Start) {
+	const allowed = "https://app.example.com"
+	b := adaptertest.NewBroker(t, core.Config{})
+	srv := start(t, b, Options{CORS: &nethttp.CORS{AllowedOrigins: []string{allowed}}})
+	c := client(t)
+	conn := adaptertest.Dial(t, c, srv.URL+"/events", http.Header{"Origin": {allowed}})
+	if got := conn.Resp.Header.Get("Access-Control-Allow-Origin"); got != allowed {
+		t.Errorf("allowed origin: Access-Control-Allow-Origin %q, want %q", got, allowed)
+	}
+	if vary := conn.Resp.Header.Values("Vary"); !slices.Contains(vary, "Origin") {
+		t.Errorf("allowed origin: Vary %q, want Origin", vary)
+	}
+	conn.Opened(t)
+
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Origin", "https://evil.example.com")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("unknown origin: %d with Access-Control-Allow-Origin %q, want 403 without it",
+			resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+	if n := b.Stats().Connections; n != 1 {
+		t.Errorf("%d connections after the refusal, want the 1 allowed stream", n)
+	}
+
+	same := adaptertest.Dial(t, c, srv.URL+"/events", nil)
+	if got := same.Resp.Header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("no Origin: Access-Control-Allow-Origin %q, want none", got)
+	}
+	same.Opened(t)
 }
