@@ -24,9 +24,19 @@ type CORS = nethttp.CORS
 // OPTIONS: e.Match([]string{"GET", "OPTIONS"}, "/events", h).
 func WithCORS(c CORS) Option { return nethttp.WithCORS(c) }
 
-// WithErrorLog receives errors the client never sees, such as a writer
-// that cannot flush. The default discards them.
+// WithErrorLog receives errors the client never sees: a writer that
+// cannot flush, and why Serve cut a stream (core.ErrSlowConsumer,
+// core.ErrWriteTimeout, core.ErrTokenExpired, ...). The default discards
+// them; see nethttp.WithErrorLog.
 func WithErrorLog(f func(error)) Option { return nethttp.WithErrorLog(f) }
+
+// WithTakeover serves each accepted HTTP/1.x stream on a connection taken
+// over from net/http, for many idle streams at a third of the memory. It
+// is nethttp.WithTakeover, whose doc says what it gives up (keep-alive,
+// http.Server.Shutdown's view of the connection, middleware that measures
+// the request): stop the server with Shutdown. A stream behind
+// middleware that set Content-Encoding is not taken over.
+func WithTakeover() Option { return nethttp.WithTakeover() }
 
 // New returns an echo handler serving b's streams, or an error for an
 // invalid option.
@@ -51,6 +61,16 @@ func Handler(b *core.Broker, opts ...Option) echo.HandlerFunc {
 		panic(err)
 	}
 	return h
+}
+
+// Shutdown stops srv, an http.Server of your own serving e, and b
+// together: http.Server.Shutdown alone would wait for streams that never
+// end. Closing the broker at the same time ends every stream after its
+// queue is flushed, with a reconnect hint, so clients come back to a new
+// instance. Both respect ctx. It is nethttp.Shutdown; with
+// echo.StartConfig, which owns its server, use CloseOnShutdown instead.
+func Shutdown(ctx context.Context, srv *http.Server, b *core.Broker) error {
+	return nethttp.Shutdown(ctx, srv, b)
 }
 
 // CloseOnShutdown is an echo.StartConfig.BeforeServeFunc that closes b

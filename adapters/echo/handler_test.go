@@ -184,6 +184,49 @@ func TestShutdown(t *testing.T) {
 	})
 }
 
+// TestShutdownServer serves e with an http.Server of its own and stops it
+// with sseecho.Shutdown: the streams end with a reconnect hint, taken over
+// or not.
+func TestShutdownServer(t *testing.T) {
+	for _, v := range []struct {
+		name string
+		opts []sseecho.Option
+	}{{"Plain", nil}, {"Takeover", []sseecho.Option{sseecho.WithTakeover()}}} {
+		t.Run(v.name, func(t *testing.T) {
+			adaptertest.CheckShutdown(t, func(t *testing.T, b *core.Broker) (string, func(context.Context) error) {
+				e := echo.New()
+				e.GET("/events", sseecho.Handler(b, v.opts...))
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				srv := &http.Server{Handler: e, ReadHeaderTimeout: time.Minute, WriteTimeout: time.Second}
+				served := make(chan error, 1)
+				go func() { served <- srv.Serve(ln) }()
+				return "http://" + ln.Addr().String(), func(ctx context.Context) error {
+					if err := sseecho.Shutdown(ctx, srv, b); err != nil {
+						return fmt.Errorf("Shutdown: %w", err)
+					}
+					if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+						return fmt.Errorf("Serve: %w", err)
+					}
+					return nil
+				}
+			})
+		})
+	}
+}
+
+// TestErrorLog: why Serve ended a stream reaches WithErrorLog.
+func TestErrorLog(t *testing.T) {
+	t.Parallel()
+	adaptertest.CheckErrorLog(t, func(t *testing.T, b *core.Broker, log func(error)) string {
+		e := echo.New()
+		e.GET("/events", sseecho.Handler(b, sseecho.WithErrorLog(log)))
+		return adaptertest.Serve(t, e, 1).URL
+	})
+}
+
 // TestCORS runs the suite's CORS checks on WithCORS.
 func TestCORS(t *testing.T) {
 	t.Parallel()

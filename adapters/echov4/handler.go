@@ -1,6 +1,8 @@
 package sseecho
 
 import (
+	"context"
+	"errors"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -22,9 +24,19 @@ type CORS = nethttp.CORS
 // OPTIONS: e.Match([]string{"GET", "OPTIONS"}, "/events", h).
 func WithCORS(c CORS) Option { return nethttp.WithCORS(c) }
 
-// WithErrorLog receives errors the client never sees, such as a writer
-// that cannot flush. The default discards them.
+// WithErrorLog receives errors the client never sees: a writer that
+// cannot flush, and why Serve cut a stream (core.ErrSlowConsumer,
+// core.ErrWriteTimeout, core.ErrTokenExpired, ...). The default discards
+// them; see nethttp.WithErrorLog.
 func WithErrorLog(f func(error)) Option { return nethttp.WithErrorLog(f) }
+
+// WithTakeover serves each accepted HTTP/1.x stream on a connection taken
+// over from net/http, for many idle streams at a third of the memory. It
+// is nethttp.WithTakeover, whose doc says what it gives up (keep-alive,
+// http.Server.Shutdown's view of the connection, middleware that measures
+// the request): stop the server with Shutdown. A stream behind
+// middleware that set Content-Encoding is not taken over.
+func WithTakeover() Option { return nethttp.WithTakeover() }
 
 // New returns an echo handler serving b's streams, or an error for an
 // invalid option.
@@ -49,6 +61,18 @@ func Handler(b *core.Broker, opts ...Option) echo.HandlerFunc {
 		panic(err)
 	}
 	return h
+}
+
+// Shutdown stops e and b together: e.Shutdown alone would wait for
+// streams that never end. Closing the broker while the server shuts down
+// ends every stream after its queue is flushed, with a reconnect hint, so
+// clients come back to a new instance. It shuts down e.Server, and
+// e.TLSServer after e.StartTLS, as e.Shutdown does. Both respect ctx.
+func Shutdown(ctx context.Context, e *echo.Echo, b *core.Broker) error {
+	done := make(chan error, 1)
+	go func() { done <- e.Shutdown(ctx) }()
+	berr := b.Close(ctx)
+	return errors.Join(berr, <-done)
 }
 
 // writer returns what the stream goes through: echo's Response, which

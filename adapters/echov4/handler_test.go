@@ -17,7 +17,6 @@ import (
 
 	"github.com/ssekit/ssekit/adapters/adaptertest"
 	sseecho "github.com/ssekit/ssekit/adapters/echov4"
-	"github.com/ssekit/ssekit/adapters/nethttp"
 	"github.com/ssekit/ssekit/core"
 )
 
@@ -128,12 +127,22 @@ func TestWriterThatCannotFlush(t *testing.T) {
 }
 
 // TestShutdown starts echo the v4 way, with e.Start, and stops it with
-// nethttp.Shutdown on e.Server: the streams end with a reconnect hint.
+// sseecho.Shutdown: the streams end with a reconnect hint, taken over or
+// not.
 func TestShutdown(t *testing.T) {
+	for _, v := range []struct {
+		name string
+		opts []sseecho.Option
+	}{{"Plain", nil}, {"Takeover", []sseecho.Option{sseecho.WithTakeover()}}} {
+		t.Run(v.name, func(t *testing.T) { checkShutdown(t, v.opts...) })
+	}
+}
+
+func checkShutdown(t *testing.T, opts ...sseecho.Option) {
 	adaptertest.CheckShutdown(t, func(t *testing.T, b *core.Broker) (string, func(context.Context) error) {
 		e := echo.New()
 		e.HideBanner, e.HidePort = true, true
-		e.GET("/events", sseecho.Handler(b))
+		e.GET("/events", sseecho.Handler(b, opts...))
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -143,7 +152,7 @@ func TestShutdown(t *testing.T) {
 		started := make(chan error, 1)
 		go func() { started <- e.Start("") }()
 		return "http://" + ln.Addr().String(), func(ctx context.Context) error {
-			if err := nethttp.Shutdown(ctx, e.Server, b); err != nil {
+			if err := sseecho.Shutdown(ctx, e, b); err != nil {
 				return fmt.Errorf("Shutdown: %w", err)
 			}
 			if err := <-started; !errors.Is(err, http.ErrServerClosed) {
@@ -151,6 +160,16 @@ func TestShutdown(t *testing.T) {
 			}
 			return nil
 		}
+	})
+}
+
+// TestErrorLog: why Serve ended a stream reaches WithErrorLog.
+func TestErrorLog(t *testing.T) {
+	t.Parallel()
+	adaptertest.CheckErrorLog(t, func(t *testing.T, b *core.Broker, log func(error)) string {
+		e := echo.New()
+		e.GET("/events", sseecho.Handler(b, sseecho.WithErrorLog(log)))
+		return adaptertest.Serve(t, e, 1).URL
 	})
 }
 
