@@ -1,6 +1,7 @@
 package ssegin
 
 import (
+	"context"
 	"net/http"
 	"reflect"
 	"time"
@@ -24,9 +25,19 @@ type CORS = nethttp.CORS
 // OPTIONS: r.Match([]string{"GET", "OPTIONS"}, "/events", h).
 func WithCORS(c CORS) Option { return nethttp.WithCORS(c) }
 
-// WithErrorLog receives errors the client never sees, such as a writer
-// that cannot flush. The default discards them.
+// WithErrorLog receives errors the client never sees: a writer that
+// cannot flush, and why Serve cut a stream (core.ErrSlowConsumer,
+// core.ErrWriteTimeout, core.ErrTokenExpired, ...). The default discards
+// them; see nethttp.WithErrorLog.
 func WithErrorLog(f func(error)) Option { return nethttp.WithErrorLog(f) }
+
+// WithTakeover serves each accepted HTTP/1.x stream on a connection taken
+// over from net/http, for many idle streams at a third of the memory. It
+// is nethttp.WithTakeover, whose doc says what it gives up (keep-alive,
+// http.Server.Shutdown's view of the connection, middleware that measures
+// the request): stop the server with Shutdown. A stream behind
+// middleware that set Content-Encoding is not taken over.
+func WithTakeover() Option { return nethttp.WithTakeover() }
 
 // New returns a gin handler serving b's streams, or an error for an
 // invalid option.
@@ -53,6 +64,16 @@ func Handler(b *core.Broker, opts ...Option) gin.HandlerFunc {
 		panic(err)
 	}
 	return h
+}
+
+// Shutdown stops srv, the http.Server serving the gin engine, and b
+// together: http.Server.Shutdown alone would wait for streams that never
+// end (gin's r.Run offers no way to stop at all). Closing the broker at
+// the same time ends every stream after its queue is flushed, with a
+// reconnect hint, so clients come back to a new instance. Both respect
+// ctx. It is nethttp.Shutdown.
+func Shutdown(ctx context.Context, srv *http.Server, b *core.Broker) error {
+	return nethttp.Shutdown(ctx, srv, b)
 }
 
 // writer writes and flushes through c.Writer, so middleware that wraps it

@@ -2,11 +2,15 @@ package ssegin_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,13 +173,91 @@ func TestContextWithFallback(t *testing.T) {
 }
 
 // TestShutdown serves the engine with an http.Server and stops it with
-// nethttp.Shutdown: the streams end with a reconnect hint.
+// ssegin.Shutdown: the streams end with a reconnect hint, taken over or
+// not.
 func TestShutdown(t *testing.T) {
-	adaptertest.CheckShutdown(t, adaptertest.HTTPServerStart(func(t *testing.T, b *core.Broker) http.Handler {
+	for _, v := range []struct {
+		name string
+		opts []ssegin.Option
+	}{{"Plain", nil}, {"Takeover", []ssegin.Option{ssegin.WithTakeover()}}} {
+		t.Run(v.name, func(t *testing.T) {
+			adaptertest.CheckShutdown(t, func(t *testing.T, b *core.Broker) (string, func(context.Context) error) {
+				r := gin.New()
+				r.GET("/events", ssegin.Handler(b, v.opts...))
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				srv := &http.Server{Handler: r, ReadHeaderTimeout: time.Minute, WriteTimeout: time.Second}
+				served := make(chan error, 1)
+				go func() { served <- srv.Serve(ln) }()
+				return "http://" + ln.Addr().String(), func(ctx context.Context) error {
+					if err := ssegin.Shutdown(ctx, srv, b); err != nil {
+						return fmt.Errorf("Shutdown: %w", err)
+					}
+					if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+						return fmt.Errorf("Serve: %w", err)
+					}
+					return nil
+				}
+			})
+		})
+	}
+}
+
+// TestErrorLog: why Serve ended a stream reaches WithErrorLog.
+func TestErrorLog(t *testing.T) {
+	t.Parallel()
+	adaptertest.CheckErrorLog(t, func(t *testing.T, b *core.Broker, log func(error)) string {
 		r := gin.New()
-		r.GET("/events", ssegin.Handler(b))
-		return r
-	}))
+		r.GET("/events", ssegin.Handler(b, ssegin.WithErrorLog(log)))
+		return adaptertest.Serve(t, r, 1).URL
+	})
+}
+
+// TestTakeoverBehindGzip: gin-contrib/gzip sets Content-Encoding before
+// the handler runs and compresses through its writer, which a taken-over
+// stream would bypass (a plain body under "Content-Encoding: gzip"). So
+// take-over declines behind it and the stream goes out compressed; without
+// gzip in front the stream is taken over.
+func TestTakeoverBehindGzip(t *testing.T) {
+	t.Parallel()
+	for _, gzipped := range []bool{true, false} {
+		t.Run(fmt.Sprint("gzip=", gzipped), func(t *testing.T) {
+			t.Parallel()
+			b := adaptertest.NewBroker(t, core.Config{})
+			r := gin.New()
+			if gzipped {
+				r.Use(gzip.Gzip(gzip.DefaultCompression))
+			}
+			r.GET("/events", ssegin.Handler(b, ssegin.WithTakeover()))
+			srv := httptest.NewUnstartedServer(r)
+			var hijacked atomic.Int32
+			srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+				if st == http.StateHijacked {
+					hijacked.Add(1)
+				}
+			}
+			srv.Start()
+			t.Cleanup(srv.Close)
+			// The client's transport asks for gzip and inflates: a plain
+			// body under "Content-Encoding: gzip" fails to read.
+			c := adaptertest.Dial(t, srv.Client(), srv.URL+"/events", nil)
+			c.Opened(t)
+			if err := b.Broadcast(context.Background(), "e", "hello"); err != nil {
+				t.Fatal(err)
+			}
+			if ev := c.Event(t); ev.Data != "hello" {
+				t.Fatalf("got %+v, want the event with data hello", ev)
+			}
+			if c.Resp.Uncompressed != gzipped {
+				t.Errorf("compressed %v behind gzip=%v", c.Resp.Uncompressed, gzipped)
+			}
+			if takenOver := hijacked.Load() == 1; takenOver == gzipped {
+				t.Errorf("taken over %v behind gzip=%v", takenOver, gzipped)
+			}
+		})
+	}
 }
 
 // TestCORS runs the suite's CORS checks on WithCORS.
