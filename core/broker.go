@@ -21,6 +21,7 @@ type Broker struct {
 	detach  func()
 	obs     *Observer
 	win     *window
+	idem    dedupe // idempotency keys published on the in-process bus
 	// winShared: the broker's own MemoryHistory numbers messages and
 	// keeps the window, so deliver need not.
 	winShared bool
@@ -126,6 +127,16 @@ func (b *Broker) publish(ctx context.Context, m *Message) (string, error) {
 	if err := b.check(m); err != nil {
 		return "", err
 	}
+	if _, local := b.bus.(*localBus); local && m.IdempotencyKey != "" {
+		// A Bus that spans brokers deduplicates keys itself (Redis does,
+		// across nodes); the in-process one has the broker remember them.
+		return b.publishIdempotent(ctx, m)
+	}
+	return b.send(ctx, m)
+}
+
+// send hands a checked message to the Bus and returns its event ID.
+func (b *Broker) send(ctx context.Context, m *Message) (string, error) {
 	if b.obs != nil || b.cfg.Bus != nil {
 		// Only observers and remote brokers read it, and the clock costs
 		// more than routing a message to one user.
@@ -166,6 +177,9 @@ func (b *Broker) check(m *Message) error {
 	if err := m.Event.Validate(); err != nil {
 		return err
 	}
+	if err := ValidateIdempotencyKey(m.IdempotencyKey); err != nil {
+		return err
+	}
 	n, flat := encodedLen(m.Event)
 	if n > b.cfg.MaxEventSize {
 		return fmt.Errorf("%w: %d bytes encoded, limit %d", ErrEventTooLarge, n, b.cfg.MaxEventSize)
@@ -187,12 +201,10 @@ func (b *Broker) deliver(m *Message) {
 		return
 	}
 	b.delivered.Add(1)
-	switch {
-	case !b.winShared:
+	if !b.winShared {
+		// With a shared window the in-process bus has numbered m in the
+		// history's Append, just before this call.
 		m.seq = b.win.add(m.Cost(), m.stamp())
-	case m.seq == 0:
-		// Not appended to the history (only tests deliver so): the newest.
-		m.seq = max(b.win.last.Load(), b.win.start.Load())
 	}
 	t := b.tenant(m.Target.Tenant)
 	t.mu.Lock()

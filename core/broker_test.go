@@ -337,10 +337,11 @@ func TestConfigValidate(t *testing.T) {
 // to, as a gap and not as an event sent.
 func TestBusGapCounted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBroker(t, Config{})
+		bus := &manualBus{}
+		b := newBroker(t, Config{Bus: bus, History: NewMemoryHistory(HistoryLimits{})})
 		c1 := connect(t, b, SubscribeRequest{})
 		c2 := connect(t, b, SubscribeRequest{})
-		b.deliver(&Message{
+		bus.deliver(&Message{
 			Target: Target{Broadcast: true},
 			Event:  Event{ID: "x-9", Type: GapEventType, Data: `{"lastEventId":"x-3","reason":"unknown"}`},
 		})
@@ -397,4 +398,15 @@ func TestLastEventIDLength(t *testing.T) {
 	s, err := b.Subscribe(context.Background(), SubscribeRequest{LastEventID: strings.Repeat("1", MaxLastEventIDLen)})
 	require.NoError(t, err)
 	s.Close()
+}
+
+// manualBus is a Bus whose test delivers messages itself, as a remote
+// node's would arrive.
+type manualBus struct{ deliver func(*Message) }
+
+func (m *manualBus) Publish(context.Context, *Message) error { return errors.New("manual bus") }
+
+func (m *manualBus) Attach(deliver func(*Message)) (func(), error) {
+	m.deliver = deliver
+	return func() {}, nil
 }

@@ -295,10 +295,9 @@ const (
 // burst coalesces into few writes with no timer. It returns a stop when
 // the stream must end, and whether it wrote anything.
 func (l *loop) flushQueue() (end *stop, wrote bool) {
-	limit := copyBytes
-	if l.bw != nil {
-		limit = maxBatchBytes
-	}
+	// A batch may span several staging copies: send flushes once, after
+	// the last, which spares a system call per copy.
+	limit := maxBatchBytes
 	for {
 		l.sc = scratchPool.Get().(*scratch)
 		batch, cut, left, leftBytes := l.s.drain(l.sc.batch[:0], maxBatchFrames, limit)
@@ -357,18 +356,19 @@ func (l *loop) release() {
 
 // send writes frames, in order, with as few writes as the Stream allows:
 // one WriteBuffers per maxBatchFrames, or else one Write of a copy per
-// copyBytes (a frame that large alone is written as it is).
+// copyBytes (a frame that large alone is written as it is); then one
+// Flush.
 func (l *loop) send(frames [][]byte) *stop {
 	if l.bw != nil {
 		for len(frames) > 0 {
 			n := min(len(frames), maxBatchFrames)
 			part := frames[:n]
-			if end := l.do(func() error { return l.bw.WriteBuffers(part) }); end != nil {
+			if end := l.put(func() error { return l.bw.WriteBuffers(part) }); end != nil {
 				return end
 			}
 			frames = frames[n:]
 		}
-		return nil
+		return l.do(nil)
 	}
 	if l.sc == nil {
 		l.sc = scratchPool.Get().(*scratch)
@@ -385,13 +385,13 @@ func (l *loop) send(frames [][]byte) *stop {
 	}
 	for _, f := range frames {
 		if len(buf) > 0 && len(buf)+len(f) > copyBytes {
-			if end := l.write(buf); end != nil {
+			if end := l.putBytes(buf); end != nil {
 				return end
 			}
 			buf = buf[:0]
 		}
 		if len(f) >= copyBytes {
-			if end := l.write(f); end != nil {
+			if end := l.putBytes(f); end != nil {
 				return end
 			}
 			continue
@@ -400,7 +400,30 @@ func (l *loop) send(frames [][]byte) *stop {
 	}
 	l.sc.buf = buf[:0]
 	if len(buf) > 0 {
-		return l.write(buf)
+		if end := l.putBytes(buf); end != nil {
+			return end
+		}
+	}
+	return l.do(nil)
+}
+
+// putBytes writes p without flushing it.
+func (l *loop) putBytes(p []byte) *stop {
+	return l.put(func() error {
+		_, err := l.st.Write(p)
+		return err
+	})
+}
+
+// put runs one write of the stream, without Flush, bounded by
+// ClientTimeout. It returns nil only when it succeeded.
+func (l *loop) put(write func() error) *stop {
+	l.lastWrite = time.Now()
+	if !l.s.armDeadline(l.lastWrite, l.b.cfg.ClientTimeout) {
+		return l.failed(nil)
+	}
+	if err := write(); err != nil {
+		return l.failed(err)
 	}
 	return nil
 }
@@ -413,22 +436,20 @@ func (l *loop) write(p []byte) *stop {
 	})
 }
 
-// do runs one write of the stream, then Flush, bounded by ClientTimeout.
-// It returns nil only when both succeeded.
+// do runs one write of the stream (none when write is nil), then Flush,
+// bounded by ClientTimeout. It returns nil only when both succeeded.
 func (l *loop) do(write func() error) *stop {
-	s := l.s
-	l.lastWrite = time.Now()
-	if !s.armDeadline(l.lastWrite, l.b.cfg.ClientTimeout) {
+	if write != nil {
+		if end := l.put(write); end != nil {
+			return end
+		}
+	} else if !l.s.armDeadline(time.Now(), l.b.cfg.ClientTimeout) {
 		return l.failed(nil)
 	}
-	err := write()
-	if err == nil {
-		err = l.st.Flush()
+	if err := l.st.Flush(); err != nil {
+		return l.failed(err)
 	}
-	if err == nil {
-		return nil
-	}
-	return l.failed(err)
+	return nil
 }
 
 // failed says why a write failed (err is nil when it was not attempted):

@@ -302,7 +302,13 @@ func (s *Subscription) drain(dst []*Message, maxN, maxBytes int) (batch []*Messa
 // logPending reports whether the tenant's log holds broadcasts the writer
 // has not taken yet.
 func (s *Subscription) logPending() bool {
-	return s.t.log != nil && s.bcur.peek() != nil
+	if s.t.log == nil {
+		return false
+	}
+	// Numbered before it is appended, so this holds; were it not to, the
+	// writer would wait for the bell rather than spin on drain.
+	m := s.bcur.peek()
+	return m != nil && m.seq <= s.b.win.last.Load()
 }
 
 // abortLocked forces a blocked write to fail now, so a client that stopped
