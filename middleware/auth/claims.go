@@ -25,9 +25,14 @@ const (
 // Claims is what Authenticate and Verify put in core.Identity.Claims: the
 // verified token, mapped. Read it with ClaimsOf.
 type Claims struct {
-	// User is the user claim as a UUID; uuid.Nil for an anonymous token
-	// (Config.AllowAnonymous).
+	// User is the user ID made from the user claim as Config.Subjects
+	// says: the claim's UUID, or core.UserFromSubject of the claim;
+	// uuid.Nil for an anonymous token (Config.AllowAnonymous).
 	User uuid.UUID
+	// Subject is the user claim as the token carries it, such as
+	// "auth0|5f7c8ec7c33c6c004bbafe82", for logs and for looking the user
+	// up at the identity provider; "" for an anonymous token.
+	Subject string
 	// Tenant is the tenant claim; "" without Config.TenantClaim.
 	Tenant string
 	// Topics are the patterns of the topics claim: what the holder may
@@ -75,8 +80,13 @@ func (j *JWT) mapClaims(m jwt.MapClaims) (*Claims, error) {
 	cfg := &j.cfg
 	c := &Claims{Raw: m}
 	var err error
-	if c.User, err = userClaim(m, cfg.UserClaim, cfg.AllowAnonymous); err != nil {
+	if c.Subject, err = subjectClaim(m, cfg.UserClaim, cfg.AllowAnonymous); err != nil {
 		return nil, err
+	}
+	if c.Subject != "" {
+		if c.User, err = userOf(c.Subject, cfg.UserClaim, cfg.Subjects); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.TenantClaim != "" {
 		v, ok := m[cfg.TenantClaim]
@@ -115,27 +125,66 @@ func (j *JWT) mapClaims(m jwt.MapClaims) (*Claims, error) {
 	return c, nil
 }
 
-// userClaim reads a user UUID. Only the canonical form
-// xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx is accepted: uuid.Parse also takes
-// "urn:uuid:", braces and bare hex, and one user must have one spelling.
-func userClaim(m jwt.MapClaims, name string, anonymous bool) (uuid.UUID, error) {
+// subjectClaim reads the user claim: a string, or "" for a token without
+// one when anonymous tokens are allowed.
+func subjectClaim(m jwt.MapClaims, name string, anonymous bool) (string, error) {
 	v, ok := m[name]
 	if !ok || v == nil || v == "" {
 		if anonymous {
-			return uuid.Nil, nil
+			return "", nil
 		}
-		return uuid.Nil, fmt.Errorf("user claim %q is missing", name)
+		return "", fmt.Errorf("user claim %q is missing", name)
 	}
 	s, ok := v.(string)
 	if !ok {
-		return uuid.Nil, fmt.Errorf("user claim %q is a %s, not a UUID string", name, jsonType(v))
+		// RFC 7519 makes sub a string; a number would also lose digits
+		// as a float64 (Google's subjects have 21).
+		return "", fmt.Errorf("user claim %q is a %s, not a string", name, jsonType(v))
 	}
-	u, err := uuid.Parse(s)
-	if err != nil || len(s) != 36 {
-		return uuid.Nil, fmt.Errorf("user claim %q is %q, not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", name, clip(s))
+	return s, nil
+}
+
+// userOf maps a non-empty subject to a user ID under mapping.
+//
+// A UUID subject must be in the canonical form
+// xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx: uuid.Parse also takes
+// "urn:uuid:", braces and bare hex, and one user must have one spelling.
+// Under MapNonUUIDSubjects those other spellings are therefore mapped like
+// any string, to a user of their own.
+func userOf(subject, claim string, mapping SubjectMapping) (uuid.UUID, error) {
+	if mapping == MapAllSubjects {
+		return core.UserFromSubject(subject), nil
+	}
+	u, err := uuid.Parse(subject)
+	if err != nil || len(subject) != 36 {
+		if mapping == MapNonUUIDSubjects {
+			return core.UserFromSubject(subject), nil
+		}
+		return uuid.Nil, fmt.Errorf("user claim %q is %q, not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx); for other subjects set Config.Subjects to MapAllSubjects", claim, clip(subject))
 	}
 	if u == uuid.Nil {
-		return uuid.Nil, fmt.Errorf("user claim %q is the nil UUID", name)
+		// Nil is the anonymous user: a token naming it would be a user
+		// that no push can reach, so it is refused.
+		return uuid.Nil, fmt.Errorf("user claim %q is the nil UUID", claim)
+	}
+	return u, nil
+}
+
+// UserFor returns the user ID that a token whose user claim is subject
+// gets in Identity.User, under Config.Subjects: the ID to pass to
+// SendToUser, from the subject your application stores for the user.
+// With MapAllSubjects it is core.UserFromSubject(subject); with
+// MapNonUUIDSubjects the UUID itself for a canonical UUID subject, and
+// core.UserFromSubject(subject) for any other; with UUIDSubjects the
+// UUID, and an error wrapping ErrInvalidClaims for any other subject.
+// The empty subject is an error: it names no user.
+func (j *JWT) UserFor(subject string) (uuid.UUID, error) {
+	if subject == "" {
+		return uuid.Nil, fmt.Errorf("%w: the subject is empty", ErrInvalidClaims)
+	}
+	u, err := userOf(subject, j.cfg.UserClaim, j.cfg.Subjects)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("%w: %w", ErrInvalidClaims, err)
 	}
 	return u, nil
 }

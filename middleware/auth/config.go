@@ -118,9 +118,18 @@ type Config struct {
 	// "Cache-Control: no-store".
 	QueryParam string
 
-	// UserClaim is the claim holding the user's UUID (default "sub"). Its
-	// value must be a UUID in the canonical 36-character form.
+	// UserClaim is the claim holding the user (default "sub"). Its value
+	// must be a string; Subjects says how it becomes Identity.User.
 	UserClaim string
+	// Subjects says how the user claim becomes Identity.User. The default,
+	// UUIDSubjects, accepts only a UUID in the canonical 36-character form.
+	// Set MapAllSubjects for an identity provider whose subjects are not
+	// UUIDs (Auth0, Google, Okta and most others): every subject then
+	// becomes core.UserFromSubject(subject), which is also how the code
+	// that pushes names the user. MapNonUUIDSubjects keeps UUID subjects
+	// as they are and maps only the others, for a deployment that has
+	// UUID users already.
+	Subjects SubjectMapping
 	// AllowAnonymous accepts tokens without the user claim, as anonymous
 	// connections (uuid.Nil): they receive topic events and broadcasts,
 	// never user pushes. By default the user claim is required.
@@ -139,6 +148,49 @@ type Config struct {
 	// by CanPublish (default "publish"): topic Patterns, plus GrantBroadcast,
 	// GrantUsers and GrantSelf.
 	PublishClaim string
+}
+
+// SubjectMapping says how the user claim of a token becomes
+// Identity.User (Config.Subjects). Every mapping refuses a user claim
+// that is not a string, and treats a missing or empty one as anonymous
+// when Config.AllowAnonymous is set.
+type SubjectMapping int
+
+const (
+	// UUIDSubjects, the default, requires the user claim to be a UUID in
+	// canonical form (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, any case), not
+	// the nil UUID, and uses it as the user ID. Any other subject is
+	// refused with ErrInvalidClaims.
+	UUIDSubjects SubjectMapping = iota
+	// MapAllSubjects maps every subject, UUID-shaped or not, through
+	// core.UserFromSubject. It is the choice for a provider whose subjects
+	// are not UUIDs: one rule for every user, so a publisher always calls
+	// core.UserFromSubject(sub), and no subject can pick its own user ID.
+	// A provider that issues UUID subjects gets new IDs under it, unlike
+	// with the other two mappings.
+	MapAllSubjects
+	// MapNonUUIDSubjects keeps a subject that is a canonical UUID as
+	// UUIDSubjects does, and maps any other through core.UserFromSubject:
+	// for a deployment whose users are UUIDs already and that adds a
+	// provider whose subjects are not, with no user changing ID. A
+	// publisher must then apply the same rule (JWT.UserFor does). Use it
+	// only when subjects are assigned by the provider, never chosen by
+	// users: a subject spelling the UUID that another subject maps to
+	// would be that other user.
+	MapNonUUIDSubjects
+)
+
+// String returns the constant's name, for errors and logs.
+func (m SubjectMapping) String() string {
+	switch m {
+	case UUIDSubjects:
+		return "UUIDSubjects"
+	case MapAllSubjects:
+		return "MapAllSubjects"
+	case MapNonUUIDSubjects:
+		return "MapNonUUIDSubjects"
+	}
+	return fmt.Sprintf("SubjectMapping(%d)", int(m))
 }
 
 // family is the key type an algorithm needs.
@@ -262,6 +314,11 @@ func (c Config) validate() ([]key, error) {
 	}
 	if c.Leeway < 0 || c.Leeway > MaxLeeway {
 		bad("Leeway must be between 0 and %v, got %v", MaxLeeway, c.Leeway)
+	}
+	switch c.Subjects {
+	case UUIDSubjects, MapAllSubjects, MapNonUUIDSubjects:
+	default:
+		bad("Subjects is %v: want UUIDSubjects, MapAllSubjects or MapNonUUIDSubjects", c.Subjects)
 	}
 	if c.MaxTokenSize < 0 {
 		bad("MaxTokenSize must be >= 0, got %d", c.MaxTokenSize)

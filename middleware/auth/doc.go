@@ -55,8 +55,9 @@
 //
 // # Claims
 //
-// The user claim ("sub" by default) must hold a UUID in canonical form;
-// the tenant claim (Config.TenantClaim) is the only source of the tenant,
+// The user claim ("sub" by default) becomes Identity.User, the UUID the
+// broker routes user pushes by, as Config.Subjects says (see "Identity
+// providers" below); the tenant claim (Config.TenantClaim) is the only source of the tenant,
 // never the request; the topics claim ("topics") lists Patterns the
 // holder may subscribe to, such as "orders/*" (one segment) or
 // "orders/**" (any depth); the publish claim ("publish") lists patterns
@@ -65,6 +66,35 @@
 // The Identity's ExpiresAt is the token's exp (plus Leeway): the broker
 // ends the stream then with a reconnect hint, and a browser whose cookie
 // was refreshed meanwhile comes back with the new token.
+//
+// # Identity providers
+//
+// By default (UUIDSubjects) the user claim must be a UUID in canonical
+// form, used as it is. Most identity providers' subjects are not UUIDs:
+// Auth0 "auth0|5f7c8ec7c33c6c004bbafe82", Google "107353926327235112234",
+// Okta "00u1abcd2EFGHijk3l4m". Such tokens are refused (401) until
+// Config.Subjects maps them:
+//
+//   - MapAllSubjects: every subject becomes core.UserFromSubject(sub), a
+//     UUIDv5 in the fixed namespace core.SubjectNamespace. The choice for
+//     a new deployment: the code that pushes names a user the same way,
+//     broker.SendToUser(ctx, core.UserFromSubject(sub), ...), whatever
+//     the subject looks like, and no subject can pick its own user ID.
+//   - MapNonUUIDSubjects: a canonical UUID subject stays that UUID and
+//     any other is mapped, so that users who had UUID subjects keep their
+//     IDs when a second kind of subject appears. Pushers then apply the
+//     same rule: JWT.UserFor(sub) does. Use it only when the provider
+//     assigns subjects; a subject a user could choose might spell the
+//     UUID that another subject maps to.
+//
+// Claims.Subject keeps the claim as the token carries it. Grants follow
+// the mapped ID: GrantSelf allows pushing to the holder's own mapped user,
+// and CanPublish, CanAdmin and Authorize compare mapped IDs. Subjects are
+// hashed byte for byte, so use a stable, case-exact identifier (OpenID
+// Connect's sub), not an e-mail address a user may change or re-case. A
+// subject is unique per issuer only: a JWT that trusts several issuers
+// (a Keyfunc over several key sets) maps equal subjects of two issuers to
+// one user; keep issuers apart by tenant (Config.TenantClaim).
 //
 // # Tenants
 //

@@ -25,6 +25,11 @@ type Grant struct {
 	// User becomes the user claim; uuid.Nil leaves it out (an anonymous
 	// token, accepted only with Config.AllowAnonymous).
 	User uuid.UUID
+	// Subject, instead of User, is written as the user claim as it is,
+	// such as "auth0|42": a token shaped like an identity provider's, for
+	// Config.Subjects other than UUIDSubjects. Set User or Subject, not
+	// both.
+	Subject string
 	// Tenant becomes the tenant claim (Config.TenantClaim must be set).
 	Tenant string
 	// Topics and Publish become the topics and publish claims: patterns,
@@ -55,6 +60,9 @@ func (j *JWT) Mint(signingKey any, g Grant) (string, error) {
 	if g.TTL == 0 {
 		g.TTL = DefaultGrantTTL
 	}
+	if g.User != uuid.Nil && g.Subject != "" {
+		return "", errors.New("auth: Grant.User and Grant.Subject are both set: the token has one user claim")
+	}
 	if g.Tenant != "" && j.cfg.TenantClaim == "" {
 		return "", errors.New("auth: Grant.Tenant is set but Config.TenantClaim is empty: the tenant would be ignored")
 	}
@@ -63,8 +71,11 @@ func (j *JWT) Mint(signingKey any, g Grant) (string, error) {
 		"iat": jwt.NewNumericDate(now),
 		"exp": jwt.NewNumericDate(now.Add(g.TTL)),
 	}
-	if g.User != uuid.Nil {
+	switch {
+	case g.User != uuid.Nil:
 		m[j.cfg.UserClaim] = g.User.String()
+	case g.Subject != "":
+		m[j.cfg.UserClaim] = g.Subject
 	}
 	if g.Tenant != "" {
 		m[j.cfg.TenantClaim] = g.Tenant
