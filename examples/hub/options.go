@@ -84,7 +84,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.addr, "addr", defaultAddr, "`host:port` to listen on; a non-loopback host needs -publish-secret or -insecure-publish")
 	fs.StringVar(&secret, "publish-secret", "", "shared `secret` that POST /publish requires as \"Authorization: Bearer <secret>\" (prefer the environment variable: flags show in ps)")
-	fs.StringVar(&jwtSecret, "jwt-secret", "", "HS256 `secret` (>= 32 bytes) that turns on auth mode: streams and /publish need JWTs (claims: sub = user UUID, tenant, topics, publish)")
+	fs.StringVar(&jwtSecret, "jwt-secret", "", "HS256 `secret` (>= 32 bytes) that turns on auth mode: streams and /publish need JWTs (claims: sub = user UUID or any subject, mapped by core.UserFromSubject; tenant, topics, publish)")
 	fs.BoolVar(&o.devToken, "dev-token", false, "auth mode for development: print a token for a random user allowed every topic and every publish (with no -jwt-secret, a random secret that dies with the process)")
 	fs.StringVar(&o.trace, "trace", traceOff, "trace publishes end to end with OpenTelemetry, exporting to `exporter` stdout or otlp (configured by the standard OTEL_EXPORTER_OTLP_* variables)")
 	fs.BoolVar(&o.insecurePublish, "insecure-publish", false, "allow an unprotected /publish on a non-loopback address")
@@ -191,6 +191,11 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 			Algorithms:  []string{"HS256"},
 			Keys:        []auth.Key{{Key: o.jwtSecret}},
 			TenantClaim: "tenant",
+			// Tokens from any identity provider: a UUID sub stays that
+			// user, as before; any other (auth0|..., numeric, e-mail) is
+			// the user core.UserFromSubject(sub), which publishers name
+			// in POST /publish's "user".
+			Subjects: auth.MapNonUUIDSubjects,
 		})
 		if err != nil {
 			return o, &usageError{err: fmt.Errorf("-jwt-secret (%s): %v", envName("jwt-secret"), err)}
