@@ -97,3 +97,7 @@ var (
 	// connection never ends the process, and still unregisters it.
 	ErrStreamPanic = errors.New("ssekit: stream panicked")
 )
+
+// ErrInvalidIdempotencyKey reports a Message.IdempotencyKey that is too
+// long or holds bytes other than visible ASCII (see ValidateIdempotencyKey).
+var ErrInvalidIdempotencyKey = errors.New("ssekit: invalid idempotency key")

@@ -50,6 +50,19 @@ type Message struct {
 	// PublishedAt is set by Publish when the broker has an Observer or a
 	// Bus (the only readers: delivery latency is measured from it).
 	PublishedAt time.Time
+	// IdempotencyKey, when set, makes Publish safe to retry: a Publish
+	// whose key its tenant already published, while that event is still
+	// in the history window (Config.HistoryBytes and HistoryAge), sends
+	// nothing and returns the ID of that first event, not an error. A
+	// publisher that retries after a failure it cannot interpret (a
+	// timeout, a lost reply) sends the same key on every attempt, and the
+	// event is delivered once. Outside the window the key is a new event.
+	// "" (the default) publishes every call. It must pass
+	// ValidateIdempotencyKey (1 to 128 bytes of visible ASCII), else
+	// ErrInvalidIdempotencyKey. The broker remembers keys for its
+	// in-process Bus; a Bus that spans brokers deduplicates them itself,
+	// across nodes (the Redis backend does). Clients never see the key.
+	IdempotencyKey string
 
 	frame      []byte // encoded once per broker, shared by every recipient
 	spare      []byte // capacity reserved for frame in the data's allocation, or the prebuilt frame
