@@ -16,7 +16,8 @@
 //	err = sc.Start(ctx, e) // on SIGINT/SIGTERM: streams end with a reconnect hint
 //
 // The handler is the net/http adapter's (see package nethttp for the
-// request parameters, the statuses and the options), writing to echo's own
+// request parameters, the statuses and the options, which sseecho
+// re-exports: WithCORS, WithErrorLog, WithTakeover), writing to echo's own
 // Response (echo.UnwrapResponse of c.Response()), beneath the writers that
 // route middleware put in front of it. So Gzip and BodyDump never see the
 // stream: it goes out uncompressed (compressing it would hold a compressor
@@ -25,4 +26,9 @@
 // writer: a writer that cannot flush gets a 500 instead of the panic of
 // echo.Response.Flush, and the server's WriteTimeout does not cut the
 // stream (echo.StartConfig leaves WriteTimeout unset anyway).
+//
+// Graceful shutdown: with echo.StartConfig, which owns its server, set
+// BeforeServeFunc to CloseOnShutdown (above); with an http.Server of your
+// own serving e, stop both with Shutdown(ctx, srv, broker), as with every
+// other adapter.
 package sseecho

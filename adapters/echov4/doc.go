@@ -9,18 +9,19 @@
 //	e.GET("/events", sseecho.Handler(broker))
 //	go e.Start("localhost:8080")
 //	// ... broker.SendToUser(ctx, user, "notification", payload) ...
-//	nethttp.Shutdown(ctx, e.Server, broker) // streams end with a reconnect hint
+//	sseecho.Shutdown(ctx, e, broker) // streams end with a reconnect hint
 //
 // The handler is the net/http adapter's (see package nethttp for the
-// request parameters, the statuses and the options), writing to echo's
+// request parameters, the statuses and the options, which sseecho
+// re-exports: WithCORS, WithErrorLog, WithTakeover), writing to echo's
 // Response. Flushes and write deadlines go through http.ResponseController
 // to the writer beneath it (c.Response().Writer): a writer that cannot
 // flush gets a 500 instead of the panic of echo.Response.Flush, and the
 // server's WriteTimeout does not cut the stream.
 //
 // Graceful shutdown: e.Shutdown alone would wait for streams that never
-// end; nethttp.Shutdown(ctx, e.Server, broker) closes the broker while the
-// server shuts down (use e.TLSServer after e.StartTLS).
+// end; Shutdown(ctx, e, broker) closes the broker while e shuts down
+// (e.Server, and e.TLSServer after e.StartTLS).
 //
 // Compression: in Echo v4, middleware wrap the writer beneath the
 // Response, so the stream goes through them. middleware.Gzip works (it
