@@ -13,7 +13,9 @@
 // The stream request, the statuses on the wire and the behaviour at limits
 // and at shutdown are those of the net/http adapter (see
 // github.com/ssekit/ssekit/adapters/nethttp and core.Broker.Reject); a
-// method other than GET gets 405.
+// method other than GET gets 405. The options are the net/http adapter's
+// too, under the same names, except WithTakeover (fasthttp has nothing to
+// take over): WithCORS and WithErrorLog.
 //
 // Exclude the stream route from the compress middleware with its Next
 // function. Fiber v2's compress does not hold a stream back (fasthttp

@@ -7,8 +7,11 @@ import (
 	"github.com/ssekit/ssekit/core"
 )
 
-// Request returns the core view of r. Adapters for frameworks built on
-// net/http (Gin, Echo) use it too.
+// Request returns the core view of r, as the handler passes it to
+// core.Broker.Connect (and so to the Authenticator). The Gin and Echo
+// adapters run this package's handler, so their requests are seen through
+// it too; a handler of your own that calls core.Broker.Connect and Serve
+// can use it to authenticate the same way.
 func Request(r *http.Request) core.Request {
 	return &request{r: r}
 }
