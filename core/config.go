@@ -147,8 +147,9 @@ type Config struct {
 	// change that connection's topics (Broker.AddTopics).
 	AnnounceConnection bool
 
-	// History stores events for replay. Nil means an in-memory ring of
-	// HistorySize events.
+	// History stores events for replay. Nil means the in-memory history
+	// (MemoryHistory), bounded by HistoryBytes and HistoryAge (and by
+	// HistorySize when set).
 	History History
 	// Bus carries published messages to every broker of a cluster. Nil
 	// means in-process delivery, with History assigning IDs.

@@ -1,7 +1,8 @@
 // Package core is the transport-agnostic heart of ssekit: a broker that
 // routes Server-Sent Events to users, topics and whole tenants, replays what
-// reconnecting clients missed, bounds every queue, and writes each stream
-// through a tiny Stream interface that HTTP adapters implement.
+// reconnecting clients missed, bounds its memory in bytes by the history
+// window (Config.HistoryBytes, HistoryAge), and writes each stream through
+// a tiny Stream interface that HTTP adapters implement.
 //
 // The happy path, with the net/http adapter doing Connect and Serve:
 //
@@ -18,11 +19,12 @@
 //
 // Every push happens inside a tenant (Broker.Tenant; the methods on Broker
 // use the default tenant ""), gets an event ID from the History, is encoded
-// once, and is queued on each matching connection without ever blocking the
-// publisher. Serve drains a connection's queue with one Write and one Flush
-// per batch. A client that reconnects with Last-Event-ID receives exactly
-// the events it missed that it is entitled to, or a GapEventType event when
-// they are no longer in the history.
+// once, and reaches each matching connection as a reference to that shared
+// frame, without ever blocking the publisher. A connection's writer takes
+// everything pending when it wakes and writes it in batches, so bursts
+// coalesce into few writes. A client that reconnects with Last-Event-ID
+// receives exactly the events it missed that it is entitled to, or a
+// GapEventType event when they are no longer in the history.
 //
 // core builds for GOOS=js and GOOS=wasip1: it imports nothing of net/http,
 // and no network code of its own.

@@ -6,8 +6,8 @@ import (
 )
 
 // Sentinel errors. Every error the broker returns wraps one of these, so
-// callers compare with errors.Is; adapters map them to HTTP statuses with
-// StatusCode.
+// callers compare with errors.Is; adapters turn a Connect error into an
+// HTTP answer with Broker.Reject.
 var (
 	// ErrInvalidID reports an event ID containing CR, LF, NUL or another
 	// control character, which would let a value inject SSE fields.
@@ -83,8 +83,10 @@ var (
 
 // Stream end errors, returned by Serve.
 var (
-	// ErrSlowConsumer reports a connection closed because its queue
-	// overflowed under the Disconnect policy.
+	// ErrSlowConsumer reports a connection cut because its backlog left
+	// the history window (Config.HistoryBytes, HistoryAge), or because its
+	// ClientBufferSize queue overflowed under the Disconnect policy. The
+	// client is replayed on reconnect what the History still holds.
 	ErrSlowConsumer = errors.New("ssekit: slow consumer disconnected")
 	// ErrWriteTimeout reports a connection whose writes made no progress
 	// for Config.ClientTimeout.

@@ -227,7 +227,7 @@ func ValidateTenant(tenant string) error {
 	}
 	for i := 0; i < len(tenant); i++ {
 		if !nameByte(tenant[i]) {
-			return fmt.Errorf("%w: %q may hold only letters, digits and -_.", ErrInvalidTenant, truncate(tenant))
+			return fmt.Errorf(`%w: %q may hold only letters, digits and "-_."`, ErrInvalidTenant, truncate(tenant))
 		}
 	}
 	return nil

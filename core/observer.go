@@ -11,7 +11,7 @@ type CloseReason string
 // Close reasons reported to Observer.Disconnect and counted in Stats.
 const (
 	ReasonClientGone   CloseReason = "client_gone"   // the client went away or the request context ended
-	ReasonSlowConsumer CloseReason = "slow_consumer" // the queue overflowed under the Disconnect policy
+	ReasonSlowConsumer CloseReason = "slow_consumer" // the backlog left the history window, or the ClientBufferSize queue overflowed under Disconnect
 	ReasonTimeout      CloseReason = "timeout"       // a write made no progress for ClientTimeout
 	ReasonTokenExpired CloseReason = "token_expired" // Identity.ExpiresAt passed
 	ReasonShutdown     CloseReason = "shutdown"      // the broker closed
@@ -25,7 +25,7 @@ type DropReason string
 const (
 	DropQueueFullOldest DropReason = "queue_full_oldest" // DropOldest discarded a queued event
 	DropQueueFullNewest DropReason = "queue_full_newest" // DropNewest discarded the arriving event
-	DropDisconnected    DropReason = "slow_consumer"     // Disconnect closed the connection; replayable on reconnect
+	DropDisconnected    DropReason = "slow_consumer"     // the connection was cut as a slow consumer (see ErrSlowConsumer); replayable on reconnect
 )
 
 // PublishDone reports the outcome of one publish to Observer.Publish.
