@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/ssekit/ssekit/client"
 	"github.com/ssekit/ssekit/core"
 )
@@ -52,7 +54,7 @@ func Subscribe(t *testing.T, url string, opts ...client.Option) *Stream {
 	c, err := client.New(url, opts...)
 	if err != nil {
 		cancel()
-		t.Fatal(err)
+		require.NoError(t, err)
 	}
 	go func() {
 		defer close(s.done)
@@ -74,9 +76,9 @@ func Subscribe(t *testing.T, url string, opts ...client.Option) *Stream {
 	select {
 	case <-open:
 	case <-s.done:
-		t.Fatalf("stream %s ended before it opened: %v", url, s.Err())
+		require.FailNowf(t, "stream ended before it opened", "%s: %v", url, s.Err())
 	case <-time.After(10 * time.Second):
-		t.Fatalf("stream %s did not open", url)
+		require.FailNowf(t, "stream did not open", "%s within 10s", url)
 	}
 	return s
 }
@@ -113,7 +115,7 @@ func (s *Stream) Next(skip ...string) core.Event {
 				return ev
 			}
 		case <-timeout:
-			s.t.Fatalf("no event within 10s (stream error: %v)", s.Err())
+			require.FailNowf(s.t, "no event within 10s", "stream error: %v", s.Err())
 			return core.Event{}
 		}
 	}
@@ -124,14 +126,11 @@ func (s *Stream) Next(skip ...string) core.Event {
 func (s *Stream) Expect(typ string, data any) core.Event {
 	s.t.Helper()
 	ev := s.Next()
-	if ev.Type != typ {
-		s.t.Fatalf("got event %q %s, want type %q", ev.Type, ev.Data, typ)
-	}
+	require.Equal(s.t, typ, ev.Type, "event type (data %s)", ev.Data)
 	if data != nil {
-		want, _ := json.Marshal(data)
-		if !JSONEqual(ev.Data, string(want)) {
-			s.t.Fatalf("event %q: got data %s, want %s", typ, ev.Data, want)
-		}
+		want, err := json.Marshal(data)
+		require.NoError(s.t, err)
+		require.True(s.t, JSONEqual(ev.Data, string(want)), "event %q: got data %s, want %s", typ, ev.Data, want)
 	}
 	return ev
 }
@@ -141,7 +140,7 @@ func (s *Stream) ExpectNone(d time.Duration) {
 	s.t.Helper()
 	select {
 	case ev := <-s.events:
-		s.t.Fatalf("got unexpected event %q %s", ev.Type, ev.Data)
+		require.FailNowf(s.t, "unexpected event", "%q %s", ev.Type, ev.Data)
 	case <-time.After(d):
 	}
 }
@@ -171,21 +170,15 @@ func JSONEqual(a, b string) bool {
 func Post(t *testing.T, hc *http.Client, url string, body any, header ...string) (int, string) {
 	t.Helper()
 	b, err := json.Marshal(body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(out)

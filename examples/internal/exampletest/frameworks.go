@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/adapters/adaptertest"
 	"github.com/ssekit/ssekit/core"
@@ -28,39 +30,30 @@ func PublishAndStream(t *testing.T, base string, stop func(), done <-chan error)
 
 	user := uuid.New()
 	s := adaptertest.Dial(t, hc, base+"/events?topic=news&user="+user.String(), nil)
-	if s.Resp.Uncompressed {
-		t.Error("the stream was compressed: compression must leave the SSE route alone")
-	}
+	assert.False(t, s.Resp.Uncompressed, "the stream was compressed: compression must leave the SSE route alone")
 	s.Opened(t)
 	publish := func(body string, want int) string {
 		t.Helper()
 		resp, err := hc.Post(base+"/publish", "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer resp.Body.Close()
 		var out struct{ ID, Error string }
 		raw, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != want || json.Unmarshal(raw, &out) != nil {
-			t.Fatalf("POST /publish %s: %d %s, want %d", body, resp.StatusCode, raw, want)
-		}
+		require.Equal(t, want, resp.StatusCode, "POST /publish %s: %s", body, raw)
+		require.NoError(t, json.Unmarshal(raw, &out), "POST /publish %s: %s", body, raw)
 		return out.ID
 	}
 	id1 := publish(`{"topic":"news","event":"headline","data":"hello"}`, http.StatusOK)
 	id2 := publish(`{"user":"`+user.String()+`","event":"note","data":"for you"}`, http.StatusOK)
 	publish(`{"topic":"news"}`, http.StatusBadRequest) // no event type
 	for _, want := range []core.Event{{ID: id1, Type: "headline", Data: "hello"}, {ID: id2, Type: "note", Data: "for you"}} {
-		if ev := s.Event(t); ev != want {
-			t.Errorf("got %+v, want %+v", ev, want)
-		}
+		assert.Equal(t, want, s.Event(t))
 	}
 
 	stop()
 	s.Comment(t, string(core.ReasonShutdown))
-	if _, retry, err := s.End(t); err != io.EOF || retry < time.Second {
-		t.Errorf("stream ended with %v, retry %v; want io.EOF and the shutdown's retry hint", err, retry)
-	}
-	if err := <-done; err != nil {
-		t.Errorf("serve: %v", err)
-	}
+	_, retry, err := s.End(t)
+	assert.Equal(t, io.EOF, err, "the stream must end cleanly")
+	assert.GreaterOrEqual(t, retry, time.Second, "the shutdown's retry hint")
+	assert.NoError(t, <-done, "serve")
 }
