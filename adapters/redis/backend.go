@@ -32,6 +32,8 @@ type Backend struct {
 	opt    Options
 	stream string // the stream of every event
 	heads  string // hash: "*" -> newest entry ID, tenant -> its newest entry ID
+	keys   string // hash: "tenant:idempotency key" -> the entry ID it was published as
+	keyAge string // sorted set: the same fields, scored by their entry's time, for forgetting
 
 	mu     sync.RWMutex // guards closed, cons; held shared while enqueuing
 	closed bool
@@ -42,7 +44,8 @@ type Backend struct {
 	flushers  sync.WaitGroup
 	closeOnce sync.Once
 
-	lag time.Duration // tests: delay every delivery by this much
+	lag     time.Duration // tests: delay every delivery by this much
+	deduped atomic.Uint64 // tests: publishes answered with an earlier entry's ID
 }
 
 var (
@@ -68,6 +71,8 @@ func New(client redis.UniversalClient, opt Options) (*Backend, error) {
 		opt:    opt,
 		stream: opt.Prefix + ":{bus}:events",
 		heads:  opt.Prefix + ":{bus}:heads",
+		keys:   opt.Prefix + ":{bus}:keys",
+		keyAge: opt.Prefix + ":{bus}:keys:age",
 		reqs:   make(chan *pubReq, opt.MaxBatch),
 		stop:   make(chan struct{}),
 	}
@@ -88,8 +93,18 @@ func (b *Backend) StreamKey() string { return b.stream }
 // the stream's root, its first entry ever ("#"), which tells a trimmed ID
 // from one that Redis never held. "*" and "#" cannot be tenant names.
 //
-// KEYS: stream, heads. ARGV: max length (0: none), max age in ms (0:
-// none), then a tenant and a payload per event. Returns the entry IDs.
+// An event with an idempotency key is appended only if its tenant has not
+// published the key while the entry it was published as is still in the
+// stream; otherwise its ID is that entry's, prefixed with "=" (nothing is
+// appended). The keys hash maps "tenant:key" to the entry (tenant names
+// hold no ":"); its sorted set scores each field by its entry's time, so
+// that fields whose entries were trimmed are forgotten, a bounded number
+// per call. Being in the script makes the check and the append one atomic
+// step for every node, and Redis persists and replicates both together.
+//
+// KEYS: stream, heads, keys hash, keys sorted set. ARGV: max length (0:
+// none), max age in ms (0: none), then a tenant, a payload and an
+// idempotency key ("": none) per event. Returns the entry IDs.
 var publishScript = redis.NewScript(`
 local maxlen = tonumber(ARGV[1])
 local g = redis.call('HGET', KEYS[2], '*')
@@ -97,30 +112,63 @@ local root = not g
 g = g or '0-0'
 local last = {}
 local ids = {}
-for i = 3, #ARGV, 2 do
+local appended = false
+local forgotten = false
+for i = 3, #ARGV, 3 do
   local tenant = ARGV[i]
-  local t = last[tenant]
-  if not t then t = redis.call('HGET', KEYS[2], tenant) or '0-0' end
-  local id
-  if maxlen > 0 then
-    id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'g', g, 't', t, 'n', tenant, 'm', ARGV[i+1])
+  local key = ARGV[i+2]
+  local dup = nil
+  if key ~= '' then
+    if not forgotten then
+      forgotten = true
+      local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+      local min = '+inf'
+      if #first > 0 then min = '(' .. string.match(first[1][1], '^%d+') end
+      local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', min, 'LIMIT', 0, 1024)
+      if #old > 0 then
+        redis.call('HDEL', KEYS[3], unpack(old))
+        redis.call('ZREM', KEYS[4], unpack(old))
+      end
+    end
+    key = tenant .. ':' .. key
+    local prev = redis.call('HGET', KEYS[3], key)
+    if prev and #redis.call('XRANGE', KEYS[1], prev, prev) > 0 then
+      dup = prev
+    end
+  end
+  if dup then
+    ids[#ids + 1] = '=' .. dup
   else
-    id = redis.call('XADD', KEYS[1], '*', 'g', g, 't', t, 'n', tenant, 'm', ARGV[i+1])
+    local t = last[tenant]
+    if not t then t = redis.call('HGET', KEYS[2], tenant) or '0-0' end
+    local id
+    if maxlen > 0 then
+      id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'g', g, 't', t, 'n', tenant, 'm', ARGV[i+1])
+    else
+      id = redis.call('XADD', KEYS[1], '*', 'g', g, 't', t, 'n', tenant, 'm', ARGV[i+1])
+    end
+    if root then
+      redis.call('HSET', KEYS[2], '#', id)
+      root = false
+    end
+    if key ~= '' then
+      redis.call('HSET', KEYS[3], key, id)
+      redis.call('ZADD', KEYS[4], string.match(id, '^%d+'), key)
+    end
+    last[tenant] = id
+    g = id
+    appended = true
+    ids[#ids + 1] = id
   end
-  if root then
-    redis.call('HSET', KEYS[2], '#', id)
-    root = false
+end
+if appended then
+  local heads = {'*', g}
+  for tenant, id in pairs(last) do
+    heads[#heads + 1] = tenant
+    heads[#heads + 1] = id
   end
-  last[tenant] = id
-  g = id
-  ids[#ids + 1] = id
+  redis.call('HSET', KEYS[2], unpack(heads))
 end
-local heads = {'*', g}
-for tenant, id in pairs(last) do
-  heads[#heads + 1] = tenant
-  heads[#heads + 1] = id
-end
-redis.call('HSET', KEYS[2], unpack(heads))
 local age = tonumber(ARGV[2])
 if age > 0 then
   local now = redis.call('TIME')
@@ -136,6 +184,7 @@ return ids
 type pubReq struct {
 	tenant  string
 	payload []byte
+	key     string       // idempotency key, "" for none
 	state   atomic.Int32 // reqQueued, reqTaken, reqAbandoned
 	id      string
 	err     error
@@ -162,6 +211,14 @@ const (
 // call fails: the failure is reported, never hidden, but it is not proof
 // of absence. Set MaxRetries: -1 on the client so that go-redis does not
 // resend such a request, which could append the event twice.
+//
+// A message with an IdempotencyKey makes such a failure safe to retry:
+// when its tenant already published the key, on any node, and the entry
+// it was published as is still in the stream (Options.MaxLen and MaxAge),
+// Publish appends nothing and sets m.Event.ID to that entry's ID. The
+// check and the append are one step of the publish script, so concurrent
+// attempts on different nodes publish the event once; with appendonly
+// yes the keys survive a Redis restart with the stream.
 func (b *Backend) Publish(ctx context.Context, m *core.Message) error {
 	// core.Broker validated m already; this guards direct callers, since an
 	// entry that nodes refuse costs its tenant a gap event everywhere.
@@ -171,6 +228,7 @@ func (b *Backend) Publish(ctx context.Context, m *core.Message) error {
 	r := &pubReq{
 		tenant:  m.Target.Tenant,
 		payload: encodePayload(make([]byte, 0, 64+len(m.Event.Data)), m),
+		key:     m.IdempotencyKey,
 		done:    make(chan struct{}),
 	}
 	b.mu.RLock()
@@ -253,20 +311,24 @@ func (b *Backend) send(batch []*pubReq) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opt.PublishTimeout)
 	defer cancel()
-	args := make([]any, 0, 2+2*len(live))
+	args := make([]any, 0, 2+3*len(live))
 	args = append(args, max(b.opt.MaxLen, 0), b.opt.MaxAge.Milliseconds())
 	for _, r := range live {
-		args = append(args, r.tenant, r.payload)
+		args = append(args, r.tenant, r.payload, r.key)
 	}
 	// Run loads the script again after a Redis restart emptied its cache
 	// (a refused EVALSHA appended nothing).
-	ids, err := publishScript.Run(ctx, b.client, []string{b.stream, b.heads}, args...).StringSlice()
+	ids, err := publishScript.Run(ctx, b.client, []string{b.stream, b.heads, b.keys, b.keyAge}, args...).StringSlice()
 	if err == nil && len(ids) != len(live) {
 		err = fmt.Errorf("%d IDs for %d events", len(ids), len(live))
 	}
 	for i, r := range live {
 		if r.err = err; err == nil {
-			r.id = ids[i]
+			id, dup := strings.CutPrefix(ids[i], "=")
+			if dup {
+				b.deduped.Add(1)
+			}
+			r.id = id
 			if _, ok := parseID(r.id); !ok {
 				r.err = fmt.Errorf("unexpected entry ID %q", r.id)
 			}

@@ -34,6 +34,9 @@ type nodeConfig struct {
 	opt  Options
 	popt PresenceOptions
 	core core.Config
+	// ctxTimeouts makes the node's client honour context deadlines
+	// (go-redis's ContextTimeoutEnabled).
+	ctxTimeouts bool
 }
 
 func newNode(t testing.TB, rs *redisServer, name string, nc nodeConfig) *node {
@@ -45,7 +48,7 @@ func newNode(t testing.TB, rs *redisServer, name string, nc nodeConfig) *node {
 // attaches, and the catch-up hook optional.
 func newNodeWith(t testing.TB, rs *redisServer, name string, nc nodeConfig, tweak func(*Backend), catchUp bool) *node {
 	t.Helper()
-	n := &node{t: t, name: name, client: rs.client(t), errs: make(chan error, 16)}
+	n := &node{t: t, name: name, client: rs.clientWith(t, nc.ctxTimeouts), errs: make(chan error, 16)}
 	var err error
 	if nc.opt.ErrorLog == nil {
 		nc.opt.ErrorLog = func(err error) {

@@ -147,6 +147,9 @@ func validate(m *core.Message) error {
 	if m.Event.Retry < 0 {
 		return core.ErrInvalidRetry
 	}
+	if err := core.ValidateIdempotencyKey(m.IdempotencyKey); err != nil {
+		return err
+	}
 	return m.Event.Validate()
 }
 

@@ -1,0 +1,251 @@
+package sseredis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ssekit/ssekit/core"
+)
+
+func publishKeyed(t *testing.T, be *Backend, tenant, key, data string) string {
+	t.Helper()
+	m := &core.Message{
+		Target:         core.Target{Tenant: tenant, Broadcast: true},
+		Event:          core.Event{Type: "e", Data: data},
+		IdempotencyKey: key,
+	}
+	if err := be.Publish(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	return m.Event.ID
+}
+
+// The publish script appends a keyed event once per tenant while its entry
+// is in the stream, and answers a repeat with that entry's ID.
+func TestIdempotencyKeyOnRedis(t *testing.T) {
+	rs := startRedis(t)
+	be := newBackend(t, rs, Options{})
+	ctx := context.Background()
+	xlen := func() int64 {
+		t.Helper()
+		n, err := be.client.XLen(ctx, be.stream).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	first := publishKeyed(t, be, "", "k", "first")
+	if again := publishKeyed(t, be, "", "k", "again"); again != first {
+		t.Fatalf("a repeat got %s, want the first ID %s", again, first)
+	}
+	other := publishKeyed(t, be, "b", "k", "tenant b")
+	if other == first {
+		t.Fatal("the same key in another tenant must be another event")
+	}
+	if n := xlen(); n != 2 {
+		t.Fatalf("stream holds %d entries, want 2", n)
+	}
+	if got := be.deduped.Load(); got != 1 {
+		t.Fatalf("deduped = %d, want 1", got)
+	}
+	got, err := replay(t, be, "", originID, first)
+	if err != nil || len(got) != 1 || got[0] != "first" {
+		t.Fatalf("replay = %v, %v; want [first]", got, err)
+	}
+
+	// Concurrent attempts, batched into one script call or not: one entry.
+	const n = 16
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			m := &core.Message{Target: core.Target{Broadcast: true}, Event: core.Event{Type: "e", Data: "c"}, IdempotencyKey: "concurrent"}
+			if err := be.Publish(ctx, m); err != nil {
+				t.Error(err)
+			}
+			ids[i] = m.Event.ID
+		})
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Fatalf("concurrent attempts got different IDs: %v", ids)
+		}
+	}
+	if n := xlen(); n != 3 {
+		t.Fatalf("stream holds %d entries, want 3", n)
+	}
+
+	// Once the entry is trimmed the key is a new event, and the keys of
+	// trimmed entries are forgotten on the next keyed publish.
+	if err := be.client.XTrimMaxLen(ctx, be.stream, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if fresh := publishKeyed(t, be, "", "k", "fresh"); fresh == first {
+		t.Fatal("a key whose entry was trimmed must publish anew")
+	}
+	if n, err := be.client.HLen(ctx, be.keys).Result(); err != nil || n != 1 {
+		t.Fatalf("keys hash holds %d fields (%v), want 1", n, err)
+	}
+	if n, err := be.client.ZCard(ctx, be.keyAge).Result(); err != nil || n != 1 {
+		t.Fatalf("keys sorted set holds %d members (%v), want 1", n, err)
+	}
+
+	bad := &core.Message{Target: core.Target{Broadcast: true}, Event: core.Event{Type: "e"}, IdempotencyKey: "a b"}
+	if err := be.Publish(ctx, bad); !errors.Is(err, core.ErrInvalidIdempotencyKey) {
+		t.Fatalf("a key with a space: %v, want ErrInvalidIdempotencyKey", err)
+	}
+}
+
+// TestRetriesWhileRedisRestarts is issue 14's case: a publisher retries
+// every failed publish, with the same idempotency key, while Redis (with
+// appendonly yes, appendfsync always) is killed and restarted, then frozen
+// past the publish timeout, so that a failed attempt was in fact appended
+// (without keys the stream ends with duplicates: 203 entries). Every
+// subscriber must get each event exactly once, with the ID the publisher
+// was finally given, and the stream must hold no duplicate.
+func TestRetriesWhileRedisRestarts(t *testing.T) {
+	rs := startRedisAOF(t)
+	fast := Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, PublishTimeout: 300 * time.Millisecond}
+	var nodes []*node
+	for i := range 2 {
+		nodes = append(nodes, newNode(t, rs, fmt.Sprintf("n%d", i), nodeConfig{opt: fast, ctxTimeouts: true}))
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var subs []*subscriber
+	for i := range 4 {
+		s := newSubscriber(nodes, i%2, "?topic=x", tr)
+		s.start(ctx)
+		subs = append(subs, s)
+	}
+	defer func() {
+		for _, s := range subs {
+			s.stop()
+		}
+	}()
+	waitConnected(t, nodes, len(subs))
+
+	const events = 200
+	const killAt, freezeAt = 50, 130
+	ids := make([]string, events)
+	var failures atomic.Int64
+	// The publisher stops at each fault's event until the fault is in
+	// place, then publishes on through it.
+	reached, resume := make(chan struct{}), make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		deadline := time.Now().Add(60 * time.Second)
+		for seq := range events {
+			if seq == killAt || seq == freezeAt {
+				reached <- struct{}{}
+				<-resume
+			}
+			m := core.Message{
+				Target:         core.Target{Topics: []string{"x"}},
+				Event:          core.Event{Type: "seq", Data: strconv.Itoa(seq)},
+				IdempotencyKey: "event-" + strconv.Itoa(seq),
+			}
+			for attempt := 0; ; attempt++ {
+				n := nodes[(seq+attempt)%len(nodes)]
+				id, err := n.b.Publish(ctx, m)
+				if err == nil {
+					ids[seq] = id
+					break
+				}
+				failures.Add(1)
+				if time.Now().After(deadline) || ctx.Err() != nil {
+					t.Errorf("event %d: still failing after %d attempts: %v", seq, attempt+1, err)
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}()
+	fault := func(inject func()) {
+		select {
+		case <-reached:
+			inject()
+			resume <- struct{}{}
+		case <-finished:
+		}
+	}
+
+	// A crash: publishes fail while Redis is down; it comes back with its
+	// AOF.
+	fault(rs.kill)
+	time.Sleep(300 * time.Millisecond)
+	rs.start()
+	failedAtKill := failures.Load()
+
+	// A freeze past PublishTimeout: the attempt in flight times out but
+	// stays in the socket, and Redis runs it when it thaws, while the
+	// publisher retries.
+	fault(func() {
+		if err := rs.signal(syscall.SIGSTOP); err != nil {
+			t.Error(err)
+		}
+	})
+	time.Sleep(time.Second)
+	if err := rs.signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	<-finished
+	if t.Failed() {
+		return
+	}
+
+	var deduped uint64
+	for _, n := range nodes {
+		deduped += n.be.deduped.Load()
+	}
+	entries, err := nodes[0].client.XLen(context.Background(), nodes[0].be.stream).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d events, %d failed attempts retried (%d around the kill, %d around the freeze), %d answered with the entry of an earlier attempt, %d stream entries",
+		events, failures.Load(), failedAtKill, failures.Load()-failedAtKill, deduped, entries)
+	if failedAtKill == 0 || failures.Load() == failedAtKill {
+		t.Fatalf("a fault caused no failed publish (kill: %d, total: %d): the test did not test retries", failedAtKill, failures.Load())
+	}
+	if entries != events {
+		t.Fatalf("the stream holds %d entries for %d events", entries, events)
+	}
+
+	last := strconv.Itoa(events - 1)
+	for i, s := range subs {
+		s.waitFor(t, 30*time.Second, "the last event", func(rs []received) bool {
+			return len(rs) > 0 && rs[len(rs)-1].ev.Data == last
+		})
+		got := s.events()
+		seen := make(map[int]bool, events)
+		for _, r := range got {
+			if r.ev.Type != "seq" {
+				t.Fatalf("subscriber %d: unexpected %q event %+v", i, r.ev.Type, r.ev)
+			}
+			seq, _ := strconv.Atoi(r.ev.Data)
+			if seen[seq] {
+				t.Fatalf("subscriber %d: event %d delivered twice", i, seq)
+			}
+			seen[seq] = true
+			if r.ev.ID != ids[seq] {
+				t.Fatalf("subscriber %d: event %d has ID %s, Publish returned %s", i, seq, r.ev.ID, ids[seq])
+			}
+		}
+		if len(seen) != events {
+			t.Fatalf("subscriber %d: %d of %d events", i, len(seen), events)
+		}
+	}
+}
