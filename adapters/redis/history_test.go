@@ -144,18 +144,29 @@ func TestFreshNodeReplaysExactly(t *testing.T) {
 	n0 := newNode(t, rs, "n0", nodeConfig{})
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
-	pub := func(n *node, i int) {
+	pub := func(n *node, i int) string {
 		t.Helper()
 		m := core.Message{Target: core.Target{Topics: []string{"x"}}, Event: core.Event{Type: "seq", Data: strconv.Itoa(i)}}
-		if _, err := n.b.Publish(context.Background(), m); err != nil {
+		id, err := n.b.Publish(context.Background(), m)
+		if err != nil {
 			t.Fatal(err)
 		}
+		return id
 	}
-	pub(n0, 0) // before anyone listens: nobody gets it
+	first, _ := parseID(pub(n0, 0)) // before anyone listens: nobody gets it
 	// Publish returns once Redis has the event; n0 delivers it from its
-	// stream reader a moment later. Wait for that, or the subscriber below
-	// would (rightly) receive it live.
-	for deadline := time.Now().Add(5 * time.Second); n0.b.Stats().Published < 1; {
+	// stream reader a moment later. Wait for that (the reader's position),
+	// or the subscriber below would (rightly) receive it live.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		n0.be.mu.RLock()
+		c := n0.be.cons
+		n0.be.mu.RUnlock()
+		c.mu.Lock()
+		reached := !c.pos.less(first)
+		c.mu.Unlock()
+		if reached {
+			break
+		}
 		if time.Now().After(deadline) {
 			t.Fatal("n0 never delivered event 0")
 		}
