@@ -197,6 +197,11 @@ type publishRequest struct {
 	// Data is any JSON value: a string is sent as it is, anything else as
 	// its (compacted) JSON text.
 	Data json.RawMessage `json:"data"`
+	// IdempotencyKey makes a retry safe (core.Message.IdempotencyKey): an
+	// event whose key its tenant already published within the history
+	// window is not sent again, and the answer carries the first ID. A
+	// single publish may send it as the Idempotency-Key header instead.
+	IdempotencyKey string `json:"idempotencyKey"`
 }
 
 // apiError is every error body of the hub's JSON routes.
@@ -307,6 +312,11 @@ func (h *hub) authenticate(w http.ResponseWriter, r *http.Request) (*core.Identi
 	return nil, true
 }
 
+// idempotencyHeader names the key of a single publish, as in the IETF
+// draft of the same name: a client that did not get the answer (timeout,
+// reset connection) sends the request again with the same value.
+const idempotencyHeader = "Idempotency-Key"
+
 // publishOne publishes the single object in body.
 func (h *hub) publishOne(w http.ResponseWriter, r *http.Request, caller *core.Identity, body io.Reader) {
 	req, err := decodeObject(body)
@@ -314,6 +324,17 @@ func (h *hub) publishOne(w http.ResponseWriter, r *http.Request, caller *core.Id
 		status, aerr := badBody(err, h.maxBody)
 		writeJSON(w, status, aerr)
 		return
+	}
+	if key := r.Header.Get(idempotencyHeader); key != "" {
+		if err := core.ValidateIdempotencyKey(key); err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error(), Field: idempotencyHeader})
+			return
+		}
+		if req.IdempotencyKey != "" && req.IdempotencyKey != key {
+			writeJSON(w, http.StatusBadRequest, apiError{Error: "the Idempotency-Key header and idempotencyKey differ: send one", Field: idempotencyHeader})
+			return
+		}
+		req.IdempotencyKey = key
 	}
 	msg, aerr := req.message()
 	if aerr != nil {
@@ -339,6 +360,13 @@ func (h *hub) publishOne(w http.ResponseWriter, r *http.Request, caller *core.Id
 // validated and authorized before any is published, so that a bad item
 // publishes nothing; then the items are published in order.
 func (h *hub) publishBatch(w http.ResponseWriter, r *http.Request, caller *core.Identity, body io.Reader) {
+	if r.Header.Get(idempotencyHeader) != "" {
+		// One key for many events would make every item after the first a
+		// duplicate of it: each item carries its own.
+		w.Header().Set("Connection", "close") // the body is not read
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "Idempotency-Key names one event: give each batch item its own idempotencyKey", Field: idempotencyHeader})
+		return
+	}
 	items, status, aerr := h.decodeBatch(body)
 	if aerr != nil {
 		writeJSON(w, status, aerr)
@@ -515,7 +543,7 @@ func badBody(err error, limit int64) (int, apiError) {
 	// encoding/json reports unknown fields only as text.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name = strings.Trim(name, `"`)
-		return http.StatusBadRequest, apiError{Error: fmt.Sprintf("unknown field %q (want tenant, user, topic, broadcast, event, data)", name), Field: name}
+		return http.StatusBadRequest, apiError{Error: fmt.Sprintf("unknown field %q (want tenant, user, topic, broadcast, event, data, idempotencyKey)", name), Field: name}
 	}
 	return http.StatusBadRequest, apiError{Error: "invalid request: " + err.Error(), Field: "body"}
 }
@@ -572,7 +600,11 @@ func (req publishRequest) message() (core.Message, *apiError) {
 	if err != nil {
 		return m, &apiError{Error: "data: " + err.Error(), Field: "data"}
 	}
+	if err := core.ValidateIdempotencyKey(req.IdempotencyKey); err != nil {
+		return m, &apiError{Error: err.Error(), Field: "idempotencyKey"}
+	}
 	m.Event = core.Event{Type: req.Event, Data: data}
+	m.IdempotencyKey = req.IdempotencyKey
 	return m, nil
 }
 
@@ -611,6 +643,7 @@ func publishError(err error) (int, apiError) {
 		{core.ErrEventTooLarge, "data"},
 		{core.ErrInvalidUTF8, "data"},
 		{core.ErrInvalidData, "data"},
+		{core.ErrInvalidIdempotencyKey, "idempotencyKey"},
 	}
 	for _, f := range fields {
 		if errors.Is(err, f.sentinel) {
