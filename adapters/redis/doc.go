@@ -13,7 +13,7 @@
 //		sseredis "github.com/ssekit/ssekit/adapters/redis"
 //	)
 //
-//	client := redis.NewClient(&redis.Options{Addr: "redis:6379", MaxRetries: -1})
+//	client := redis.NewClient(&redis.Options{Addr: "redis:6379", MaxRetries: -1, ContextTimeoutEnabled: true})
 //	r, err := sseredis.New(client, sseredis.Options{})
 //	if err != nil {
 //		log.Fatal(err)
@@ -44,6 +44,13 @@
 // held or lost (core.ErrEventUnknown). Either way the client gets the gap
 // event and refetches its state: an event Publish accepted is delivered or
 // announced as lost, never silently dropped.
+//
+// A message with an IdempotencyKey is appended at most once per tenant
+// while its entry is in the stream, whichever node publishes it: a retry
+// after a failed publish (which may have been appended anyway) returns the
+// first entry's ID and appends nothing. MaxRetries: -1 leaves retries to
+// the application, and ContextTimeoutEnabled lets Options.PublishTimeout
+// bound a call to a Redis that stalls.
 //
 // Observer's Connect hook waits (up to Options.CatchUpTimeout) for this node
 // to reach a reconnecting client's Last-Event-ID when the client comes from

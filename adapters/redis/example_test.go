@@ -15,7 +15,7 @@ import (
 // load balancer, all pointing at the same Redis.
 func Example() {
 	ctx := context.Background()
-	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", MaxRetries: -1})
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", MaxRetries: -1, ContextTimeoutEnabled: true})
 	defer client.Close()
 	r, err := sseredis.New(client, sseredis.Options{})
 	if err != nil {

@@ -74,6 +74,8 @@ Subscribe on one node:
 Publish on another:
   curl -X POST 'http://127.0.0.1:$C/publish?topic=news&type=headline' -d 'hello from $C'
   curl -X POST 'http://127.0.0.1:$B/publish?user=2b1c1a9e-8a57-4a47-9a77-3c1d7a1c0b1e' -d 'just for you'
+Publish safely retryable: the same Idempotency-Key, on any node, sends once and answers the first ID:
+  curl -X POST -H 'Idempotency-Key: order-42' 'http://127.0.0.1:$A/publish?topic=news' -d 'order 42 shipped'
 Resume on a third node, from an ID you were sent:
   curl -N -H 'Last-Event-ID: <id>' 'http://127.0.0.1:$B/events?topic=news'
 Who is online, cluster-wide:
@@ -94,12 +96,17 @@ fail() {
 curl -sSN --max-time 5 "http://127.0.0.1:$A/events?topic=news&user=$USER_ID" >"$WORK/a.out" 2>/dev/null &
 sub=$!
 for _ in $(seq 100); do grep -q '^: ok' "$WORK/a.out" 2>/dev/null && break; sleep 0.05; done
-id1=$(curl -fsS -X POST "http://127.0.0.1:$C/publish?topic=news&type=headline" -d 'one' | sed 's/.*"id":"\([^"]*\)".*/\1/')
+id1=$(curl -fsS -X POST -H 'Idempotency-Key: smoke-one' "http://127.0.0.1:$C/publish?topic=news&type=headline" -d 'one' | sed 's/.*"id":"\([^"]*\)".*/\1/')
+# The same publish retried on another node with the same key: nothing is
+# sent again, and the answer is the first ID.
+retry=$(curl -fsS -X POST -H 'Idempotency-Key: smoke-one' "http://127.0.0.1:$B/publish?topic=news&type=headline" -d 'one' | sed 's/.*"id":"\([^"]*\)".*/\1/')
+[ "$retry" = "$id1" ] || fail "a retry with the same Idempotency-Key on $B answered $retry, not $id1"
 curl -fsS -X POST "http://127.0.0.1:$B/publish?user=$USER_ID&type=dm" -d 'two' >/dev/null
 for _ in $(seq 100); do grep -q '^data: two' "$WORK/a.out" && break; sleep 0.05; done
 grep -q '^data: one' "$WORK/a.out" || fail "event published on $C did not reach a subscriber on $A"
 grep -q '^data: two' "$WORK/a.out" || fail "event published on $B did not reach a subscriber on $A"
-echo "smoke: published on $C and $B, delivered on $A"
+[ "$(grep -c '^data: one' "$WORK/a.out")" = 1 ] || fail "'one', retried with its Idempotency-Key, was delivered twice"
+echo "smoke: published on $C and $B, delivered on $A; a keyed retry on $B answered $id1 and sent nothing"
 
 online=$(curl -fsS "http://127.0.0.1:$B/presence?user=$USER_ID")
 echo "$online" | grep -q '"online":true' || fail "presence on $B: $online"

@@ -8,6 +8,7 @@
 //
 //	GET  /events?topic=T&user=UUID&tenant=N   the stream (Last-Event-ID resumes)
 //	POST /publish?topic=T|user=UUID|broadcast=1[&tenant=N][&type=E]   body = data
+//	                                          [Idempotency-Key: K makes a retry safe]
 //	GET  /presence?user=UUID[&tenant=N]       {"online":..,"connections":..,"users":[..]}
 //	GET  /stats                               this node's broker statistics
 //	GET  /healthz
@@ -58,6 +59,9 @@ func run(addr string, addrs []string, master string, cluster bool, maxLen int64)
 		MasterName:    master,
 		IsClusterMode: cluster,
 		MaxRetries:    -1, // a publish is never resent blindly (see Backend.Publish)
+		// PublishTimeout bounds a call to a stalled Redis only if go-redis
+		// honours context deadlines.
+		ContextTimeoutEnabled: true,
 	})
 	defer client.Close()
 	logf := func(err error) { log.Print(err) }
@@ -99,6 +103,9 @@ func run(addr string, addrs []string, master string, cluster bool, maxLen int64)
 			return
 		}
 		m.Event = core.Event{Type: q.Get("type"), Data: string(data)}
+		// A publisher that retries after a 503 sends the same key: the
+		// event is appended once, and the answer is its first ID.
+		m.IdempotencyKey = r.Header.Get("Idempotency-Key")
 		if m.Event.Type == "" {
 			m.Event.Type = "message"
 		}
