@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -47,6 +48,11 @@ type dedupe struct {
 
 type dedupeKey struct{ tenant, key string }
 
+// errPublishAborted settles a key whose publish panicked (in an Observer
+// hook): its outcome is unknown, and forgetting the key lets the caller's
+// retry publish instead of finding a key that never settles.
+var errPublishAborted = errors.New("ssekit: publish aborted")
+
 // dedupeEntry is one key: being published (pending) or published as id
 // at window position seq.
 type dedupeEntry struct {
@@ -82,8 +88,11 @@ func (b *Broker) publishIdempotent(ctx context.Context, m *Message) (string, err
 		case e == nil:
 			e = d.claim(k)
 			d.mu.Unlock()
-			id, err := b.send(ctx, m)
-			d.settle(e, id, m.seq, err)
+			// Deferred, so that a panic in send (an Observer hook) still
+			// releases the key and the duplicates waiting on it.
+			id, err := "", errPublishAborted
+			defer func() { d.settle(e, id, m.seq, err) }()
+			id, err = b.send(ctx, m)
 			return id, err
 		case !e.pending:
 			id := e.id

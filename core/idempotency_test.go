@@ -290,3 +290,23 @@ func TestIdempotencyKeyGoesToTheBus(t *testing.T) {
 	}
 	assert.Equal(t, []string{"k", "k"}, bus.keys)
 }
+
+// A publish that panics (here in an Observer hook) releases its key: the
+// retry publishes instead of waiting for an attempt that never ends.
+func TestIdempotencyKeyReleasedOnPanic(t *testing.T) {
+	panics := true
+	b := newBroker(t, Config{Observer: &Observer{
+		Publish: func(ctx context.Context, m *Message) func(PublishDone) {
+			if panics {
+				panics = false
+				panic("observer")
+			}
+			return nil
+		},
+	}})
+	ctx := context.Background()
+	require.Panics(t, func() { _, _ = b.Publish(ctx, keyed("", "k", "d")) })
+	id, err := b.Publish(ctx, keyed("", "k", "d"))
+	require.NoError(t, err)
+	assert.NotEmpty(t, id)
+}
