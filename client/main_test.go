@@ -3,9 +3,11 @@ package client_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/ssekit/ssekit/internal/leaktest"
 )
 
+// TestMain checks for leaked goroutines, with the one js/wasm's runtime
+// parks for its own events allowed (leaktest knows it).
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leaktest.VerifyTestMain(m)
 }

@@ -165,11 +165,9 @@ for dir in "${modules[@]}"; do
 done
 
 # --- WebAssembly -----------------------------------------------------------
-# Root-module packages that must also work in wasm (added when they exist).
-WASM_PKGS=()
-for d in core metrics middleware; do
-	[ -d "$d" ] && WASM_PKGS+=("./$d/...")
-done
+# Every package of the root module must also work in wasm: its tests run
+# under wasip1 (wazero) and js (node). Nested modules are not in "./...".
+WASM_PKGS=(./...)
 
 # go test finds the exec wrappers go_wasip1_wasm_exec / go_js_wasm_exec on
 # PATH; the wasip1 one runs "wazero" when GOWASIRUNTIME=wazero, the js one
@@ -187,15 +185,10 @@ wasm_test() { # wasm_test GOOS
 
 wasip1_test() { build_wazero && wasm_test wasip1; }
 
-if [ ${#WASM_PKGS[@]} -eq 0 ]; then
-	echo
-	echo "no wasm packages (core/, metrics/, middleware/) - skipping wasm steps"
-else
-	echo
-	echo "wasm packages: ${WASM_PKGS[*]}"
-	step "wasm wasip1 (wazero)" wasip1_test
-	step "wasm js (node)" wasm_test js
-fi
+echo
+echo "wasm: every package of the root module"
+step "wasm wasip1 (wazero)" wasip1_test
+step "wasm js (node)" wasm_test js
 
 # Framework adapters built on net/http also run under wasip1 (Go's
 # in-process fake network serves httptest there). Fiber cannot: fasthttp.

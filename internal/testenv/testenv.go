@@ -6,6 +6,11 @@
 //
 // scripts/test.sh exports SSEKIT_SKIP and prints what it skipped in its
 // summary; scripts/install-deps.sh installs every program that is not skipped.
+//
+// Outside programs cannot run under js/wasm or wasip1, so this package's
+// own tests, which build and look up executables, are native only (an
+// explicit build constraint, so the wasm runs of the root module say
+// "no test files" here rather than skipping).
 package testenv
 
 import (

@@ -1,3 +1,8 @@
+// Native only: these tests look up and run executables (os.Executable is
+// not implemented under js or wasip1). See the package doc.
+
+//go:build !js && !wasip1
+
 package testenv
 
 import (
