@@ -131,7 +131,9 @@ func isOpen(rs []report) bool {
 	return false
 }
 
-func isDone(rs []report) bool { return slices.ContainsFunc(rs, func(r report) bool { return r.Kind == "done" }) }
+func isDone(rs []report) bool {
+	return slices.ContainsFunc(rs, func(r report) bool { return r.Kind == "done" })
+}
 
 // waitFor polls reports until cond holds, failing the test after timeout
 // with what was reported so far.

@@ -1,0 +1,290 @@
+package wasmclient
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
+
+	"github.com/ssekit/ssekit/internal/testenv"
+)
+
+// chromiumEnv overrides the browser binary (default /usr/bin/chromium, from
+// the Debian package chromium), as in examples/hub.
+const chromiumEnv = "SSEKIT_CHROMIUM"
+
+// chromium returns the browser to drive. Without one the test fails unless
+// SSEKIT_SKIP lists chromium (internal/testenv).
+func chromium(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv(chromiumEnv)
+	if path == "" {
+		path = "/usr/bin/chromium"
+	}
+	return testenv.Program(t, "chromium", fmt.Sprintf("install the Debian package chromium (scripts/install-deps.sh does) or set %s", chromiumEnv), path)
+}
+
+// front is the origin the page is loaded from: it serves the page, Go's
+// wasm_exec.js and the app, and passes /events and /publish to the hub,
+// as the reverse proxy in front of a real deployment does.
+//
+// Why not load the page from the hub, or from another origin? The hub
+// serves only its embedded demo page, and it has no CORS option for
+// /events: a page on another origin could not read the stream. (A Go
+// client, unlike EventSource, also sends Last-Event-ID, SSEKit-Reject and
+// Cache-Control headers, so a cross-origin fetch needs a preflight, which
+// the hub would have to answer.) One origin needs neither.
+type front struct {
+	*httptest.Server
+	mu   sync.Mutex
+	ids  []string // the Last-Event-ID header of every /events request, in order
+	sent []bool   // whether that request had the header at all
+}
+
+func newFront(t *testing.T, hubBase string) *front {
+	t.Helper()
+	target, err := url.Parse(hubBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its own transport, whose idle connections to the old hub process
+	// are closed at the end.
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	proxy := &httputil.ReverseProxy{
+		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(target) },
+		Transport:     tr,
+		FlushInterval: -1, // every event at once (the proxy also does this for text/event-stream)
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			// The hub is down (restarting): 502, which the client retries.
+			http.Error(w, "hub unavailable: "+err.Error(), http.StatusBadGateway)
+		},
+	}
+	f := &front{}
+	mux := http.NewServeMux()
+	file := func(path string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "no-store")
+			http.ServeFile(w, r, path) // .wasm is served as application/wasm, which instantiateStreaming needs
+		}
+	}
+	mux.HandleFunc("GET /{$}", file(filepath.Join("web", "index.html")))
+	mux.HandleFunc("GET /main.js", file(filepath.Join("web", "main.js")))
+	mux.HandleFunc("GET /wasm_exec.js", file(filepath.Join(goroot, "lib", "wasm", "wasm_exec.js")))
+	mux.HandleFunc("GET /app.wasm", file(appWasm))
+	mux.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		id, sent := r.Header["Last-Event-Id"]
+		f.ids = append(f.ids, r.Header.Get("Last-Event-ID"))
+		f.sent = append(f.sent, sent && len(id) > 0)
+		f.mu.Unlock()
+		proxy.ServeHTTP(w, r)
+	})
+	mux.Handle("/publish", proxy)
+	f.Server = httptest.NewServer(mux)
+	t.Cleanup(f.Close)
+	return f
+}
+
+// lastEventIDs returns what each /events request sent as Last-Event-ID
+// ("" when none), in order.
+func (f *front) lastEventIDs() (ids []string, sent []bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.ids), slices.Clone(f.sent)
+}
+
+// TestBrowser loads a page that runs the client compiled to js/wasm in
+// headless Chromium, where Go's net/http is the browser's fetch. The
+// client receives a user push, a topic push and a broadcast from the hub
+// binary. Then the hub is restarted on the same address (SIGTERM, a new
+// process): its history is in memory, so the new process has never heard
+// of the client's last event. The client must reconnect by itself sending
+// that ID as Last-Event-ID, be told of the gap with an ssekit.gap event
+// naming it (reason "unknown"), as the hub documents, and go on receiving
+// new events: every event once, in order, nothing but the gap between.
+func TestBrowser(t *testing.T) {
+	exe := chromium(t)
+	addr := freeAddr(t)
+	hub := startHub(t, addr)
+	site := newFront(t, hub.base)
+	user, other := uuid.NewString(), uuid.NewString()
+	page := site.URL + "/?" + url.Values{"url": {streamURL(site.URL, user)}, "timeout": {appTimeout}}.Encode()
+
+	ctx := newBrowser(t, exe)
+	c, cancel := context.WithTimeout(ctx, startGuard)
+	err := chromedp.Do(c, chromedp.Navigate(page))
+	cancel()
+	if err != nil {
+		t.Fatalf("opening %s: %v", page, err)
+	}
+	reports := func() []report { return pageReports(t, ctx) }
+	waitFor(t, "the stream to open", startGuard, reports, isOpen)
+	hub.waitOnline(user)
+
+	// 1. Live events, and two the page is not entitled to.
+	want := []event{
+		{hub.publish(`{"user":"` + user + `","event":"notification","data":"your order shipped\nit arrives tomorrow ✓"}`), "notification", "your order shipped\nit arrives tomorrow ✓"},
+		{hub.publish(`{"topic":"news","event":"headline","data":{"title":"hello"}}`), "headline", `{"title":"hello"}`},
+	}
+	hub.publish(`{"user":"` + other + `","event":"notification","data":"not for this page"}`)
+	hub.publish(`{"topic":"sports","event":"headline","data":"not subscribed"}`)
+	want = append(want, event{hub.publish(`{"broadcast":true,"event":"alert","data":"restarting soon"}`), "alert", "restarting soon"})
+	waitFor(t, "the live events", stepGuard, reports, func(rs []report) bool { return len(events(rs)) >= len(want) })
+	if got := events(reports()); !slices.Equal(got, want) {
+		t.Fatalf("live events in the browser:\n got %q\nwant %q", got, want)
+	}
+	lastBefore := want[len(want)-1].ID
+
+	// 2. Restart the hub on the same address, as a deploy does.
+	hub.stop()
+	hub = startHub(t, addr)
+	waitFor(t, "the gap event after the restart", stepGuard, reports, func(rs []report) bool {
+		return slices.ContainsFunc(events(rs), func(e event) bool { return e.Type == "ssekit.gap" })
+	})
+	hub.waitOnline(user)
+	var gap event
+	for _, e := range events(reports()) {
+		if e.Type == "ssekit.gap" {
+			gap = e
+		}
+	}
+	var gapData struct {
+		LastEventID string `json:"lastEventId"`
+		Reason      string `json:"reason"`
+	}
+	if err := json.Unmarshal([]byte(gap.Data), &gapData); err != nil {
+		t.Fatalf("gap event data %q: %v", gap.Data, err)
+	}
+	if gapData.LastEventID != lastBefore || gapData.Reason != "unknown" {
+		t.Errorf("gap event data %q, want lastEventId %q and reason \"unknown\" (the new process never issued it)", gap.Data, lastBefore)
+	}
+	want = append(want, gap)
+
+	// 3. Events from the new process reach the page; the stop event ends
+	// the app.
+	want = append(want,
+		event{hub.publish(`{"user":"` + user + `","event":"notification","data":"back after the restart"}`), "notification", "back after the restart"},
+		event{hub.publish(`{"topic":"news","event":"headline","data":"still subscribed"}`), "headline", "still subscribed"},
+		event{hub.publish(`{"user":"` + user + `","event":"` + stopType + `"}`), stopType, ""},
+	)
+	waitFor(t, "the app to end on the stop event", stepGuard, reports, isDone)
+	rs := reports()
+	if got := events(rs); !slices.Equal(got, want) {
+		t.Fatalf("events in the browser (want each once, in order, the gap between the two hubs):\n got %q\nwant %q\nreports:\n%s", got, want, dump(rs))
+	}
+	if last := rs[len(rs)-1]; last.Kind != "done" || last.Error != "" {
+		t.Errorf("last report %+v, want done without error", last)
+	}
+
+	// The client reconnected by itself, sending the last ID it had: the
+	// first request had none, every later one (refused while the hub was
+	// down, then the one the new hub took) the last event's.
+	ids, sent := site.lastEventIDs()
+	if len(ids) < 2 || sent[0] {
+		t.Fatalf("stream requests' Last-Event-ID %q (sent %v): want a first request without one, then reconnections", ids, sent)
+	}
+	for i, id := range ids[1:] {
+		if !sent[i+1] || id != lastBefore {
+			t.Errorf("reconnection %d sent Last-Event-ID %q (sent %v), want %q", i+1, id, sent[i+1], lastBefore)
+		}
+	}
+	var stats struct {
+		Gaps     uint64 `json:"gaps"`
+		Replayed uint64 `json:"replayed"`
+	}
+	hub.get("/stats", &stats)
+	if stats.Gaps != 1 || stats.Replayed != 0 {
+		t.Errorf("new hub's stats: %d gaps, %d replayed; want 1 gap, nothing replayed", stats.Gaps, stats.Replayed)
+	}
+	var retries []string
+	for _, r := range rs {
+		if r.Kind == "retry" {
+			retries = append(retries, r.Error)
+		}
+	}
+	t.Logf("the browser's client received %d events and the gap, reconnecting %d times across the restart: %q", len(want)-1, len(ids)-1, retries)
+}
+
+// pageReports reads the app's reports out of the page. Before the app has
+// started, there are none.
+func pageReports(t *testing.T, ctx context.Context) []report {
+	t.Helper()
+	lines := eval[[]string](t, ctx, `globalThis.ssekitWasm ?? (globalThis.ssekitWasmError ? ["{\"kind\":\"done\",\"error\":" + JSON.stringify("loading the wasm: " + globalThis.ssekitWasmError) + "}"] : [])`)
+	rs := make([]report, 0, len(lines))
+	for _, l := range lines {
+		var r report
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("the page reported %q: %v", l, err)
+		}
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// newBrowser starts headless Chromium with a fresh profile and returns a
+// tab's context; the browser is stopped when the test ends. The flags are
+// examples/hub's (browser_test.go): nothing reaches out to the network but
+// the page.
+func newBrowser(t *testing.T, exe string) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox, // root in containers and CI
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("mute-audio", true),
+		chromedp.UserDataDir(t.TempDir()),
+	}
+	// Registered after TempDir, so it runs first: the browser exits before
+	// its profile directory is removed.
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancel)
+	// The first Run starts the browser; it must not be bounded by a
+	// short-lived context, or the browser would die with it. A watchdog
+	// bounds it instead: the cleanup above cancels it.
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(ctx) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("starting %s: %v", exe, err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("starting %s: no answer after 60s", exe)
+	}
+	return ctx
+}
+
+// eval runs a JavaScript expression in the page and decodes its value.
+func eval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(c, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("evaluating %s: %v", js, err)
+	}
+	return v
+}
