@@ -31,11 +31,10 @@ import (
 //
 // Why: an ordinary handler keeps net/http's per-request machinery alive for
 // as long as the stream lasts: the request, its buffered reader and
-// writers, the chunking buffer and the handler's grown stack. Measured with
-// examples/loadtest on 10,000 idle streams (docs/BENCHMARKS.md), taking the
-// connection over cuts memory from about 27.7 to 12.7 KiB of RSS per
-// stream, and each batch costs one writev instead of up to three writes,
-// with no ResponseController per write.
+// writers, the chunking buffer and the handler's grown stack. Taking the
+// connection over roughly halves the memory of an idle stream, and each
+// batch is one writev of the broker's shared frames instead of a staged
+// copy and up to three writes (figures: docs/BENCHMARKS.md).
 //
 // What take-over gives up, besides net/http's per-request machinery:
 //   - Keep-alive: the connection carries this one stream and is closed when
