@@ -32,7 +32,9 @@ type segment struct {
 	base uint64 // log index of msgs[0]
 	n    atomic.Int32
 	next atomic.Pointer[segment]
-	msgs [segSize]*Message
+	// msgs is allocated with the first entry, so that a tenant that never
+	// broadcasts costs a few words, not a segment.
+	msgs []*Message
 }
 
 // bell is closed to wake every writer waiting for the next broadcast.
@@ -58,8 +60,11 @@ func (g *bcastLog) append(m *Message, win *window) (started bool) {
 		g.trim(win)
 		started = true
 	}
+	if t.msgs == nil {
+		t.msgs = make([]*Message, segSize)
+	}
 	t.msgs[n] = m
-	t.n.Store(n + 1)
+	t.n.Store(n + 1) // publishes msgs and m to the readers
 	g.count.Add(1)
 	// Seen together with a writer's own increment before it waits: either
 	// it is counted here, or its last look at the log saw m.

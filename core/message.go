@@ -88,7 +88,7 @@ const (
 	idBufLen = 32
 	// inlineLen makes a Message exactly 448 bytes, an allocator size
 	// class, with room for a typical notification and its frame.
-	inlineLen = 128
+	inlineLen = 112
 	// messageSize is what a Message costs before its data and frame.
 	messageSize = 448
 )

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -78,4 +79,11 @@ func TestMessageIDs(t *testing.T) {
 	require.NoError(t, h.Append(ctx, m))
 	assert.Equal(t, h.epoch+"-4", first)
 	assert.Equal(t, h.epoch+"-5", m.Event.ID)
+}
+
+// TestMessageSize keeps a Message at one allocator size class: a field
+// added without shrinking inline would cost every message 32 bytes more
+// and make Message.Cost undercount.
+func TestMessageSize(t *testing.T) {
+	assert.Equal(t, uintptr(messageSize), unsafe.Sizeof(Message{}))
 }
