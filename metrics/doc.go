@@ -40,6 +40,15 @@
 // core.Broker.Stats does. Those events are replayed when the client
 // reconnects within the history window.
 //
+// Every figure of core.Stats that has a series counts what the series
+// counts: ssekit_events_published_total the publishes made on this broker
+// (Stats.Published); ssekit_events_sent_total the live events written
+// (Stats.Sent); ssekit_gap_events_total the gap events written, on replay
+// and when a Bus reports lost events (Stats.Gaps), so an alert on gaps
+// sees data lost between nodes; and, once Track is called,
+// ssekit_events_delivered_total the messages routed by this broker, from
+// its own publishes or from the Bus (Stats.Delivered).
+//
 // The Flush hook runs after every write of every connection: it touches
 // two counters and the histogram, all resolved once (in New, or per tenant
 // when first seen), and never allocates, tenant label or not.

@@ -38,9 +38,15 @@ var DefaultLatencyBuckets = []float64{
 // ssekit_connections_rejected_total. They follow the status core.Broker.Reject
 // answers with.
 const (
+	// RejectUnavailable: core.IsUnavailable, an outage of what the
+	// Authenticator or Authorizer depends on; answered with a retry hint
+	// (200 + ssekit.rejected, or 503), whatever else the error wraps. It
+	// has a label of its own because it calls for a page, where the
+	// client-caused reasons do not.
+	RejectUnavailable     = "unavailable"
 	RejectUnauthenticated = "unauthenticated" // core.ErrUnauthenticated: 401
 	RejectForbidden       = "forbidden"       // core.ErrForbidden: 403
-	RejectBadRequest      = "bad_request"     // core.ErrBadRequest and the core.ErrInvalid... errors: 400
+	RejectBadRequest      = "bad_request"     // core.ErrBadRequest, core.ErrTooManyTopics and the core.ErrInvalid... errors: 400
 	RejectLimit           = "limit"           // core.ErrTooManyConnections or core.ErrTooManyUserConnections
 	RejectShutdown        = "shutdown"        // core.ErrClosed: the broker is closing
 	RejectOther           = "other"           // anything else
@@ -52,7 +58,7 @@ var (
 		core.ReasonTokenExpired, core.ReasonShutdown, core.ReasonWriteError,
 	}
 	rejectReasons = [...]string{
-		RejectUnauthenticated, RejectForbidden, RejectBadRequest,
+		RejectUnavailable, RejectUnauthenticated, RejectForbidden, RejectBadRequest,
 		RejectLimit, RejectShutdown, RejectOther,
 	}
 	dropReasons = [...]core.DropReason{
@@ -142,9 +148,9 @@ type Metrics struct {
 	lagBytes      *prometheus.HistogramVec
 	collectors    []prometheus.Collector
 
-	heldDesc, ageDesc *prometheus.Desc
-	sourcesMu         sync.Mutex
-	sources           []StatsSource // brokers added with Track
+	heldDesc, ageDesc, deliveredDesc *prometheus.Desc
+	sourcesMu                        sync.Mutex
+	sources                          []StatsSource // brokers added with Track
 
 	// def holds every series when the tenant label is off, and the default
 	// tenant's when it is on.
@@ -211,11 +217,11 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	m.rejected = counter("connections_rejected_total", "SSE connection requests refused, by reason.", "reason")
 	m.published = counter("events_published_total", "Events published, by target kind (user, topic or broadcast).", "target")
 	m.publishErrors = counter("publish_errors_total", "Publishes that failed in the History or Bus, by target kind.", "target")
-	m.sent = counter("events_sent_total", "Live events written to connections (replays excluded).")
+	m.sent = counter("events_sent_total", "Live events written to connections (replays and gap events excluded); core.Stats.Sent.")
 	m.bytes = counter("written_bytes_total", "Bytes of live events written to connections.")
 	m.dropped = counter("events_dropped_total", "Events that did not reach a connection they were meant for, by reason.", "reason")
 	m.replayed = counter("events_replayed_total", "Events replayed to reconnecting clients after their Last-Event-ID.")
-	m.gaps = counter("gap_events_total", "Gap events sent to reconnecting clients whose Last-Event-ID could not be replayed.")
+	m.gaps = counter("gap_events_total", "Gap events written to clients: on reconnect when the Last-Event-ID could not be replayed, and when the Bus lost events; core.Stats.Gaps.")
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace:   Namespace,
 		Name:        "delivery_latency_seconds",
@@ -243,6 +249,8 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		"Memory the events held for replay and backlogs cost (core.Stats.HeldBytes), against core.Config.HistoryBytes.", nil, m.cfg.constLabels)
 	m.ageDesc = prometheus.NewDesc(Namespace+"_history_oldest_age_seconds",
 		"Age of the oldest event held (core.Stats.OldestAge), against core.Config.HistoryAge.", nil, m.cfg.constLabels)
+	m.deliveredDesc = prometheus.NewDesc(Namespace+"_events_delivered_total",
+		"Messages the broker routed to its connections, published on it or received from the Bus (core.Stats.Delivered).", nil, m.cfg.constLabels)
 
 	m.def = m.newSeries(tenant != nil, "")
 	m.obs = &core.Observer{
@@ -311,10 +319,11 @@ type StatsSource interface {
 	Stats() core.Stats
 }
 
-// Track adds the gauges that hooks cannot feed, read from b's Stats at
-// each scrape: ssekit_history_held_bytes (summed over tracked brokers) and
-// ssekit_history_oldest_age_seconds (the oldest of them). Call it once per
-// broker, after core.New.
+// Track adds the series that hooks cannot feed, read from b's Stats at
+// each scrape: ssekit_history_held_bytes and ssekit_events_delivered_total
+// (summed over tracked brokers), and ssekit_history_oldest_age_seconds (the
+// oldest of them). No hook sees a message routed from the Bus, so
+// delivered comes from Stats too. Call it once per broker, after core.New.
 func (m *Metrics) Track(b StatsSource) {
 	m.sourcesMu.Lock()
 	m.sources = append(m.sources, b)
@@ -328,6 +337,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	}
 	ch <- m.heldDesc
 	ch <- m.ageDesc
+	ch <- m.deliveredDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -343,13 +353,16 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	var held int64
 	var age time.Duration
+	var delivered uint64
 	for _, src := range sources {
 		st := src.Stats()
 		held += st.HeldBytes
 		age = max(age, st.OldestAge)
+		delivered += st.Delivered
 	}
 	ch <- prometheus.MustNewConstMetric(m.heldDesc, prometheus.GaugeValue, float64(held))
 	ch <- prometheus.MustNewConstMetric(m.ageDesc, prometheus.GaugeValue, age.Seconds())
+	ch <- prometheus.MustNewConstMetric(m.deliveredDesc, prometheus.CounterValue, float64(delivered))
 }
 
 // tenantSeries returns the series of tenant, admitting it under the cap.
@@ -445,17 +458,22 @@ func (m *Metrics) reject(_ context.Context, tenant string, err error) {
 }
 
 // RejectReason returns the reason label that ssekit_connections_rejected_total
-// counts err under: one of the Reject... constants, chosen with errors.Is in
-// the order core.Broker.Reject maps errors to statuses.
+// counts err under: one of the Reject... constants, chosen in the order
+// core.Broker.Reject maps errors to statuses. Unavailable comes first, as
+// there: an Authenticator's outage wrapped in ErrUnauthenticated is still
+// an outage.
 func RejectReason(err error) string {
 	switch {
+	case core.IsUnavailable(err):
+		return RejectUnavailable
 	case errors.Is(err, core.ErrUnauthenticated):
 		return RejectUnauthenticated
 	case errors.Is(err, core.ErrForbidden):
 		return RejectForbidden
 	case errors.Is(err, core.ErrBadRequest), errors.Is(err, core.ErrInvalidTopic),
 		errors.Is(err, core.ErrInvalidTenant), errors.Is(err, core.ErrInvalidID),
-		errors.Is(err, core.ErrInvalidUser):
+		errors.Is(err, core.ErrInvalidUser), errors.Is(err, core.ErrInvalidUTF8),
+		errors.Is(err, core.ErrTooManyTopics):
 		return RejectBadRequest
 	case errors.Is(err, core.ErrTooManyConnections), errors.Is(err, core.ErrTooManyUserConnections):
 		return RejectLimit
@@ -482,7 +500,18 @@ func (m *Metrics) publish(_ context.Context, msg *core.Message) func(core.Publis
 
 func (m *Metrics) flush(ctx context.Context, s *core.Subscription, f core.FlushInfo) {
 	ts := m.connSeries(ctx, s)
-	ts.sent.Add(float64(len(f.Messages)))
+	// A Bus that lost events delivers a gap event: count it as a gap, as
+	// core.Stats does, so the gap alert sees data lost between nodes.
+	sent := len(f.Messages)
+	for _, msg := range f.Messages {
+		if msg.Event.Type == core.GapEventType {
+			sent--
+		}
+	}
+	ts.sent.Add(float64(sent))
+	if gaps := len(f.Messages) - sent; gaps > 0 {
+		ts.gaps.Add(float64(gaps))
+	}
 	ts.bytes.Add(float64(f.Bytes))
 	ts.lagEvents.Observe(float64(f.Backlog))
 	ts.lagBytes.Observe(float64(f.BacklogBytes))

@@ -169,6 +169,11 @@ func TestRejectReason(t *testing.T) {
 		core.ErrTooManyUserConnections:                                 metrics.RejectLimit,
 		core.ErrClosed:                                                 metrics.RejectShutdown,
 		errors.New("database down"):                                    metrics.RejectOther,
+		core.ErrUnavailable:                                            metrics.RejectUnavailable,
+		context.DeadlineExceeded:                                       metrics.RejectUnavailable,
+		fmt.Errorf("%w: jwks: %w", core.ErrUnauthenticated, core.ErrUnavailable): metrics.RejectUnavailable,
+		fmt.Errorf("%w: %w", core.ErrBadRequest, core.ErrTooManyTopics):          metrics.RejectBadRequest,
+		core.ErrInvalidUTF8: metrics.RejectBadRequest,
 	} {
 		assert.Equal(t, want, metrics.RejectReason(err), err.Error())
 	}

@@ -150,6 +150,7 @@ ssekit_connections_rejected_total{reason="limit"} 1
 ssekit_connections_rejected_total{reason="other"} 0
 ssekit_connections_rejected_total{reason="shutdown"} 0
 ssekit_connections_rejected_total{reason="unauthenticated"} 1
+ssekit_connections_rejected_total{reason="unavailable"} 0
 # HELP ssekit_events_dropped_total Events that did not reach a connection they were meant for, by reason.
 # TYPE ssekit_events_dropped_total counter
 ssekit_events_dropped_total{reason="queue_full_newest"} 0
@@ -163,10 +164,10 @@ ssekit_events_published_total{target="user"} 6
 # HELP ssekit_events_replayed_total Events replayed to reconnecting clients after their Last-Event-ID.
 # TYPE ssekit_events_replayed_total counter
 ssekit_events_replayed_total 1
-# HELP ssekit_events_sent_total Live events written to connections (replays excluded).
+# HELP ssekit_events_sent_total Live events written to connections (replays and gap events excluded); core.Stats.Sent.
 # TYPE ssekit_events_sent_total counter
 ssekit_events_sent_total 3
-# HELP ssekit_gap_events_total Gap events sent to reconnecting clients whose Last-Event-ID could not be replayed.
+# HELP ssekit_gap_events_total Gap events written to clients: on reconnect when the Last-Event-ID could not be replayed, and when the Bus lost events; core.Stats.Gaps.
 # TYPE ssekit_gap_events_total counter
 ssekit_gap_events_total 1
 # HELP ssekit_publish_errors_total Publishes that failed in the History or Bus, by target kind.
