@@ -139,7 +139,11 @@ type Config struct {
 	// takes everything pending, so bursts coalesce without a timer.
 	FlushInterval time.Duration
 	// MaxEventSize caps the encoded size of one event in bytes, id field
-	// excluded (default 64 KiB).
+	// excluded (default 64 KiB, at most DefaultMaxLineSize, 1 MiB). The cap
+	// exists because a Decoder, and so the Go client, refuses a line over
+	// DefaultMaxLineSize, and one data line can be nearly the whole event:
+	// a larger MaxEventSize would let the broker accept events that its own
+	// client cannot read.
 	MaxEventSize int
 
 	// AnnounceConnection sends every new stream a ConnectedEventType event
@@ -215,6 +219,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxEventSize < 0 {
 		bad("MaxEventSize", ">= 0", c.MaxEventSize)
+	}
+	if c.MaxEventSize > DefaultMaxLineSize {
+		bad("MaxEventSize", fmt.Sprintf("<= %d (DefaultMaxLineSize, the longest line the Go client's Decoder reads)", DefaultMaxLineSize), c.MaxEventSize)
 	}
 	if c.Bus != nil && c.History == nil {
 		errs = append(errs, fmt.Errorf("%w: History must be set when Bus is set (IDs and replay must be shared across brokers)", ErrInvalidConfig))

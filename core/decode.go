@@ -9,10 +9,14 @@ import (
 	"unicode/utf8"
 )
 
+// DefaultMaxLineSize bounds one line a Decoder reads when its MaxLineSize
+// is not set (1 MiB): far above any sane event line, far below what would
+// hurt a client. The Go client decodes with it, so Config.Validate refuses
+// a MaxEventSize above it: the broker would accept events its own client
+// refuses.
+const DefaultMaxLineSize = 1 << 20
+
 const (
-	// decoderDefaultMaxLineSize bounds one line (1 MiB): far above any sane
-	// event line, far below what would hurt a client.
-	decoderDefaultMaxLineSize = 1 << 20
 	// decoderDefaultMaxEventSize bounds the data and comment text collected
 	// for one event (16 MiB).
 	decoderDefaultMaxEventSize = 16 << 20
@@ -48,7 +52,7 @@ type Decoder struct {
 	// MaxLineSize bounds the bytes of one line, terminator excluded, so a
 	// hostile or broken server cannot make the decoder buffer without end;
 	// a longer line makes Next fail with an error wrapping ErrEventTooLarge.
-	// Zero or negative means 1 MiB.
+	// Zero or negative means DefaultMaxLineSize (1 MiB).
 	MaxLineSize int
 	// MaxEventSize bounds the decoded data and comment text collected for
 	// one event; exceeding it makes Next fail with an error wrapping
@@ -120,7 +124,7 @@ func (d *Decoder) Next() (Event, error) {
 	}
 	maxLine := d.MaxLineSize
 	if maxLine <= 0 {
-		maxLine = decoderDefaultMaxLineSize
+		maxLine = DefaultMaxLineSize
 	}
 	empty := 0
 	for {
