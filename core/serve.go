@@ -524,9 +524,8 @@ func (l *loop) replay(head []byte, position string) *stop {
 		}
 		frames = append(frames, m.frame)
 	}
-	if end := l.send(append(frames, tail)); end != nil {
-		return end
-	}
+	// Counted before the last write, so that a client that has read its
+	// gap event finds it in Stats.
 	if info.Gap {
 		b.gap.Add(1)
 	}
@@ -534,7 +533,7 @@ func (l *loop) replay(head []byte, position string) *stop {
 	if b.obs != nil && b.obs.Replay != nil {
 		b.obs.Replay(s.obsCtx, s, info)
 	}
-	return nil
+	return l.send(append(frames, tail))
 }
 
 func appendGap(buf []byte, lastID, resumeID, reason string) []byte {
