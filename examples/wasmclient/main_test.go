@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -28,7 +29,9 @@ import (
 var (
 	hubBin  string // examples/hub, native
 	appWasm string // ./app, GOOS=js GOARCH=wasm
-	goroot  string // the GOROOT of the go that built appWasm: its wasm_exec.js must match
+	// baseWasm is ./baseline for js/wasm, the size test's reference.
+	baseWasm string
+	goroot   string // the GOROOT of the go that built appWasm: its wasm_exec.js must match
 )
 
 // Bounds of the suite's waits. They are far beyond what any step needs on
@@ -61,12 +64,13 @@ func TestMain(m *testing.M) {
 	}))...)
 }
 
-// build compiles the hub natively and the app as js/wasm into dir, both at
-// once (they share nothing but the build cache), as a user builds them:
-// what runs is the real binary, not an in-process stand-in.
+// build compiles the hub natively, and the app and its size reference as
+// js/wasm, into dir, all at once, as a user builds them: what runs is the
+// real binary, not an in-process stand-in.
 func build(dir string) error {
 	hubBin = filepath.Join(dir, "hub")
 	appWasm = filepath.Join(dir, "app.wasm")
+	baseWasm = filepath.Join(dir, "baseline.wasm")
 	out, err := exec.Command("go", "env", "GOROOT").Output()
 	if err != nil {
 		return fmt.Errorf("go env GOROOT: %w", err)
@@ -78,9 +82,13 @@ func build(dir string) error {
 	app := exec.Command("go", "build", "-o", appWasm, "./wasmclient/app")
 	app.Dir = ".."
 	app.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	base := exec.Command("go", "build", "-o", baseWasm, "./wasmclient/baseline")
+	base.Dir = ".."
+	base.Env = app.Env
+	cmds := []*exec.Cmd{hub, app, base}
 	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, cmd := range []*exec.Cmd{hub, app} {
+	errs := make([]error, len(cmds))
+	for i, cmd := range cmds {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -90,10 +98,7 @@ func build(dir string) error {
 		}()
 	}
 	wg.Wait()
-	if errs[0] != nil {
-		return errs[0]
-	}
-	return errs[1]
+	return errors.Join(errs...)
 }
 
 // report is one line the app writes (app/main.go).
