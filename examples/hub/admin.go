@@ -37,9 +37,7 @@ func (h *hub) callerOf(w http.ResponseWriter, r *http.Request) (access, bool) {
 	}
 	id, err := h.jwt.Verify(strings.TrimSpace(token))
 	if err != nil {
-		// The reason stays in the hub: it can name what was wrong with a
-		// token the caller should not learn about.
-		unauthorized(w, "auth mode: send Authorization: Bearer <JWT>")
+		h.refuseToken(w, r, err)
 		return access{}, false
 	}
 	return access{admin: auth.CanAdmin(id) == nil, id: &id}, true

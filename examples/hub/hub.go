@@ -11,9 +11,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -51,6 +54,9 @@ type hubConfig struct {
 	// limits bound the requests of every route but the stream (zero
 	// fields: the defaults).
 	limits limits
+	// log receives what the hub refuses and why, with the request's
+	// context; nil means obs's logger, or slog.Default without obs.
+	log *slog.Logger
 }
 
 // hub is the service's HTTP surface around one broker. It holds no state
@@ -70,6 +76,12 @@ type hub struct {
 	// publishing holds one slot per POST /publish in flight.
 	publishing publishSlots
 	mux        *http.ServeMux
+	// log gets the full errors; answers carry fixed texts only.
+	log *slog.Logger
+	// retryAfter is the Retry-After of a 503 for an outage: the back-off
+	// core.Broker.Reject gives streams, so publishers and pages return
+	// together, not before the outage can have passed.
+	retryAfter string
 }
 
 // Batch publishing: POST /publish also takes a JSON array of the objects
@@ -116,6 +128,20 @@ func newHub(b *core.Broker, cfg hubConfig) (*hub, error) {
 		limits:   cfg.limits.withDefaults(),
 	}
 	h.publishing = make(publishSlots, h.limits.maxPublishing)
+	h.log = cfg.log
+	if h.log == nil && cfg.obs != nil {
+		h.log = cfg.obs.log
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	backoff := 5 * b.Config().RetryHint
+	h.retryAfter = strconv.Itoa(int((backoff + time.Second - 1) / time.Second))
+	if cfg.obs != nil {
+		// Here, where the broker and its metrics meet: the history's
+		// gauges and the delivered count come from the broker's Stats.
+		cfg.obs.track(b)
+	}
 	if h.maxBatch <= 0 {
 		h.maxBatch = defaultMaxBatch
 	}
@@ -300,7 +326,7 @@ func (h *hub) authenticate(w http.ResponseWriter, r *http.Request) (*core.Identi
 		// publish in their name (CSRF).
 		id, err := h.jwt.Verify(strings.TrimSpace(token))
 		if err != nil {
-			unauthorized(w, "auth mode: send Authorization: Bearer <JWT>")
+			h.refuseToken(w, r, err)
 			return nil, false
 		}
 		return &id, true
@@ -341,13 +367,13 @@ func (h *hub) publishOne(w http.ResponseWriter, r *http.Request, caller *core.Id
 		writeJSON(w, http.StatusBadRequest, aerr)
 		return
 	}
-	if aerr := allow(caller, req, &msg); aerr != nil {
-		writeJSON(w, http.StatusForbidden, aerr)
+	if status, aerr := h.allow(r, caller, req, &msg); aerr != nil {
+		writeJSON(w, status, aerr)
 		return
 	}
 	id, err := h.broker.Publish(r.Context(), msg)
 	if err != nil {
-		status, aerr := publishError(err)
+		status, aerr := h.publishError(w, r, err)
 		writeJSON(w, status, aerr)
 		return
 	}
@@ -374,7 +400,7 @@ func (h *hub) publishBatch(w http.ResponseWriter, r *http.Request, caller *core.
 	}
 	msgs := make([]core.Message, len(items))
 	for k, raw := range items {
-		msg, status, aerr := h.item(raw, caller)
+		msg, status, aerr := h.item(w, r, raw, caller)
 		if aerr != nil {
 			writeJSON(w, status, atItem(k, *aerr))
 			return
@@ -388,7 +414,7 @@ func (h *hub) publishBatch(w http.ResponseWriter, r *http.Request, caller *core.
 			// Shutting down, the context gone, or a rule of the broker
 			// the checks above do not know: the caller learns which
 			// events were published.
-			status, aerr := publishError(err)
+			status, aerr := h.publishError(w, r, err)
 			writeJSON(w, status, batchError{apiError: *atItem(k, aerr), IDs: ids})
 			return
 		}
@@ -441,7 +467,7 @@ func (h *hub) decodeBatch(body io.Reader) ([]json.RawMessage, int, *apiError) {
 // item turns one batch item into a message that is ready to publish: the
 // checks of a single publish, then the broker's own rules (check), so that
 // a batch is refused before any of it is published.
-func (h *hub) item(raw json.RawMessage, caller *core.Identity) (core.Message, int, *apiError) {
+func (h *hub) item(w http.ResponseWriter, r *http.Request, raw json.RawMessage, caller *core.Identity) (core.Message, int, *apiError) {
 	if raw[0] != '{' {
 		return core.Message{}, http.StatusBadRequest, &apiError{Error: "each item must be a JSON object, got " + jsonValueKind(raw[0])}
 	}
@@ -454,11 +480,11 @@ func (h *hub) item(raw json.RawMessage, caller *core.Identity) (core.Message, in
 	if aerr != nil {
 		return msg, http.StatusBadRequest, aerr
 	}
-	if aerr := allow(caller, req, &msg); aerr != nil {
-		return msg, http.StatusForbidden, aerr
+	if status, aerr := h.allow(r, caller, req, &msg); aerr != nil {
+		return msg, status, aerr
 	}
 	if err := h.check(msg); err != nil {
-		status, aerr := publishError(err)
+		status, aerr := h.publishError(w, r, err)
 		return msg, status, &aerr
 	}
 	return msg, 0, nil
@@ -466,19 +492,56 @@ func (h *hub) item(raw json.RawMessage, caller *core.Identity) (core.Message, in
 
 // allow applies the caller's token to msg (nil caller: the publish secret
 // or an open hub allow everything): the tenant comes from the token, never
-// from the body, and the publish claim must allow the target.
-func allow(caller *core.Identity, req publishRequest, msg *core.Message) *apiError {
+// from the body, and the publish claim must allow the target. A refusal
+// answers a fixed text per class and logs the error, whose text names
+// grants, users and topics the caller need not learn.
+func (h *hub) allow(r *http.Request, caller *core.Identity, req publishRequest, msg *core.Message) (int, *apiError) {
 	if caller == nil {
-		return nil
+		return 0, nil
 	}
 	if req.Tenant != "" && req.Tenant != caller.Tenant {
-		return &apiError{Error: "the token does not allow this tenant", Field: "tenant"}
+		return http.StatusForbidden, &apiError{Error: "the token does not allow this tenant", Field: "tenant"}
 	}
 	msg.Target.Tenant = caller.Tenant
-	if err := auth.CanPublish(*caller, msg.Target); err != nil {
-		return &apiError{Error: err.Error(), Field: "target"}
+	err := auth.CanPublish(*caller, msg.Target)
+	if err == nil {
+		return 0, nil
 	}
-	return nil
+	h.log.InfoContext(r.Context(), "hub: publish refused", "tenant", caller.Tenant, "user", caller.User, "err", err)
+	switch {
+	case errors.Is(err, core.ErrUnauthenticated):
+		// The token expired between Verify and now.
+		return http.StatusUnauthorized, &apiError{Error: "the token is no longer valid: send a fresh one"}
+	case errors.Is(err, core.ErrInvalidTopic):
+		return http.StatusBadRequest, &apiError{Error: "invalid topic", Field: "topic"}
+	case errors.Is(err, auth.ErrTenantNotAllowed):
+		return http.StatusForbidden, &apiError{Error: "the token does not allow this tenant", Field: "tenant"}
+	case errors.Is(err, core.ErrForbidden):
+		return http.StatusForbidden, &apiError{Error: "the token's publish claim does not allow this target", Field: "target"}
+	}
+	return http.StatusInternalServerError, &apiError{Error: "internal error"}
+}
+
+// refuseToken answers a bearer token that Verify refused: 503 with
+// Retry-After when the keys to check it are unavailable (a JWKS outage),
+// so the caller retries rather than giving up on a token that may be
+// good; 401 otherwise. The reason stays in the log: it can name what was
+// wrong with a token the caller should not learn about.
+func (h *hub) refuseToken(w http.ResponseWriter, r *http.Request, err error) {
+	if core.IsUnavailable(err) {
+		h.log.WarnContext(r.Context(), "hub: token not checked: keys unavailable", "path", r.URL.Path, "err", err)
+		w.Header().Set("Connection", "close") // the body is not read
+		h.retryLater(w, "cannot check tokens now: retry later")
+		return
+	}
+	h.log.InfoContext(r.Context(), "hub: token refused", "path", r.URL.Path, "err", err)
+	unauthorized(w, "auth mode: send Authorization: Bearer <JWT>")
+}
+
+// retryLater answers 503 with the hub's Retry-After.
+func (h *hub) retryLater(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", h.retryAfter)
+	writeJSON(w, http.StatusServiceUnavailable, apiError{Error: msg})
 }
 
 // check applies core's publish rules (core.Broker.Check), so that every
@@ -628,8 +691,11 @@ func dataText(raw json.RawMessage) (string, error) {
 }
 
 // publishError maps the broker's sentinel errors to a status and the field
-// at fault.
-func publishError(err error) (int, apiError) {
+// at fault. A 400 carries the broker's words about the request's own
+// fields; any other failure (History, Bus) gets a fixed text, its error
+// going to the log, since it may hold addresses or commands. An outage
+// (core.IsUnavailable) is a 503 with Retry-After, set on w.
+func (h *hub) publishError(w http.ResponseWriter, r *http.Request, err error) (int, apiError) {
 	fields := []struct {
 		sentinel error
 		field    string
@@ -650,10 +716,16 @@ func publishError(err error) (int, apiError) {
 			return http.StatusBadRequest, apiError{Error: err.Error(), Field: f.field}
 		}
 	}
-	if errors.Is(err, core.ErrClosed) {
+	switch {
+	case errors.Is(err, core.ErrClosed):
 		return http.StatusServiceUnavailable, apiError{Error: "the hub is shutting down"}
+	case core.IsUnavailable(err):
+		h.log.WarnContext(r.Context(), "hub: publish failed for now", "err", err)
+		w.Header().Set("Retry-After", h.retryAfter)
+		return http.StatusServiceUnavailable, apiError{Error: "publishing is unavailable: retry later"}
 	}
-	return http.StatusInternalServerError, apiError{Error: "publish failed: " + err.Error()}
+	h.log.ErrorContext(r.Context(), "hub: publish failed", "err", err)
+	return http.StatusInternalServerError, apiError{Error: "publish failed"}
 }
 
 // stats handles GET /stats.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -29,25 +31,38 @@ const (
 	traceOTLP   = "otlp"
 )
 
-// observability is the hub's metrics registry and, with -trace, its tracer
-// provider. It is built before the broker, whose Observer it supplies.
+// observability is the hub's metrics registry, its log of refusals and,
+// with -trace, its tracer provider. It is built before the broker, whose
+// Observer it supplies; newHub then tracks the broker (see track).
 type observability struct {
 	registry *prometheus.Registry
+	metrics  *metrics.Metrics
 	observer *core.Observer
 	tp       *sdktrace.TracerProvider // nil without -trace
+	// log receives every refused stream with its request's context (set
+	// it before the broker serves; slog.Default by default).
+	log *slog.Logger
+
+	mu      sync.Mutex
+	tracked map[*core.Broker]bool
 }
 
 // newObservability registers the broker's metrics with the Go and process
-// collectors, and sets up tracing: "stdout" prints spans to out, "otlp"
-// sends them where the standard OTEL_EXPORTER_OTLP_* variables say.
+// collectors, logs refused streams, and sets up tracing: "stdout" prints
+// spans to out, "otlp" sends them where the standard
+// OTEL_EXPORTER_OTLP_* variables say.
 func newObservability(ctx context.Context, trace string, out io.Writer) (*observability, error) {
-	o := &observability{registry: prometheus.NewRegistry()}
+	o := &observability{registry: prometheus.NewRegistry(), log: slog.Default(), tracked: make(map[*core.Broker]bool)}
 	o.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m, err := metrics.New(o.registry)
 	if err != nil {
 		return nil, err
 	}
-	o.observer = m.Observer()
+	o.metrics = m
+	// The broker answers a refused stream with a fixed text (core's
+	// Reject); the error behind it, which may name a database or a key
+	// ID, belongs in the log.
+	o.observer = core.JoinObservers(m.Observer(), &core.Observer{Reject: o.logReject})
 	var exp sdktrace.SpanExporter
 	switch trace {
 	case traceOff:
@@ -69,6 +84,32 @@ func newObservability(ctx context.Context, trace string, out io.Writer) (*observ
 	tr := tracing.New(tracing.WithTracerProvider(o.tp))
 	o.observer = core.JoinObservers(o.observer, tr.Observer())
 	return o, nil
+}
+
+// logReject logs a stream the broker refused. The context is the
+// request's, so a handler that reads trace IDs from it ties the line to
+// the request's trace. Refusals the client causes are routine (Info);
+// outages and the unexpected are not (Warn).
+func (o *observability) logReject(ctx context.Context, tenant string, err error) {
+	reason := metrics.RejectReason(err)
+	level := slog.LevelInfo
+	if reason == metrics.RejectUnavailable || reason == metrics.RejectOther {
+		level = slog.LevelWarn
+	}
+	o.log.Log(ctx, level, "hub: stream refused", "reason", reason, "tenant", tenant, "err", err)
+}
+
+// track adds b's history gauges and delivered count to the metrics
+// (metrics.Track), once per broker: a broker outlives an http.Server and
+// may be served by several hubs, and tracking it twice would count it
+// twice.
+func (o *observability) track(b *core.Broker) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.tracked[b] {
+		o.tracked[b] = true
+		o.metrics.Track(b)
+	}
 }
 
 // metricsHandler serves /metrics.
