@@ -42,6 +42,9 @@ func TestDashboardQueriesExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close(context.Background())
+	// The series read from the broker's Stats appear once it is tracked,
+	// as the hub does.
+	m.Track(b)
 	if err := b.Broadcast(context.Background(), "e", ""); err != nil {
 		t.Fatal(err)
 	}
