@@ -19,11 +19,16 @@ import (
 // nodeEnv overrides the node binary.
 const nodeEnv = "SSEKIT_NODE"
 
-// node returns the Node.js to run the wasm with. Without it the test fails
-// unless SSEKIT_SKIP lists node (internal/testenv).
+// node returns the Node.js to run the wasm with: SSEKIT_NODE, else node on
+// the PATH. Without it the test fails unless SSEKIT_SKIP lists node
+// (internal/testenv).
 func node(t *testing.T) string {
 	t.Helper()
-	return testenv.Program(t, "node", "install Node.js 20 or later (its global fetch is what Go's js net/http uses), or set "+nodeEnv, os.Getenv(nodeEnv), "node")
+	path := os.Getenv(nodeEnv)
+	if path == "" {
+		path = "node"
+	}
+	return testenv.Program(t, "node", "install Node.js 20 or later (its global fetch is what Go's js net/http uses), or set "+nodeEnv, path)
 }
 
 // nodeApp is the app running under Node.
