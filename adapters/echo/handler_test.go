@@ -14,6 +14,8 @@ import (
 
 	"github.com/labstack/echo/v5"
 	"github.com/labstack/echo/v5/middleware"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/adapters/adaptertest"
 	sseecho "github.com/ssekit/ssekit/adapters/echo"
@@ -43,28 +45,20 @@ func TestRouteMiddlewareWriters(t *testing.T) {
 
 		// The client's transport asks for gzip and would inflate.
 		c := adaptertest.Dial(t, srv.Client(), srv.URL+"/events", nil)
-		if c.Resp.Uncompressed || c.Resp.Header.Get("Content-Encoding") != "" {
-			t.Errorf("stream compressed (Content-Encoding %q)", c.Resp.Header.Get("Content-Encoding"))
-		}
+		assert.False(t, c.Resp.Uncompressed || c.Resp.Header.Get("Content-Encoding") != "", "stream compressed (Content-Encoding %q)", c.Resp.Header.Get("Content-Encoding"))
 		adaptertest.CheckStreaming(t, b, c)
 		c.Close()
 
 		resp, err := srv.Client().Get(srv.URL + "/page")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		if !resp.Uncompressed {
-			t.Error("other routes are no longer compressed: the test proves nothing")
-		}
+		assert.True(t, resp.Uncompressed, "other routes are no longer compressed: the test proves nothing")
 		select {
 		case res := <-dumped:
-			if res != "" {
-				t.Errorf("BodyDump collected the stream: %.80q", res)
-			}
+			assert.Equal(t, "", res, "BodyDump collected the stream: %.80q", res)
 		case <-time.After(adaptertest.WaitTimeout):
-			t.Fatal("BodyDump never saw the stream request end")
+			require.FailNow(t, "BodyDump never saw the stream request end")
 		}
 	})
 }
@@ -88,24 +82,17 @@ func TestWriterThatCannotFlush(t *testing.T) {
 	// The trap: flushing echo's Response panics.
 	func() {
 		defer func() {
-			if recover() == nil {
-				t.Error("echo.Response.Flush did not panic on a writer that cannot flush: the trap is gone, update the docs")
-			}
+			assert.NotNil(t, recover(), "echo.Response.Flush did not panic on a writer that cannot flush: the trap is gone, update the docs")
 		}()
 		e.ServeHTTP(plainWriter{httptest.NewRecorder()}, httptest.NewRequest(http.MethodGet, "/flush", nil))
 	}()
 
 	rec := httptest.NewRecorder()
 	e.ServeHTTP(plainWriter{rec}, httptest.NewRequest(http.MethodGet, "/events", nil))
-	if rec.Code != http.StatusInternalServerError {
-		t.Errorf("status %d, want 500", rec.Code)
-	}
-	if len(logged) != 1 || !errors.Is(logged[0], core.ErrFlushUnsupported) {
-		t.Errorf("logged %v, want ErrFlushUnsupported", logged)
-	}
-	if n := b.Stats().Connections; n != 0 {
-		t.Errorf("%d connections registered", n)
-	}
+	assert.Equal(t, http.StatusInternalServerError, rec.Code, "status %d, want 500", rec.Code)
+	assert.False(t, len(logged) != 1 || !errors.Is(logged[0], core.ErrFlushUnsupported), "logged %v, want ErrFlushUnsupported", logged)
+	n := b.Stats().Connections
+	assert.Equal(t, 0, n, "%d connections registered", n)
 }
 
 // panickyWriter is a middleware's writer whose Flush assumes too much.
@@ -142,13 +129,9 @@ func TestAutoHandleHEAD(t *testing.T) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodHead, srv.URL+"/events", nil)
 	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, OPTIONS" {
-		t.Errorf("HEAD: %d Allow %q, want 405 with Allow: GET, OPTIONS", resp.StatusCode, resp.Header.Get("Allow"))
-	}
+	assert.False(t, resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, OPTIONS", "HEAD: %d Allow %q, want 405 with Allow: GET, OPTIONS", resp.StatusCode, resp.Header.Get("Allow"))
 }
 
 // TestShutdown starts echo the v5 way, with StartConfig and a context,
@@ -159,14 +142,12 @@ func TestShutdown(t *testing.T) {
 		e := echo.New()
 		e.GET("/events", sseecho.Handler(b))
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
 		sc := echo.StartConfig{
 			Listener: ln, HideBanner: true, HidePort: true,
 			GracefulTimeout: adaptertest.WaitTimeout,
-			OnShutdownError: func(err error) { t.Errorf("graceful shutdown: %v", err) },
+			OnShutdownError: func(err error) { assert.Fail(t, fmt.Sprintf("graceful shutdown: %v", err)) },
 			BeforeServeFunc: func(s *http.Server) error {
 				s.WriteTimeout = time.Second
 				return sseecho.CloseOnShutdown(b, 10*time.Second)(s)
@@ -197,9 +178,7 @@ func TestShutdownServer(t *testing.T) {
 				e := echo.New()
 				e.GET("/events", sseecho.Handler(b, v.opts...))
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				srv := &http.Server{Handler: e, ReadHeaderTimeout: time.Minute, WriteTimeout: time.Second}
 				served := make(chan error, 1)
 				go func() { served <- srv.Serve(ln) }()
@@ -241,13 +220,10 @@ func TestCORS(t *testing.T) {
 func TestInvalidOption(t *testing.T) {
 	b := adaptertest.NewBroker(t, core.Config{})
 	bad := sseecho.CORS{AllowedOrigins: []string{"*"}, AllowCredentials: true}
-	if _, err := sseecho.New(b, sseecho.WithCORS(bad)); err == nil {
-		t.Error("New accepted \"*\" with credentials")
-	}
+	_, err := sseecho.New(b, sseecho.WithCORS(bad))
+	assert.Error(t, err, "New accepted \"*\" with credentials")
 	defer func() {
-		if recover() == nil {
-			t.Error("Handler did not panic on an invalid option")
-		}
+		assert.NotNil(t, recover(), "Handler did not panic on an invalid option")
 	}()
 	sseecho.Handler(b, sseecho.WithCORS(bad))
 }
