@@ -14,6 +14,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/adapters/adaptertest"
 	sseecho "github.com/ssekit/ssekit/adapters/echov4"
@@ -36,9 +38,7 @@ func TestGzip(t *testing.T) {
 			srv := adaptertest.Serve(t, e, proto)
 			// The client's transport asks for gzip and inflates.
 			c := adaptertest.Dial(t, srv.Client(), srv.URL+"/events", nil)
-			if !c.Resp.Uncompressed {
-				t.Fatal("the stream was not compressed: the test proves nothing")
-			}
+			require.True(t, c.Resp.Uncompressed, "the stream was not compressed: the test proves nothing")
 			adaptertest.CheckStreaming(t, b, c)
 		})
 		t.Run("Skipped", func(t *testing.T) {
@@ -52,19 +52,13 @@ func TestGzip(t *testing.T) {
 			e.GET("/page", func(c echo.Context) error { return c.String(http.StatusOK, strings.Repeat("page ", 100)) })
 			srv := adaptertest.Serve(t, e, proto)
 			c := adaptertest.Dial(t, srv.Client(), srv.URL+"/events", nil)
-			if c.Resp.Uncompressed || c.Resp.Header.Get("Content-Encoding") != "" {
-				t.Errorf("stream compressed (Content-Encoding %q) on a skipped route", c.Resp.Header.Get("Content-Encoding"))
-			}
+			assert.False(t, c.Resp.Uncompressed || c.Resp.Header.Get("Content-Encoding") != "", "stream compressed (Content-Encoding %q) on a skipped route", c.Resp.Header.Get("Content-Encoding"))
 			adaptertest.CheckStreaming(t, b, c)
 			resp, err := srv.Client().Get(srv.URL + "/page")
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			if !resp.Uncompressed {
-				t.Error("other routes are no longer compressed")
-			}
+			assert.True(t, resp.Uncompressed, "other routes are no longer compressed")
 		})
 	})
 }
@@ -88,9 +82,7 @@ func TestWriterThatCannotFlush(t *testing.T) {
 	// The trap: flushing echo's Response panics.
 	func() {
 		defer func() {
-			if recover() == nil {
-				t.Error("echo.Response.Flush did not panic on a writer that cannot flush: the trap is gone, update the docs")
-			}
+			assert.NotNil(t, recover(), "echo.Response.Flush did not panic on a writer that cannot flush: the trap is gone, update the docs")
 		}()
 		e.ServeHTTP(plainWriter{httptest.NewRecorder()}, httptest.NewRequest(http.MethodGet, "/flush", nil))
 	}()
@@ -114,16 +106,11 @@ func TestWriterThatCannotFlush(t *testing.T) {
 		logged = nil
 		rec := httptest.NewRecorder()
 		e.ServeHTTP(tc.w(rec), httptest.NewRequest(http.MethodGet, tc.path, nil))
-		if rec.Code != http.StatusInternalServerError {
-			t.Errorf("%s: status %d, want 500", tc.path, rec.Code)
-		}
-		if len(logged) != 1 || !errors.Is(logged[0], core.ErrFlushUnsupported) {
-			t.Errorf("%s: logged %v, want ErrFlushUnsupported", tc.path, logged)
-		}
+		assert.Equal(t, http.StatusInternalServerError, rec.Code, "%s: status %d, want 500", tc.path, rec.Code)
+		assert.False(t, len(logged) != 1 || !errors.Is(logged[0], core.ErrFlushUnsupported), "%s: logged %v, want ErrFlushUnsupported", tc.path, logged)
 	}
-	if n := b.Stats().Connections; n != 0 {
-		t.Errorf("%d connections registered", n)
-	}
+	n := b.Stats().Connections
+	assert.Equal(t, 0, n, "%d connections registered", n)
 }
 
 // TestShutdown starts echo the v4 way, with e.Start, and stops it with
@@ -144,9 +131,7 @@ func checkShutdown(t *testing.T, opts ...sseecho.Option) {
 		e.HideBanner, e.HidePort = true, true
 		e.GET("/events", sseecho.Handler(b, opts...))
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		e.Listener = ln
 		e.Server.WriteTimeout = time.Second
 		started := make(chan error, 1)
@@ -187,13 +172,10 @@ func TestCORS(t *testing.T) {
 func TestInvalidOption(t *testing.T) {
 	b := adaptertest.NewBroker(t, core.Config{})
 	bad := sseecho.CORS{AllowedOrigins: []string{"*"}, AllowCredentials: true}
-	if _, err := sseecho.New(b, sseecho.WithCORS(bad)); err == nil {
-		t.Error("New accepted \"*\" with credentials")
-	}
+	_, err := sseecho.New(b, sseecho.WithCORS(bad))
+	assert.Error(t, err, "New accepted \"*\" with credentials")
 	defer func() {
-		if recover() == nil {
-			t.Error("Handler did not panic on an invalid option")
-		}
+		assert.NotNil(t, recover(), "Handler did not panic on an invalid option")
 	}()
 	sseecho.Handler(b, sseecho.WithCORS(bad))
 }
