@@ -2,6 +2,7 @@ package ssefiber_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"testing"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/gofiber/fiber/v3"
 	"github.com/gofiber/fiber/v3/middleware/compress"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/adapters/adaptertest"
 	ssefiber "github.com/ssekit/ssekit/adapters/fiber"
@@ -82,13 +85,11 @@ func TestCompressNotExcluded(t *testing.T) {
 	req.Header.Set("Accept-Encoding", "gzip")
 	if resp, err := tr.RoundTrip(req); err == nil {
 		_ = resp.Body.Close()
-		t.Fatalf("a stream behind compress got its headers (%d %v): is gofiber/fiber#4283 fixed?", resp.StatusCode, resp.Header)
+		require.FailNow(t, fmt.Sprintf("a stream behind compress got its headers (%d %v): is gofiber/fiber#4283 fixed?", resp.StatusCode, resp.Header))
 	}
 	deadline := time.Now().Add(traptest.DisconnectBound)
 	for b.Stats().Connections != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the stream the client gave up on is still registered after %v", traptest.DisconnectBound)
-		}
+		require.False(t, time.Now().After(deadline), "the stream the client gave up on is still registered after %v", traptest.DisconnectBound)
 		time.Sleep(time.Millisecond)
 	}
 }
@@ -97,13 +98,10 @@ func TestCompressNotExcluded(t *testing.T) {
 func TestInvalidOption(t *testing.T) {
 	b := adaptertest.NewBroker(t, core.Config{})
 	bad := ssefiber.CORS{AllowedOrigins: []string{"*"}, AllowCredentials: true}
-	if _, err := ssefiber.New(b, ssefiber.WithCORS(bad)); err == nil {
-		t.Error("New accepted \"*\" with credentials")
-	}
+	_, err := ssefiber.New(b, ssefiber.WithCORS(bad))
+	assert.Error(t, err, "New accepted \"*\" with credentials")
 	defer func() {
-		if recover() == nil {
-			t.Error("Handler did not panic on an invalid option")
-		}
+		assert.NotNil(t, recover(), "Handler did not panic on an invalid option")
 	}()
 	ssefiber.Handler(b, ssefiber.WithCORS(bad))
 }
