@@ -9,6 +9,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/compress"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/adapters/adaptertest"
 	ssefiber "github.com/ssekit/ssekit/adapters/fiberv2"
@@ -77,30 +79,22 @@ func TestCompressNotExcluded(t *testing.T) {
 	tr := &http.Transport{} // asks for gzip and decompresses
 	t.Cleanup(tr.CloseIdleConnections)
 	conn := adaptertest.Dial(t, &http.Client{Transport: tr}, srv.URL+"/events", nil)
-	if !conn.Resp.Uncompressed {
-		t.Errorf("stream not compressed (Content-Encoding %q): has fiber/v2's compress changed?", conn.Resp.Header.Get("Content-Encoding"))
-	}
+	assert.True(t, conn.Resp.Uncompressed, "stream not compressed (Content-Encoding %q): has fiber/v2's compress changed?", conn.Resp.Header.Get("Content-Encoding"))
 	conn.Opened(t)
 	id, err := b.Publish(context.Background(), core.Message{Target: core.Target{Broadcast: true}, Event: core.Event{Type: "e", Data: "x"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ev := conn.Event(t); ev.ID != id {
-		t.Errorf("got event %q, want %q", ev.ID, id)
-	}
+	require.NoError(t, err)
+	ev := conn.Event(t)
+	assert.Equal(t, id, ev.ID, "got event %q, want %q", ev.ID, id)
 }
 
 // TestInvalidOption: New refuses an invalid option, Handler panics on it.
 func TestInvalidOption(t *testing.T) {
 	b := adaptertest.NewBroker(t, core.Config{})
 	bad := ssefiber.CORS{AllowedOrigins: []string{"*"}, AllowCredentials: true}
-	if _, err := ssefiber.New(b, ssefiber.WithCORS(bad)); err == nil {
-		t.Error("New accepted \"*\" with credentials")
-	}
+	_, err := ssefiber.New(b, ssefiber.WithCORS(bad))
+	assert.Error(t, err, "New accepted \"*\" with credentials")
 	defer func() {
-		if recover() == nil {
-			t.Error("Handler did not panic on an invalid option")
-		}
+		assert.NotNil(t, recover(), "Handler did not panic on an invalid option")
 	}()
 	ssefiber.Handler(b, ssefiber.WithCORS(bad))
 }
