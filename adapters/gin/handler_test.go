@@ -16,6 +16,8 @@ import (
 
 	"github.com/gin-contrib/gzip"
 	"github.com/gin-gonic/gin"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/adapters/adaptertest"
 	ssegin "github.com/ssekit/ssekit/adapters/gin"
@@ -38,9 +40,7 @@ func TestGzip(t *testing.T) {
 			srv := adaptertest.Serve(t, r, proto)
 			// The client's transport asks for gzip and inflates.
 			c := adaptertest.Dial(t, srv.Client(), srv.URL+"/events", nil)
-			if !c.Resp.Uncompressed {
-				t.Fatal("the stream was not compressed: the test proves nothing")
-			}
+			require.True(t, c.Resp.Uncompressed, "the stream was not compressed: the test proves nothing")
 			adaptertest.CheckStreaming(t, b, c)
 		})
 		t.Run("ExcludedPath", func(t *testing.T) {
@@ -52,19 +52,13 @@ func TestGzip(t *testing.T) {
 			r.GET("/page", func(c *gin.Context) { c.String(http.StatusOK, strings.Repeat("page ", 100)) })
 			srv := adaptertest.Serve(t, r, proto)
 			c := adaptertest.Dial(t, srv.Client(), srv.URL+"/events", nil)
-			if c.Resp.Uncompressed || c.Resp.Header.Get("Content-Encoding") != "" {
-				t.Errorf("stream compressed (Content-Encoding %q) on an excluded path", c.Resp.Header.Get("Content-Encoding"))
-			}
+			assert.False(t, c.Resp.Uncompressed || c.Resp.Header.Get("Content-Encoding") != "", "stream compressed (Content-Encoding %q) on an excluded path", c.Resp.Header.Get("Content-Encoding"))
 			adaptertest.CheckStreaming(t, b, c)
 			resp, err := srv.Client().Get(srv.URL + "/page")
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			if !resp.Uncompressed {
-				t.Error("other routes are no longer compressed")
-			}
+			assert.True(t, resp.Uncompressed, "other routes are no longer compressed")
 		})
 	})
 }
@@ -111,9 +105,7 @@ func TestWriterWithoutCloseNotify(t *testing.T) {
 	// The trap the handler avoids: gin's own c.Stream.
 	func() {
 		defer func() {
-			if recover() == nil {
-				t.Error("c.Stream did not panic without CloseNotify: the trap is gone, update the docs")
-			}
+			assert.NotNil(t, recover(), "c.Stream did not panic without CloseNotify: the trap is gone, update the docs")
 		}()
 		w := &noCloseNotify{header: http.Header{}, flushed: make(chan struct{}, 1)}
 		r.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/stream", nil))
@@ -129,24 +121,21 @@ func TestWriterWithoutCloseNotify(t *testing.T) {
 	select {
 	case <-w.flushed:
 	case <-done:
-		t.Fatal("handler returned before flushing")
+		require.FailNow(t, "handler returned before flushing")
 	case <-time.After(adaptertest.WaitTimeout):
-		t.Fatal("no flush")
+		require.FailNow(t, "no flush")
 	}
-	if n := b.Stats().Connections; n != 1 {
-		t.Errorf("%d connections while streaming, want 1", n)
-	}
+	n := b.Stats().Connections
+	assert.Equal(t, 1, n, "%d connections while streaming, want 1", n)
 	cancel() // the client leaves: no CloseNotify, no c.Done() needed
 	select {
 	case <-done:
 	case <-time.After(adaptertest.WaitTimeout):
-		t.Fatal("handler did not return after the request context ended")
+		require.FailNow(t, "handler did not return after the request context ended")
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.status != http.StatusOK || !strings.HasPrefix(w.body.String(), ": ok\n") || w.header.Get("Content-Type") != "text/event-stream" {
-		t.Errorf("got %d %q %q, want a 200 stream", w.status, w.header.Get("Content-Type"), w.body.String())
-	}
+	assert.False(t, w.status != http.StatusOK || !strings.HasPrefix(w.body.String(), ": ok\n") || w.header.Get("Content-Type") != "text/event-stream", "got %d %q %q, want a 200 stream", w.status, w.header.Get("Content-Type"), w.body.String())
 }
 
 // TestContextWithFallback: the stream ends when the client leaves whether
@@ -164,9 +153,7 @@ func TestContextWithFallback(t *testing.T) {
 		c.Close()
 		deadline := time.Now().Add(adaptertest.WaitTimeout)
 		for b.Stats().Connections != 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("ContextWithFallback=%v: stream still registered after the client left", fallback)
-			}
+			require.False(t, time.Now().After(deadline), "ContextWithFallback=%v: stream still registered after the client left", fallback)
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
@@ -185,9 +172,7 @@ func TestShutdown(t *testing.T) {
 				r := gin.New()
 				r.GET("/events", ssegin.Handler(b, v.opts...))
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				srv := &http.Server{Handler: r, ReadHeaderTimeout: time.Minute, WriteTimeout: time.Second}
 				served := make(chan error, 1)
 				go func() { served <- srv.Serve(ln) }()
@@ -244,18 +229,12 @@ func TestTakeoverBehindGzip(t *testing.T) {
 			// body under "Content-Encoding: gzip" fails to read.
 			c := adaptertest.Dial(t, srv.Client(), srv.URL+"/events", nil)
 			c.Opened(t)
-			if err := b.Broadcast(context.Background(), "e", "hello"); err != nil {
-				t.Fatal(err)
-			}
-			if ev := c.Event(t); ev.Data != "hello" {
-				t.Fatalf("got %+v, want the event with data hello", ev)
-			}
-			if c.Resp.Uncompressed != gzipped {
-				t.Errorf("compressed %v behind gzip=%v", c.Resp.Uncompressed, gzipped)
-			}
-			if takenOver := hijacked.Load() == 1; takenOver == gzipped {
-				t.Errorf("taken over %v behind gzip=%v", takenOver, gzipped)
-			}
+			require.NoError(t, b.Broadcast(context.Background(), "e", "hello"))
+			ev := c.Event(t)
+			require.Equal(t, "hello", ev.Data, "got %+v, want the event with data hello", ev)
+			assert.Equal(t, gzipped, c.Resp.Uncompressed, "compressed %v behind gzip=%v", c.Resp.Uncompressed, gzipped)
+			takenOver := hijacked.Load() == 1
+			assert.NotEqual(t, gzipped, takenOver, "taken over %v behind gzip=%v", takenOver, gzipped)
 		})
 	}
 }
@@ -274,13 +253,10 @@ func TestCORS(t *testing.T) {
 func TestInvalidOption(t *testing.T) {
 	b := adaptertest.NewBroker(t, core.Config{})
 	bad := ssegin.CORS{AllowedOrigins: []string{"*"}, AllowCredentials: true}
-	if _, err := ssegin.New(b, ssegin.WithCORS(bad)); err == nil {
-		t.Error("New accepted \"*\" with credentials")
-	}
+	_, err := ssegin.New(b, ssegin.WithCORS(bad))
+	assert.Error(t, err, "New accepted \"*\" with credentials")
 	defer func() {
-		if recover() == nil {
-			t.Error("Handler did not panic on an invalid option")
-		}
+		assert.NotNil(t, recover(), "Handler did not panic on an invalid option")
 	}()
 	ssegin.Handler(b, ssegin.WithCORS(bad))
 }
