@@ -3,10 +3,11 @@ package fasthttpsse_test
 import (
 	"context"
 	"net"
-	"reflect"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"github.com/valyala/fasthttp"
 
 	"github.com/ssekit/ssekit/adapters/internal/cors"
@@ -53,55 +54,39 @@ func TestRequestCopies(t *testing.T) {
 		{r.Cookie("missing"), ""},
 		{r.RemoteAddr(), "192.0.2.1:1234"},
 	} {
-		if !reflect.DeepEqual(tc.got, tc.want) {
-			t.Errorf("got %q, want %q", tc.got, tc.want)
-		}
+		assert.Equal(t, tc.want, tc.got, "got %q, want %q", tc.got, tc.want)
 	}
 }
 
 func TestMethodNotAllowed(t *testing.T) {
 	b, err := core.New(core.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer b.Close(context.Background())
 	rc := newCtx("POST", "/events", nil)
 	fasthttpsse.Serve(rc, context.Background(), b, fasthttpsse.Config{})
-	if rc.Response.StatusCode() != 405 || string(rc.Response.Header.Peek("Allow")) != "GET" {
-		t.Errorf("POST: %d, Allow %q; want 405, GET", rc.Response.StatusCode(), rc.Response.Header.Peek("Allow"))
-	}
-	if n := b.Stats().Connections; n != 0 {
-		t.Errorf("%d connections", n)
-	}
+	assert.False(t, rc.Response.StatusCode() != 405 || string(rc.Response.Header.Peek("Allow")) != "GET", "POST: %d, Allow %q; want 405, GET", rc.Response.StatusCode(), rc.Response.Header.Peek("Allow"))
+	n := b.Stats().Connections
+	assert.Equal(t, 0, n, "%d connections", n)
 }
 
 func TestRejection(t *testing.T) {
 	b, err := core.New(core.Config{MaxConnections: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer b.Close(context.Background())
 	held, err := b.Subscribe(context.Background(), core.SubscribeRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer held.Close()
 	rc := newCtx("GET", "/events", map[string]string{core.RejectModeHeader: "status"})
 	fasthttpsse.Serve(rc, context.Background(), b, fasthttpsse.Config{})
 	h := &rc.Response.Header
-	if rc.Response.StatusCode() != 503 || string(h.Peek("Retry-After")) == "" || string(h.Peek("Cache-Control")) != "no-store" {
-		t.Errorf("at the limit: %d, Retry-After %q, Cache-Control %q; want 503, seconds, no-store",
-			rc.Response.StatusCode(), h.Peek("Retry-After"), h.Peek("Cache-Control"))
-	}
+	assert.False(t, rc.Response.StatusCode() != 503 || string(h.Peek("Retry-After")) == "" || string(h.Peek("Cache-Control")) != "no-store", "at the limit: %d, Retry-After %q, Cache-Control %q; want 503, seconds, no-store", rc.Response.StatusCode(), h.Peek("Retry-After"), h.Peek("Cache-Control"))
 }
 
 // TestCORS: the CORS answers that need no stream, and the headers on the
 // answers that reset the response (405).
 func TestCORS(t *testing.T) {
 	b, err := core.New(core.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer b.Close(context.Background())
 	const app = "https://app.example.com"
 	cfg := fasthttpsse.Config{CORS: &cors.Policy{AllowedOrigins: []string{app}, AllowCredentials: true, MaxAge: time.Minute}}
@@ -117,14 +102,9 @@ func TestCORS(t *testing.T) {
 		rc := newCtx(tc.method, "/events", map[string]string{"Origin": tc.origin})
 		fasthttpsse.Serve(rc, context.Background(), b, cfg)
 		h := &rc.Response.Header
-		if rc.Response.StatusCode() != tc.status || string(h.Peek("Access-Control-Allow-Origin")) != tc.acao ||
-			string(h.Peek("Access-Control-Max-Age")) != tc.maxAge || string(h.Peek("Vary")) != "Origin" {
-			t.Errorf("%s from %s: %d, ACAO %q, Max-Age %q, Vary %q; want %d, %q, %q, Origin", tc.method, tc.origin,
-				rc.Response.StatusCode(), h.Peek("Access-Control-Allow-Origin"), h.Peek("Access-Control-Max-Age"), h.Peek("Vary"),
-				tc.status, tc.acao, tc.maxAge)
-		}
+		assert.False(t, rc.Response.StatusCode() != tc.status || string(h.Peek("Access-Control-Allow-Origin")) != tc.acao ||
+			string(h.Peek("Access-Control-Max-Age")) != tc.maxAge || string(h.Peek("Vary")) != "Origin", "%s from %s: %d, ACAO %q, Max-Age %q, Vary %q; want %d, %q, %q, Origin", tc.method, tc.origin, rc.Response.StatusCode(), h.Peek("Access-Control-Allow-Origin"), h.Peek("Access-Control-Max-Age"), h.Peek("Vary"), tc.status, tc.acao, tc.maxAge)
 	}
-	if n := b.Stats().Connections; n != 0 {
-		t.Errorf("%d connections", n)
-	}
+	n := b.Stats().Connections
+	assert.Equal(t, 0, n, "%d connections", n)
 }
