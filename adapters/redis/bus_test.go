@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/ssekit/ssekit/core"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestThreeNodesExactlyOnceSameOrder publishes from every node at once to
@@ -110,7 +112,7 @@ func TestThreeNodesExactlyOnceSameOrder(t *testing.T) {
 				m := core.Message{Target: targets(i), Event: core.Event{Type: "e", Data: fmt.Sprintf("%s-%d", n.name, i)}}
 				id, err := n.b.Publish(ctx, m)
 				if err != nil {
-					t.Errorf("publish on %d: %v", ni, err)
+					assert.NoError(t, err, "publish on %d", ni)
 					return
 				}
 				mu.Lock()
@@ -138,21 +140,13 @@ func TestThreeNodesExactlyOnceSameOrder(t *testing.T) {
 		have := dataOf(got, "e")
 		sorted := slices.Clone(have)
 		slices.Sort(sorted)
-		if !slices.Equal(sorted, want) {
-			t.Fatalf("subscriber %d (%s): got %d events, want %d (duplicates or strangers)", i, s.query, len(have), len(want))
-		}
+		require.True(t, slices.Equal(sorted, want), "subscriber %d (%s): got %d events, want %d (duplicates or strangers)", i, s.query, len(have), len(want))
 		var prev streamID
 		for _, r := range got {
-			if r.ev.Type != "e" {
-				t.Fatalf("subscriber %d: unexpected event %+v", i, r.ev)
-			}
-			if ids[r.ev.Data] != r.ev.ID {
-				t.Fatalf("subscriber %d: %s has ID %s, Publish returned %s", i, r.ev.Data, r.ev.ID, ids[r.ev.Data])
-			}
+			require.Equal(t, "e", r.ev.Type, "subscriber %d: unexpected event %+v", i, r.ev)
+			require.Equal(t, r.ev.ID, ids[r.ev.Data], "subscriber %d: %s has ID %s, Publish returned %s", i, r.ev.Data, r.ev.ID, ids[r.ev.Data])
 			id, _ := parseID(r.ev.ID)
-			if !prev.less(id) {
-				t.Fatalf("subscriber %d: %s out of order", i, r.ev.ID)
-			}
+			require.True(t, prev.less(id), "subscriber %d: %s out of order", i, r.ev.ID)
 			prev = id
 		}
 	}
@@ -172,9 +166,7 @@ func waitConnected(t testing.TB, nodes []*node, n int) {
 		if total >= n {
 			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d connections after 10s", total, n)
-		}
+		require.False(t, time.Now().After(deadline), "%d of %d connections after 10s", total, n)
 		time.Sleep(5 * time.Millisecond)
 	}
 }

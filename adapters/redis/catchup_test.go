@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/ssekit/ssekit/core"
 )
 
@@ -29,22 +31,18 @@ func TestCatchUpLaggingNode(t *testing.T) {
 			waitConnected(t, []*node{fast}, 1)
 			for i := range 3 {
 				m := core.Message{Target: core.Target{Broadcast: true}, Event: core.Event{Type: "seq", Data: strconv.Itoa(i)}}
-				if _, err := fast.b.Publish(context.Background(), m); err != nil {
-					t.Fatal(err)
-				}
+				_, err := fast.b.Publish(context.Background(), m)
+				require.NoError(t, err)
 			}
 			s.waitFor(t, 5*time.Second, "3 events", func(rs []received) bool { return len(rs) == 3 })
 			fast.kill() // the client moves to the slow node at once
 			time.Sleep(600 * time.Millisecond)
 			m := core.Message{Target: core.Target{Broadcast: true}, Event: core.Event{Type: "seq", Data: "3"}}
-			if _, err := slow.b.Publish(context.Background(), m); err != nil {
-				t.Fatal(err)
-			}
+			_, err := slow.b.Publish(context.Background(), m)
+			require.NoError(t, err)
 			s.waitFor(t, 5*time.Second, "event 3", func(rs []received) bool { return rs[len(rs)-1].ev.Data == "3" })
 			got := dataOf(s.events(), "seq")
-			if withCatchUp && len(got) != 4 {
-				t.Fatalf("got %v, want [0 1 2 3]", got)
-			}
+			require.False(t, withCatchUp && len(got) != 4, "got %v, want [0 1 2 3]", got)
 			if !withCatchUp && len(got) == 4 {
 				t.Logf("no duplicate without the catch-up wait this time: %v", got)
 			}

@@ -3,6 +3,7 @@ package sseredis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/ssekit/ssekit/core"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // node is one broker of a test cluster, served over real HTTP.
@@ -58,15 +61,13 @@ func newNodeWith(t testing.TB, rs *redisServer, name string, nc nodeConfig, twea
 			}
 		}
 	}
-	if n.be, err = New(n.client, nc.opt); err != nil {
-		t.Fatal(err)
-	}
+	n.be, err = New(n.client, nc.opt)
+	require.NoError(t, err)
 	if tweak != nil {
 		tweak(n.be)
 	}
-	if n.pres, err = NewPresence(n.client, nc.popt); err != nil {
-		t.Fatal(err)
-	}
+	n.pres, err = NewPresence(n.client, nc.popt)
+	require.NoError(t, err)
 	cfg := nc.core
 	cfg.Bus, cfg.History = n.be, n.be
 	var catch *core.Observer
@@ -77,9 +78,8 @@ func newNodeWith(t testing.TB, rs *redisServer, name string, nc nodeConfig, twea
 	if cfg.Authenticator == nil {
 		cfg.Authenticator = core.InsecureQueryAuthenticator()
 	}
-	if n.b, err = core.New(cfg); err != nil {
-		t.Fatal(err)
-	}
+	n.b, err = core.New(cfg)
+	require.NoError(t, err)
 	mux := http.NewServeMux()
 	mux.Handle("GET /events", streamHandler(n.b))
 	n.srv = httptest.NewServer(mux)
@@ -94,9 +94,8 @@ func (n *node) shutdown() {
 		n.down.Store(true)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := n.b.Close(ctx); err != nil {
-			n.t.Errorf("%s: shutdown: %v", n.name, err)
-		}
+		err := n.b.Close(ctx)
+		assert.NoError(n.t, err, "%s: shutdown", n.name)
 		n.srv.Close()
 		_ = n.pres.Close(ctx)
 		_ = n.be.Close()
@@ -299,7 +298,7 @@ func (s *subscriber) waitFor(t testing.TB, d time.Duration, what string, cond fu
 		case <-time.After(20 * time.Millisecond):
 		case <-deadline.C:
 			got := s.events()
-			t.Fatalf("subscriber %q: timed out waiting for %s; got %d events", s.query, what, len(got))
+			require.FailNow(t, fmt.Sprintf("subscriber %q: timed out waiting for %s; got %d events", s.query, what, len(got)))
 		}
 	}
 }

@@ -2,15 +2,15 @@ package sseredis
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"reflect"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/ssekit/ssekit/core"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestCodecRoundTrip(t *testing.T) {
@@ -26,19 +26,15 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 	for _, m := range in {
 		got, err := decodeMessage("1-2", m.Target.Tenant, encodePayload(nil, m))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		want := *m
 		want.Event.ID = "1-2"
-		if !reflect.DeepEqual(got.Target, want.Target) || got.Event != want.Event ||
-			!got.PublishedAt.Equal(want.PublishedAt) || len(got.Metadata) != len(want.Metadata) {
-			t.Fatalf("got %+v, want %+v", got, want)
-		}
+		require.Equal(t, want.Target, got.Target, "got %+v, want %+v", got, want)
+		require.Equal(t, want.Event, got.Event, "got %+v, want %+v", got, want)
+		require.True(t, got.PublishedAt.Equal(want.PublishedAt), "got %+v, want %+v", got, want)
+		require.Len(t, got.Metadata, len(want.Metadata), "got %+v, want %+v", got, want)
 		for k, v := range want.Metadata {
-			if got.Metadata[k] != v {
-				t.Fatalf("metadata %q: %q", k, got.Metadata[k])
-			}
+			require.Equal(t, v, got.Metadata[k], "metadata %q: %q", k, got.Metadata[k])
 		}
 	}
 }
@@ -64,9 +60,8 @@ func TestCodecRefusesBadEntries(t *testing.T) {
 		"negative retry": {"", encodePayload(nil, &core.Message{Target: core.Target{Broadcast: true}, Event: core.Event{Type: "t", Retry: -1}})},
 	}
 	for name, c := range bad {
-		if _, err := decodeMessage("1-1", c.tenant, c.payload); !errors.Is(err, errBadPayload) {
-			t.Errorf("%s: %v", name, err)
-		}
+		_, err := decodeMessage("1-1", c.tenant, c.payload)
+		assert.ErrorIs(t, err, errBadPayload, "%s", name)
 	}
 }
 
@@ -74,9 +69,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(encodePayload(nil, &core.Message{Target: core.Target{Topics: []string{"x"}, Users: []uuid.UUID{uuid.New()}}, Event: core.Event{Type: "t", Data: "d"}, Metadata: map[string]string{"k": "v"}}))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		m, err := decodeMessage("1-1", "", p)
-		if err == nil && m.Frame() == nil {
-			t.Fatal("decoded a message that does not encode")
-		}
+		require.False(t, err == nil && m.Frame() == nil, "decoded a message that does not encode")
 	})
 }
 
@@ -110,9 +103,8 @@ func TestMetadataSurvivesTheTrip(t *testing.T) {
 	waitConnected(t, []*node{b}, 1)
 	before := time.Now()
 	m := core.Message{Target: core.Target{Topics: []string{"x"}}, Event: core.Event{Type: "e", Data: "d"}, Metadata: map[string]string{"app": "v1"}}
-	if _, err := a.b.Publish(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
+	_, err := a.b.Publish(context.Background(), m)
+	require.NoError(t, err)
 	s.waitFor(t, 5*time.Second, "the event", func(rs []received) bool { return len(rs) == 1 })
 	// The Flush hook runs after the write returns, which can be after the
 	// subscriber has already decoded the event: wait for it too.
@@ -126,14 +118,10 @@ func TestMetadataSurvivesTheTrip(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(seen) != 1 {
-		t.Fatalf("flushed %d messages", len(seen))
-	}
+	require.Len(t, seen, 1, "flushed %d messages", len(seen))
 	got := seen[0]
-	if got.Metadata["traceparent"] != tp || got.Metadata["app"] != "v1" {
-		t.Fatalf("metadata %v", got.Metadata)
-	}
-	if got.PublishedAt.Before(before) || time.Since(got.PublishedAt) > 5*time.Second {
-		t.Fatalf("PublishedAt %v", got.PublishedAt)
-	}
+	require.Equal(t, tp, got.Metadata["traceparent"], "metadata %v", got.Metadata)
+	require.Equal(t, "v1", got.Metadata["app"], "metadata %v", got.Metadata)
+	require.False(t, got.PublishedAt.Before(before), "PublishedAt %v", got.PublishedAt)
+	require.LessOrEqual(t, time.Since(got.PublishedAt), 5*time.Second, "PublishedAt %v", got.PublishedAt)
 }

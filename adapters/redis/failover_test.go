@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/ssekit/ssekit/core"
 )
 
@@ -79,9 +81,8 @@ func TestFailoverNoGapNoDuplicate(t *testing.T) {
 		if p.next == killAt {
 			nodes[0].kill()
 		}
-		if err := p.publishOne(ctx, ""); err != nil {
-			t.Fatalf("publish %d: %v", p.next-1, err)
-		}
+		err := p.publishOne(ctx, "")
+		require.NoError(t, err, "publish %d", p.next-1)
 	}
 	for i, s := range subs {
 		s.waitFor(t, 60*time.Second, "the last event", func(rs []received) bool {
@@ -90,22 +91,14 @@ func TestFailoverNoGapNoDuplicate(t *testing.T) {
 		got := s.events()
 		moved := 0
 		for j, r := range got {
-			if r.ev.Type != "seq" {
-				t.Fatalf("subscriber %d: unexpected %s event %q", i, r.ev.Type, r.ev.Data)
-			}
-			if r.ev.Data != strconv.Itoa(j) {
-				t.Fatalf("subscriber %d: event %d is %q (gap or duplicate)", i, j, r.ev.Data)
-			}
+			require.Equal(t, "seq", r.ev.Type, "subscriber %d: unexpected %s event %q", i, r.ev.Type, r.ev.Data)
+			require.Equal(t, strconv.Itoa(j), r.ev.Data, "subscriber %d: event %d is %q (gap or duplicate)", i, j, r.ev.Data)
 			if j > 0 && got[j-1].node != r.node {
 				moved++
 			}
 		}
-		if len(got) != total {
-			t.Fatalf("subscriber %d: %d events, want %d", i, len(got), total)
-		}
-		if i%3 == 0 && moved == 0 {
-			t.Fatalf("subscriber %d was on the killed node but never moved", i)
-		}
+		require.Len(t, got, total, "subscriber %d: %d events, want %d", i, len(got), total)
+		require.False(t, i%3 == 0 && moved == 0, "subscriber %d was on the killed node but never moved", i)
 	}
 	var replayed, gaps uint64
 	for _, n := range nodes[1:] {
@@ -114,7 +107,5 @@ func TestFailoverNoGapNoDuplicate(t *testing.T) {
 		gaps += st.Gaps
 	}
 	t.Logf("%d events x %d subscribers, %d replayed after the kill, %d gaps", total, len(subs), replayed, gaps)
-	if gaps != 0 {
-		t.Fatalf("%d gap events", gaps)
-	}
+	require.Equal(t, uint64(0), gaps, "%d gap events", gaps)
 }

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ssekit/ssekit/client"
 	"github.com/ssekit/ssekit/core"
 )
@@ -49,13 +52,11 @@ func TestFailoverWithGoClient(t *testing.T) {
 		hc := balancer(nodes, i%3)
 		defer hc.CloseIdleConnections()
 		c, err := client.New("http://cluster.test/events?topic=x", client.WithHTTPClient(hc))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		wg.Go(func() {
 			for ev, err := range c.Events(ctx) {
 				if err != nil {
-					t.Errorf("client %d: %v", i, err)
+					assert.NoError(t, err, "client %d", i)
 					return
 				}
 				got[i] = append(got[i], ev)
@@ -71,9 +72,8 @@ func TestFailoverWithGoClient(t *testing.T) {
 		if p.next == killAt {
 			nodes[0].kill()
 		}
-		if err := p.publishOne(ctx, ""); err != nil {
-			t.Fatalf("publish %d: %v", p.next-1, err)
-		}
+		err := p.publishOne(ctx, "")
+		require.NoError(t, err, "publish %d", p.next-1)
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -82,16 +82,13 @@ func TestFailoverWithGoClient(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		cancel()
 		<-done
-		t.Fatal("clients did not get every event within 60s")
+		require.FailNow(t, "clients did not get every event within 60s")
 	}
 	for i, evs := range got {
-		if len(evs) != total {
-			t.Fatalf("client %d: %d events, want %d", i, len(evs), total)
-		}
+		require.Len(t, evs, total, "client %d: %d events, want %d", i, len(evs), total)
 		for j, ev := range evs {
-			if ev.Type != "seq" || ev.Data != strconv.Itoa(j) {
-				t.Fatalf("client %d: event %d is %s %q", i, j, ev.Type, ev.Data)
-			}
+			require.Equal(t, "seq", ev.Type, "client %d: event %d is %s %q", i, j, ev.Type, ev.Data)
+			require.Equal(t, strconv.Itoa(j), ev.Data, "client %d: event %d is %s %q", i, j, ev.Type, ev.Data)
 		}
 	}
 }

@@ -9,15 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ssekit/ssekit/core"
 )
 
 func newBackend(t *testing.T, rs *redisServer, opt Options) *Backend {
 	t.Helper()
 	be, err := New(rs.client(t), opt)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = be.Close() })
 	return be
 }
@@ -25,9 +26,7 @@ func newBackend(t *testing.T, rs *redisServer, opt Options) *Backend {
 func publish(t *testing.T, be *Backend, tenant, data string) string {
 	t.Helper()
 	m := &core.Message{Target: core.Target{Tenant: tenant, Broadcast: true}, Event: core.Event{Type: "e", Data: data}}
-	if err := be.Publish(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, be.Publish(context.Background(), m))
 	return m.Event.ID
 }
 
@@ -44,9 +43,9 @@ func replay(t *testing.T, be *Backend, tenant, after, upto string) ([]string, er
 func TestReplay(t *testing.T) {
 	rs := startRedis(t)
 	be := newBackend(t, rs, Options{})
-	if got, err := replay(t, be, "", "0-0", ""); err != nil || got != nil {
-		t.Fatalf("empty: %v %v", got, err)
-	}
+	got, err := replay(t, be, "", "0-0", "")
+	require.NoError(t, err, "empty: %v %v", got, err)
+	require.Nil(t, got, "empty: %v %v", got, err)
 	var a, b []string
 	for i := range 10 {
 		a = append(a, publish(t, be, "", "a"+strconv.Itoa(i)))
@@ -73,15 +72,13 @@ func TestReplay(t *testing.T) {
 	}
 	for _, c := range cases {
 		got, err := replay(t, be, c.tenant, c.after, c.upto)
-		if fmt.Sprint(got) != c.want && !(c.want == "[]" && got == nil) || !errors.Is(err, c.err) && (c.err != nil || err != nil) {
-			t.Errorf("%s: got %v, %v; want %s, %v", c.name, got, err, c.want, c.err)
-		}
+		assert.False(t, fmt.Sprint(got) != c.want && !(c.want == "[]" && got == nil) || !errors.Is(err, c.err) && (c.err != nil || err != nil), "%s: got %v, %v; want %s, %v", c.name, got, err, c.want, c.err)
 	}
 	// fn returning false stops.
 	n := 0
-	if err := be.Replay(context.Background(), "", "0-0", a[9], func(*core.Message) bool { n++; return n < 2 }); err != nil || n != 2 {
-		t.Fatalf("stop: n=%d %v", n, err)
-	}
+	err = be.Replay(context.Background(), "", "0-0", a[9], func(*core.Message) bool { n++; return n < 2 })
+	require.NoError(t, err, "stop: n=%d %v", n, err)
+	require.Equal(t, 2, n, "stop: n=%d %v", n, err)
 }
 
 // TestReplayTrimmed checks expiry with a short stream: a trimmed position
@@ -96,19 +93,16 @@ func TestReplayTrimmed(t *testing.T) {
 		last = publish(t, be, "", "a"+strconv.Itoa(i))
 	}
 	q1 := publish(t, be, "quiet", "q1")
-	if _, err := replay(t, be, "", first, last); !errors.Is(err, core.ErrEventExpired) {
-		t.Fatalf("trimmed position: %v, want ErrEventExpired", err)
-	}
-	if _, err := replay(t, be, "", "0-0", last); !errors.Is(err, core.ErrEventExpired) {
-		t.Fatalf("origin after trimming: %v, want ErrEventExpired", err)
-	}
+	_, err := replay(t, be, "", first, last)
+	require.ErrorIs(t, err, core.ErrEventExpired, "trimmed position: %v, want ErrEventExpired", err)
+	_, err = replay(t, be, "", "0-0", last)
+	require.ErrorIs(t, err, core.ErrEventExpired, "origin after trimming: %v, want ErrEventExpired", err)
 	// The quiet tenant's q0 was trimmed, but nothing of it was lost after.
-	if got, err := replay(t, be, "quiet", quiet, q1); err != nil || fmt.Sprint(got) != "[q1]" {
-		t.Fatalf("quiet tenant: %v %v, want [q1]", got, err)
-	}
-	if _, err := replay(t, be, "quiet", "0-0", q1); !errors.Is(err, core.ErrEventExpired) {
-		t.Fatalf("quiet tenant from origin: %v, want ErrEventExpired (q0 is gone)", err)
-	}
+	got, err := replay(t, be, "quiet", quiet, q1)
+	require.NoError(t, err, "quiet tenant: %v %v, want [q1]", got, err)
+	require.Equal(t, "[q1]", fmt.Sprint(got), "quiet tenant: %v %v, want [q1]", got, err)
+	_, err = replay(t, be, "quiet", "0-0", q1)
+	require.ErrorIs(t, err, core.ErrEventExpired, "quiet tenant from origin: %v, want ErrEventExpired (q0 is gone)", err)
 }
 
 // TestReplayAfterRedisLostData: an ID from before Redis lost the stream is
@@ -127,13 +121,12 @@ func TestReplayAfterRedisLostData(t *testing.T) {
 			fresh = m.Event.ID
 			break
 		} else if time.Now().After(deadline) {
-			t.Fatal(err)
+			require.FailNow(t, fmt.Sprint(err))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if _, err := replay(t, be, "", old, fresh); !errors.Is(err, core.ErrEventUnknown) {
-		t.Fatalf("old ID after data loss: %v, want ErrEventUnknown", err)
-	}
+	_, err := replay(t, be, "", old, fresh)
+	require.ErrorIs(t, err, core.ErrEventUnknown, "old ID after data loss: %v, want ErrEventUnknown", err)
 }
 
 // TestFreshNodeReplaysExactly starts a node after events were published:
@@ -148,9 +141,7 @@ func TestFreshNodeReplaysExactly(t *testing.T) {
 		t.Helper()
 		m := core.Message{Target: core.Target{Topics: []string{"x"}}, Event: core.Event{Type: "seq", Data: strconv.Itoa(i)}}
 		id, err := n.b.Publish(context.Background(), m)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return id
 	}
 	first, _ := parseID(pub(n0, 0)) // before anyone listens: nobody gets it
@@ -167,9 +158,7 @@ func TestFreshNodeReplaysExactly(t *testing.T) {
 		if reached {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("n0 never delivered event 0")
-		}
+		require.False(t, time.Now().After(deadline), "n0 never delivered event 0")
 		time.Sleep(5 * time.Millisecond)
 	}
 	s := newSubscriber([]*node{n0}, 0, "?topic=x", tr)
@@ -203,9 +192,8 @@ func TestFreshNodeReplaysExactly(t *testing.T) {
 			t.Logf("also received %s %q from %s", r.ev.Type, r.ev.Data, r.node)
 		}
 	}
-	if got := fmt.Sprint(dataOf(s2.events(), "seq")); got != "[1 2 3 4 5 6 7 8 9]" {
-		t.Fatalf("got %s", got)
-	}
+	got := fmt.Sprint(dataOf(s2.events(), "seq"))
+	require.Equal(t, "[1 2 3 4 5 6 7 8 9]", got, "got %s", got)
 }
 
 func TestPublishFailsWhenRedisIsDown(t *testing.T) {
@@ -214,43 +202,34 @@ func TestPublishFailsWhenRedisIsDown(t *testing.T) {
 	rs.kill()
 	m := &core.Message{Target: core.Target{Broadcast: true}, Event: core.Event{Type: "e"}}
 	err := be.Publish(context.Background(), m)
-	if !errors.Is(err, ErrPublish) || m.Event.ID != "" {
-		t.Fatalf("got %v, ID %q; want ErrPublish and no ID", err, m.Event.ID)
-	}
+	require.ErrorIs(t, err, ErrPublish, "got %v, ID %q; want ErrPublish and no ID", err, m.Event.ID)
+	require.Equal(t, "", m.Event.ID, "got %v, ID %q; want ErrPublish and no ID", err, m.Event.ID)
 	t.Logf("error: %v", err)
 	_ = be.Close()
-	if err := be.Publish(context.Background(), m); !errors.Is(err, core.ErrClosed) {
-		t.Fatalf("after Close: %v", err)
-	}
+	require.ErrorIs(t, be.Publish(context.Background(), m), core.ErrClosed, "after Close")
 }
 
 func TestAttachFailsWhenRedisIsDown(t *testing.T) {
 	rs := startRedis(t)
 	be := newBackend(t, rs, Options{})
 	rs.kill()
-	if _, err := core.New(core.Config{Bus: be, History: be}); err == nil {
-		t.Fatal("core.New succeeded without Redis")
-	}
+	_, err := core.New(core.Config{Bus: be, History: be})
+	require.Error(t, err, "core.New succeeded without Redis")
 }
 
 func TestOptions(t *testing.T) {
 	rs := startRedis(t)
 	c := rs.client(t)
 	for _, o := range []Options{{Prefix: "a{b"}, {MaxLen: -2}, {MaxAge: -1}, {MinBackoff: time.Second, MaxBackoff: time.Millisecond}, {MaxBatch: -1}} {
-		if _, err := New(c, o); !errors.Is(err, core.ErrInvalidConfig) {
-			t.Errorf("%+v: %v", o, err)
-		}
+		_, err := New(c, o)
+		assert.ErrorIs(t, err, core.ErrInvalidConfig, "%+v", o)
 	}
-	if _, err := New(nil, Options{}); !errors.Is(err, core.ErrInvalidConfig) {
-		t.Error("nil client accepted")
-	}
+	_, err := New(nil, Options{})
+	assert.ErrorIs(t, err, core.ErrInvalidConfig, "nil client accepted")
 	be := newBackend(t, rs, Options{})
 	b, err := core.New(core.Config{Bus: be, History: be})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer b.Close(context.Background())
-	if _, err := be.Attach(func(*core.Message) {}); err == nil {
-		t.Fatal("second Attach accepted")
-	}
+	_, err = be.Attach(func(*core.Message) {})
+	require.Error(t, err, "second Attach accepted")
 }

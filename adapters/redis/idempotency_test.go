@@ -2,7 +2,6 @@ package sseredis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -11,6 +10,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 )
@@ -22,9 +24,7 @@ func publishKeyed(t *testing.T, be *Backend, tenant, key, data string) string {
 		Event:          core.Event{Type: "e", Data: data},
 		IdempotencyKey: key,
 	}
-	if err := be.Publish(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, be.Publish(context.Background(), m))
 	return m.Event.ID
 }
 
@@ -37,30 +37,21 @@ func TestIdempotencyKeyOnRedis(t *testing.T) {
 	xlen := func() int64 {
 		t.Helper()
 		n, err := be.client.XLen(ctx, be.stream).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return n
 	}
 
 	first := publishKeyed(t, be, "", "k", "first")
-	if again := publishKeyed(t, be, "", "k", "again"); again != first {
-		t.Fatalf("a repeat got %s, want the first ID %s", again, first)
-	}
+	again := publishKeyed(t, be, "", "k", "again")
+	require.Equal(t, first, again, "a repeat got %s, want the first ID %s", again, first)
 	other := publishKeyed(t, be, "b", "k", "tenant b")
-	if other == first {
-		t.Fatal("the same key in another tenant must be another event")
-	}
-	if n := xlen(); n != 2 {
-		t.Fatalf("stream holds %d entries, want 2", n)
-	}
-	if got := be.deduped.Load(); got != 1 {
-		t.Fatalf("deduped = %d, want 1", got)
-	}
+	require.NotEqual(t, first, other, "the same key in another tenant must be another event")
+	require.Equal(t, int64(2), xlen(), "entries in the stream")
+	require.EqualValues(t, 1, be.deduped.Load(), "deduped")
 	got, err := replay(t, be, "", originID, first)
-	if err != nil || len(got) != 1 || got[0] != "first" {
-		t.Fatalf("replay = %v, %v; want [first]", got, err)
-	}
+	require.NoError(t, err, "replay = %v, %v; want [first]", got, err)
+	require.Len(t, got, 1, "replay = %v, %v; want [first]", got, err)
+	require.Equal(t, "first", got[0], "replay = %v, %v; want [first]", got, err)
 
 	// Concurrent attempts, batched into one script call or not: one entry.
 	const n = 16
@@ -69,41 +60,30 @@ func TestIdempotencyKeyOnRedis(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			m := &core.Message{Target: core.Target{Broadcast: true}, Event: core.Event{Type: "e", Data: "c"}, IdempotencyKey: "concurrent"}
-			if err := be.Publish(ctx, m); err != nil {
-				t.Error(err)
-			}
+			assert.NoError(t, be.Publish(ctx, m))
 			ids[i] = m.Event.ID
 		})
 	}
 	wg.Wait()
 	for _, id := range ids {
-		if id != ids[0] {
-			t.Fatalf("concurrent attempts got different IDs: %v", ids)
-		}
+		require.Equal(t, ids[0], id, "concurrent attempts got different IDs: %v", ids)
 	}
-	if n := xlen(); n != 3 {
-		t.Fatalf("stream holds %d entries, want 3", n)
-	}
+	require.Equal(t, int64(3), xlen(), "entries in the stream")
 
 	// Once the entry is trimmed the key is a new event, and the keys of
 	// trimmed entries are forgotten on the next keyed publish.
-	if err := be.client.XTrimMaxLen(ctx, be.stream, 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if fresh := publishKeyed(t, be, "", "k", "fresh"); fresh == first {
-		t.Fatal("a key whose entry was trimmed must publish anew")
-	}
-	if n, err := be.client.HLen(ctx, be.keys).Result(); err != nil || n != 1 {
-		t.Fatalf("keys hash holds %d fields (%v), want 1", n, err)
-	}
-	if n, err := be.client.ZCard(ctx, be.keyAge).Result(); err != nil || n != 1 {
-		t.Fatalf("keys sorted set holds %d members (%v), want 1", n, err)
-	}
+	require.NoError(t, be.client.XTrimMaxLen(ctx, be.stream, 0).Err())
+	fresh := publishKeyed(t, be, "", "k", "fresh")
+	require.NotEqual(t, first, fresh, "a key whose entry was trimmed must publish anew")
+	fields, err := be.client.HLen(ctx, be.keys).Result()
+	require.NoError(t, err, "keys hash")
+	require.Equal(t, int64(1), fields, "fields in the keys hash")
+	members, err := be.client.ZCard(ctx, be.keyAge).Result()
+	require.NoError(t, err, "keys sorted set")
+	require.Equal(t, int64(1), members, "members of the keys sorted set")
 
 	bad := &core.Message{Target: core.Target{Broadcast: true}, Event: core.Event{Type: "e"}, IdempotencyKey: "a b"}
-	if err := be.Publish(ctx, bad); !errors.Is(err, core.ErrInvalidIdempotencyKey) {
-		t.Fatalf("a key with a space: %v, want ErrInvalidIdempotencyKey", err)
-	}
+	require.ErrorIs(t, be.Publish(ctx, bad), core.ErrInvalidIdempotencyKey, "a key with a space")
 }
 
 // TestRetriesWhileRedisRestarts is issue 14's case: a publisher retries
@@ -167,7 +147,7 @@ func TestRetriesWhileRedisRestarts(t *testing.T) {
 				}
 				failures.Add(1)
 				if time.Now().After(deadline) || ctx.Err() != nil {
-					t.Errorf("event %d: still failing after %d attempts: %v", seq, attempt+1, err)
+					assert.Fail(t, fmt.Sprintf("event %d: still failing after %d attempts: %v", seq, attempt+1, err))
 					return
 				}
 				time.Sleep(5 * time.Millisecond)
@@ -194,14 +174,10 @@ func TestRetriesWhileRedisRestarts(t *testing.T) {
 	// stays in the socket, and Redis runs it when it thaws, while the
 	// publisher retries.
 	fault(func() {
-		if err := rs.signal(syscall.SIGSTOP); err != nil {
-			t.Error(err)
-		}
+		assert.NoError(t, rs.signal(syscall.SIGSTOP))
 	})
 	time.Sleep(time.Second)
-	if err := rs.signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, rs.signal(syscall.SIGCONT))
 	<-finished
 	if t.Failed() {
 		return
@@ -212,17 +188,12 @@ func TestRetriesWhileRedisRestarts(t *testing.T) {
 		deduped += n.be.deduped.Load()
 	}
 	entries, err := nodes[0].client.XLen(context.Background(), nodes[0].be.stream).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Logf("%d events, %d failed attempts retried (%d around the kill, %d around the freeze), %d answered with the entry of an earlier attempt, %d stream entries",
 		events, failures.Load(), failedAtKill, failures.Load()-failedAtKill, deduped, entries)
-	if failedAtKill == 0 || failures.Load() == failedAtKill {
-		t.Fatalf("a fault caused no failed publish (kill: %d, total: %d): the test did not test retries", failedAtKill, failures.Load())
-	}
-	if entries != events {
-		t.Fatalf("the stream holds %d entries for %d events", entries, events)
-	}
+	require.NotEqual(t, int64(0), failedAtKill, "a fault caused no failed publish (kill: %d, total: %d): the test did not test retries", failedAtKill, failures.Load())
+	require.NotEqual(t, failedAtKill, failures.Load(), "a fault caused no failed publish (kill: %d, total: %d): the test did not test retries", failedAtKill, failures.Load())
+	require.Equal(t, int64(events), entries, "the stream holds %d entries for %d events", entries, events)
 
 	last := strconv.Itoa(events - 1)
 	for i, s := range subs {
@@ -232,20 +203,12 @@ func TestRetriesWhileRedisRestarts(t *testing.T) {
 		got := s.events()
 		seen := make(map[int]bool, events)
 		for _, r := range got {
-			if r.ev.Type != "seq" {
-				t.Fatalf("subscriber %d: unexpected %q event %+v", i, r.ev.Type, r.ev)
-			}
+			require.Equal(t, "seq", r.ev.Type, "subscriber %d: unexpected %q event %+v", i, r.ev.Type, r.ev)
 			seq, _ := strconv.Atoi(r.ev.Data)
-			if seen[seq] {
-				t.Fatalf("subscriber %d: event %d delivered twice", i, seq)
-			}
+			require.False(t, seen[seq], "subscriber %d: event %d delivered twice", i, seq)
 			seen[seq] = true
-			if r.ev.ID != ids[seq] {
-				t.Fatalf("subscriber %d: event %d has ID %s, Publish returned %s", i, seq, r.ev.ID, ids[seq])
-			}
+			require.Equal(t, ids[seq], r.ev.ID, "subscriber %d: event %d has ID %s, Publish returned %s", i, seq, r.ev.ID, ids[seq])
 		}
-		if len(seen) != events {
-			t.Fatalf("subscriber %d: %d of %d events", i, len(seen), events)
-		}
+		require.Len(t, seen, events, "subscriber %d: %d of %d events", i, len(seen), events)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/ssekit/ssekit/core"
+	"github.com/stretchr/testify/require"
 )
 
 // TestPresenceAcrossNodes connects users on three nodes, checks that every
@@ -62,17 +63,13 @@ func TestPresenceAcrossNodes(t *testing.T) {
 			ok := true
 			for _, n := range alive {
 				got, err := cond(n.pres)
-				if err != nil {
-					t.Fatalf("%s: %v", what, err)
-				}
+				require.NoError(t, err, "%s", what)
 				ok = ok && got
 			}
 			if ok {
 				return time.Since(start)
 			}
-			if time.Since(start) > within {
-				t.Fatalf("%s: not true after %v", what, within)
-			}
+			require.LessOrEqual(t, time.Since(start), within, "%s: not true after %v", what, within)
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
@@ -94,9 +91,9 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	})
 	// Entries outlive several refresh periods while the nodes live.
 	time.Sleep(2 * ttl)
-	if n, err := nodes[2].pres.UserConnections(ctx, "", alice); err != nil || n != 3 {
-		t.Fatalf("after 2 TTLs alive: alice has %d connections (%v), want 3", n, err)
-	}
+	alive, err := nodes[2].pres.UserConnections(ctx, "", alice)
+	require.NoError(t, err, "after 2 TTLs alive")
+	require.Equal(t, 3, alive, "after 2 TTLs alive: alice's connections")
 
 	// A graceful disconnect shows at once.
 	subs[3].stop() // bob
@@ -114,9 +111,8 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	})
 	t.Logf("a crashed node's connections stopped counting after %v (TTL %v)", took.Round(time.Millisecond), ttl)
 	users, err := nodes[1].pres.OnlineUsers(ctx, "")
-	if err != nil || !slices.Equal(users, []uuid.UUID{alice}) {
-		t.Fatalf("online users %v (%v), want alice only", users, err)
-	}
+	require.NoError(t, err, "online users %v (%v), want alice only", users, err)
+	require.True(t, slices.Equal(users, []uuid.UUID{alice}), "online users %v (%v), want alice only", users, err)
 
 	// A graceful shutdown removes the node's entries at once.
 	nodes[1].shutdown()
@@ -133,9 +129,7 @@ func TestPresenceRefreshAfterRedisRestart(t *testing.T) {
 	rs := startRedis(t)
 	c := rs.client(t)
 	p, err := NewPresence(c, PresenceOptions{TTL: ttl})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer p.Close(context.Background())
 	u := uuid.New()
 	p.add(core.Identity{User: u}, 1)
@@ -148,9 +142,7 @@ func TestPresenceRefreshAfterRedisRestart(t *testing.T) {
 			if err == nil && on == want {
 				return
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("online=%v (%v), want %v", on, err, want)
-			}
+			require.False(t, time.Now().After(deadline), "online=%v (%v), want %v", on, err, want)
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
@@ -158,8 +150,6 @@ func TestPresenceRefreshAfterRedisRestart(t *testing.T) {
 	rs.kill()
 	rs.start()
 	wait(true)
-	if err := p.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, p.Close(ctx))
 	wait(false)
 }

@@ -2,12 +2,13 @@ package sseredis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 )
@@ -54,9 +55,7 @@ func TestRedisRestartWhilePublishing(t *testing.T) {
 		}
 		err := p.publishOne(ctx, "")
 		if p.next > before && p.next <= before+during {
-			if err == nil {
-				t.Fatalf("publish %d accepted while Redis was down", p.next-1)
-			}
+			require.Error(t, err, "publish %d accepted while Redis was down", p.next-1)
 			outageErr = err
 			time.Sleep(time.Millisecond)
 		} else if err != nil {
@@ -65,14 +64,12 @@ func TestRedisRestartWhilePublishing(t *testing.T) {
 			if recovering.IsZero() {
 				recovering = time.Now()
 			} else if time.Since(recovering) > 15*time.Second {
-				t.Fatalf("publish %d: Redis is back but publishing still fails: %v", p.next-1, err)
+				require.FailNow(t, fmt.Sprintf("publish %d: Redis is back but publishing still fails: %v", p.next-1, err))
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	if !errors.Is(outageErr, ErrPublish) {
-		t.Fatalf("outage error %v does not wrap ErrPublish", outageErr)
-	}
+	require.ErrorIs(t, outageErr, ErrPublish, "outage error %v does not wrap ErrPublish", outageErr)
 	t.Logf("accepted %d, failed %d; outage error: %v", len(p.accepted), p.failed, outageErr)
 	last := strconv.Itoa(p.accepted[len(p.accepted)-1])
 	for i, s := range subs {
@@ -99,15 +96,12 @@ func checkAcceptedOrGap(t *testing.T, i int, accepted []int, got []received) {
 			continue
 		case "seq":
 		default:
-			t.Fatalf("subscriber %d: unexpected event %+v", i, r.ev)
+			require.FailNow(t, fmt.Sprintf("subscriber %d: unexpected event %+v", i, r.ev))
 		}
 		seq, _ := strconv.Atoi(r.ev.Data)
-		if _, dup := pos[seq]; dup {
-			t.Fatalf("subscriber %d: %d received twice", i, seq)
-		}
-		if seq <= prev {
-			t.Fatalf("subscriber %d: %d after %d", i, seq, prev)
-		}
+		_, dup := pos[seq]
+		require.False(t, dup, "subscriber %d: %d received twice", i, seq)
+		require.Greater(t, seq, prev, "subscriber %d: %d after %d", i, seq, prev)
 		pos[seq], prev = j, seq
 	}
 	missing := 0
@@ -136,9 +130,7 @@ func checkAcceptedOrGap(t *testing.T, i int, accepted []int, got []received) {
 				covered = true
 			}
 		}
-		if !covered {
-			t.Fatalf("subscriber %d: accepted event %d lost without a gap event", i, seq)
-		}
+		require.True(t, covered, "subscriber %d: accepted event %d lost without a gap event", i, seq)
 	}
 	t.Logf("subscriber %d: %d events, %d accepted missing, %d gap events", i, len(pos), missing, gaps)
 }

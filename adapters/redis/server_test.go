@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/internal/testenv"
 )
@@ -44,9 +45,7 @@ func redisBinary(t testing.TB) string {
 func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
@@ -92,9 +91,7 @@ func (r *redisServer) start() {
 		r.cmd.Stdout, r.cmd.Stderr = log, log
 		defer log.Close()
 	}
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("starting redis-server: %v", err)
-	}
+	require.NoError(r.t, r.cmd.Start(), "starting redis-server")
 	r.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(r.cmd, r.done)
 	c := redis.NewClient(&redis.Options{Addr: r.addr, MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
@@ -107,9 +104,7 @@ func (r *redisServer) start() {
 		if err == nil {
 			return
 		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server on %s not ready: %v", r.addr, err)
-		}
+		require.False(r.t, time.Now().After(deadline), "redis-server on %s not ready: %v", r.addr, err)
 		time.Sleep(10 * time.Millisecond)
 	}
 }
