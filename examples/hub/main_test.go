@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +19,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ssekit/ssekit/core"
+
+	"github.com/ssekit/ssekit/examples/internal/exampletest"
 )
 
 // runMainEnv makes the test binary run main() instead of the tests, so a
@@ -110,23 +111,8 @@ func TestExitCode(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe to write from run while a test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects a process's output while a test reads it.
+type syncBuffer = exampletest.SyncBuffer
 
 // TestRunServesAndShutsDown runs the whole program in-process: it prints
 // where it listens, serves the page, a stream and /publish, and on cancel

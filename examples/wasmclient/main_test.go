@@ -2,7 +2,6 @@ package wasmclient
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +22,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ssekit/ssekit/internal/leaktest"
+
+	"github.com/ssekit/ssekit/examples/internal/exampletest"
 )
 
 // Built once for the package by TestMain.
@@ -167,23 +168,8 @@ func dump(rs []report) string {
 	return b.String()
 }
 
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects a process's output while a test reads it.
+type syncBuffer = exampletest.SyncBuffer
 
 // hubProc is one running hub process.
 type hubProc struct {
