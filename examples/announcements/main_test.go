@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/client"
 	"github.com/ssekit/ssekit/core"
@@ -21,9 +23,7 @@ var tenants = []string{"", "acme", "globex"}
 func start(t *testing.T) *httptest.Server {
 	t.Helper()
 	broker, err := core.New(core.Config{Authenticator: knownTenants(core.InsecureQueryAuthenticator(), tenants)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = broker.Close(context.Background()) })
 	srv := httptest.NewServer(newServer(broker, tenants, operator))
 	t.Cleanup(srv.Close)
@@ -44,18 +44,16 @@ func TestAnnouncements(t *testing.T) {
 	globex := subscribe(t, srv.URL+"/events?tenant=globex&user="+uuid.NewString())
 	def := subscribe(t, srv.URL+"/events?user="+uuid.NewString())
 
-	if status := announce(t, srv, map[string]any{"tenant": "acme", "text": "Invoices are late"}, operator); status != http.StatusOK {
-		t.Fatalf("tenant announcement: %d", status)
-	}
+	status := announce(t, srv, map[string]any{"tenant": "acme", "text": "Invoices are late"}, operator)
+	require.Equal(t, http.StatusOK, status, "tenant announcement: %d", status)
 	for _, s := range []*stream{acme1, acme2, acmeAnon} {
 		s.Expect("announcement", Announcement{Text: "Invoices are late", Scope: "tenant"})
 	}
 	globex.ExpectNone(100 * time.Millisecond)
 	def.ExpectNone(0)
 
-	if status := announce(t, srv, map[string]any{"all": true, "text": "Maintenance at 22:00"}, operator); status != http.StatusOK {
-		t.Fatalf("announcement to all: %d", status)
-	}
+	status = announce(t, srv, map[string]any{"all": true, "text": "Maintenance at 22:00"}, operator)
+	require.Equal(t, http.StatusOK, status, "announcement to all: %d", status)
 	for _, s := range []*stream{acme1, acme2, acmeAnon, globex, def} {
 		s.Expect("announcement", Announcement{Text: "Maintenance at 22:00", Scope: "all"})
 	}
@@ -66,27 +64,21 @@ func TestAnnouncements(t *testing.T) {
 
 func TestAnnounceRefusals(t *testing.T) {
 	srv := start(t)
-	if status := announce(t, srv, map[string]any{"all": true, "text": "x"}, "wrong"); status != http.StatusUnauthorized {
-		t.Errorf("wrong operator token: %d, want 401", status)
-	}
-	if status := announce(t, srv, map[string]any{"tenant": "initech", "text": "x"}, operator); status != http.StatusNotFound {
-		t.Errorf("unknown tenant: %d, want 404", status)
-	}
-	if status := announce(t, srv, map[string]any{"all": true}, operator); status != http.StatusBadRequest {
-		t.Errorf("no text: %d, want 400", status)
-	}
+	status := announce(t, srv, map[string]any{"all": true, "text": "x"}, "wrong")
+	assert.Equal(t, http.StatusUnauthorized, status, "wrong operator token: %d, want 401", status)
+	status = announce(t, srv, map[string]any{"tenant": "initech", "text": "x"}, operator)
+	assert.Equal(t, http.StatusNotFound, status, "unknown tenant: %d, want 404", status)
+	status = announce(t, srv, map[string]any{"all": true}, operator)
+	assert.Equal(t, http.StatusBadRequest, status, "no text: %d, want 400", status)
 	// A stream in a tenant the service does not know is refused, so "all"
 	// really is everyone.
 	c, err := client.New(srv.URL + "/events?tenant=initech")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, err := range c.Events(ctx) {
 		var se *client.StatusError
-		if !errors.As(err, &se) || se.Code != http.StatusForbidden {
-			t.Fatalf("got %v, want 403", err)
-		}
+		require.True(t, errors.As(err, &se), "got %v, want 403", err)
+		require.Equal(t, http.StatusForbidden, se.Code, "got %v, want 403", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/client"
 	"github.com/ssekit/ssekit/core"
@@ -27,9 +29,7 @@ func start(t *testing.T) *httptest.Server {
 		Authenticator: core.InsecureQueryAuthenticator(),
 		Authorizer:    groups.Authorizer(),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = broker.Close(context.Background()) })
 	srv := httptest.NewServer(newServer(broker, groups))
 	t.Cleanup(srv.Close)
@@ -44,30 +44,22 @@ func TestRequesterAndApproversSeeTheWorkflow(t *testing.T) {
 	out := subscribe(t, srv.URL+"/events?user="+outsider.String())
 
 	status, body := post(t, hc, srv.URL+"/requests", map[string]any{"requester": requester, "group": "finance", "title": "New laptop"})
-	if status != http.StatusCreated {
-		t.Fatalf("submit: %d %s", status, body)
-	}
+	require.Equal(t, http.StatusCreated, status, "submit: %d %s", status, body)
 	pending := map[string]any{"id": "1", "requester": requester, "group": "finance", "title": "New laptop", "status": "pending"}
 	a := req.Expect("approval.submitted", pending)
 	b := appr.Expect("approval.submitted", pending)
-	if a.ID != b.ID {
-		t.Errorf("requester and approver got different event IDs %q and %q", a.ID, b.ID)
-	}
+	assert.Equal(t, b.ID, a.ID, "requester and approver got different event IDs %q and %q", a.ID, b.ID)
 
 	// An outsider cannot decide, and hears nothing.
-	if status, _ := post(t, hc, srv.URL+"/requests/1/decision", map[string]any{"approver": outsider, "approved": true}); status != http.StatusForbidden {
-		t.Fatalf("decision by a non-approver: %d, want 403", status)
-	}
+	status, _ = post(t, hc, srv.URL+"/requests/1/decision", map[string]any{"approver": outsider, "approved": true})
+	require.Equal(t, http.StatusForbidden, status, "decision by a non-approver")
 	status, body = post(t, hc, srv.URL+"/requests/1/decision", map[string]any{"approver": approver, "approved": true, "comment": "ok"})
-	if status != http.StatusOK {
-		t.Fatalf("decide: %d %s", status, body)
-	}
+	require.Equal(t, http.StatusOK, status, "decide: %d %s", status, body)
 	approved := map[string]any{"id": "1", "requester": requester, "group": "finance", "title": "New laptop", "status": "approved", "approver": approver, "comment": "ok"}
 	req.Expect("approval.approved", approved)
 	appr.Expect("approval.approved", approved)
-	if status, _ := post(t, hc, srv.URL+"/requests/1/decision", map[string]any{"approver": approver, "approved": false}); status != http.StatusConflict {
-		t.Fatalf("second decision: %d, want 409", status)
-	}
+	status, _ = post(t, hc, srv.URL+"/requests/1/decision", map[string]any{"approver": approver, "approved": false})
+	require.Equal(t, http.StatusConflict, status, "second decision")
 
 	// A rejection reaches the requester too.
 	post(t, hc, srv.URL+"/requests", map[string]any{"requester": requester, "group": "finance", "title": "Boat"})
@@ -84,17 +76,14 @@ func TestRequesterAndApproversSeeTheWorkflow(t *testing.T) {
 func TestNonApproverCannotSubscribeToTheGroup(t *testing.T) {
 	srv := start(t)
 	c, err := client.New(srv.URL + "/events?user=" + outsider.String() + "&topic=approvals/finance")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, err := range c.Events(ctx) {
 		var se *client.StatusError
-		if !errors.As(err, &se) || se.Code != http.StatusForbidden {
-			t.Fatalf("got %v, want a 403 status error", err)
-		}
+		require.True(t, errors.As(err, &se), "got %v, want a 403 status error", err)
+		require.Equal(t, http.StatusForbidden, se.Code, "got %v, want a 403 status error", err)
 		return
 	}
-	t.Fatal("the stream ended without an error")
+	require.FailNow(t, "the stream ended without an error")
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 )
@@ -73,23 +75,18 @@ func readReplay(t *testing.T, h *hubProc, ids []string) {
 	c, res, err := openStream(h.addr, "", ids[0])
 	if err != nil {
 		h.requireAlive()
-		t.Fatalf("replay after the attack: %v", err)
+		require.NoError(t, err, "replay after the attack")
 	}
 	defer c.Close()
 	dec := core.NewDecoder(res.Body)
 	for _, want := range ids[1:] {
 		var ev core.Event
 		for ev.ID == "" {
-			if ev, err = dec.Next(); err != nil {
-				t.Fatalf("replay after the attack: waiting for %s: %v", want, err)
-			}
-			if strings.HasPrefix(ev.Type, "ssekit.") {
-				t.Fatalf("replay after the attack: %s event instead of %s", ev.Type, want)
-			}
+			ev, err = dec.Next()
+			require.NoError(t, err, "replay after the attack: waiting for %s", want)
+			require.False(t, strings.HasPrefix(ev.Type, "ssekit."), "replay after the attack: %s event instead of %s", ev.Type, want)
 		}
-		if ev.ID != want {
-			t.Fatalf("replay after the attack: got ID %s, want %s", ev.ID, want)
-		}
+		require.Equal(t, want, ev.ID, "replay after the attack: got ID %s, want %s", ev.ID, want)
 	}
 }
 
@@ -119,7 +116,7 @@ func TestAbortedFlushes(t *testing.T) {
 		})
 		if len(live) < streams {
 			h.requireAlive()
-			t.Fatalf("round %d: only %d of %d streams opened (%v)", round, len(live), streams, &out)
+			require.FailNow(t, fmt.Sprintf("round %d: only %d of %d streams opened (%v)", round, len(live), streams, &out))
 		}
 		published := make(chan error, 1)
 		go func() { _, err := publishBatch(h.addr, burstEvents, eventSize); published <- err }()
@@ -136,7 +133,7 @@ func TestAbortedFlushes(t *testing.T) {
 		})
 		if err := <-published; err != nil {
 			h.requireAlive()
-			t.Fatalf("round %d: %v", round, err)
+			require.NoError(t, err, "round %d", round)
 		}
 	}
 	t.Logf("aborted flushes: %v", &out)
@@ -157,9 +154,7 @@ func TestTricklingBodies(t *testing.T) {
 	var slowHeaders []*net.TCPConn
 	for range 50 {
 		c, err := dial(h.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		_, _ = io.WriteString(c, "POST /publish HTTP/1.1\r\nHost: hub\r\nX-Slow: ")
 		slowHeaders = append(slowHeaders, c)
 	}
@@ -230,25 +225,20 @@ func TestTricklingBodies(t *testing.T) {
 		c, _, err := openStream(h.addr, "user="+uuid.NewString(), "")
 		if err != nil {
 			h.requireAlive()
-			t.Fatalf("stream %d while bodies trickle: %v", i, err)
+			require.NoError(t, err, "stream %d while bodies trickle", i)
 		}
 		c.Close()
-		if _, err := h.get("/healthz"); err != nil {
-			t.Fatalf("/healthz while bodies trickle: %v", err)
-		}
+		_, err = h.get("/healthz")
+		require.NoError(t, err, "/healthz while bodies trickle")
 	}
 	answered.Wait()
 	t.Logf("trickling bodies: %v", &out)
 	anonymous := tricklers / 3
-	if got := out.get("anonymous 401"); got != anonymous {
-		t.Errorf("%d of %d anonymous tricklers got 401 (%v)", got, anonymous, &out)
-	}
-	if got := out.get("with secret 408") + out.get("with secret 503"); got != tricklers-anonymous {
-		t.Errorf("%d of %d authenticated tricklers got 408 or 503 (%v)", got, tricklers-anonymous, &out)
-	}
-	if out.get("with secret 503") == 0 {
-		t.Errorf("no trickler was refused at -max-publishing (%v)", &out)
-	}
+	got := out.get("anonymous 401")
+	assert.Equal(t, anonymous, got, "%d of %d anonymous tricklers got 401 (%v)", got, anonymous, &out)
+	got = out.get("with secret 408") + out.get("with secret 503")
+	assert.Equal(t, tricklers-anonymous, got, "%d of %d authenticated tricklers got 408 or 503 (%v)", got, tricklers-anonymous, &out)
+	assert.NotEqual(t, 0, out.get("with secret 503"), "no trickler was refused at -max-publishing (%v)", &out)
 	for _, c := range slowHeaders {
 		c.Close()
 	}
@@ -292,7 +282,7 @@ func TestChurn(t *testing.T) {
 	t.Logf("churn: %v", &out)
 	if out.get("open error") > 0 || out.get("dial error") > 0 {
 		h.requireAlive()
-		t.Errorf("the hub refused churning clients: %v", &out)
+		assert.Fail(t, fmt.Sprintf("the hub refused churning clients: %v", &out))
 	}
 	h.settle(base)
 }
@@ -306,13 +296,10 @@ func TestNeverReaders(t *testing.T) {
 	var stuck []*streamConn
 	for range 50 {
 		c, err := dial(h.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		_ = c.SetReadBuffer(4 << 10)
-		if _, err := io.WriteString(c, streamRequest("user="+uuid.NewString(), "")); err != nil {
-			t.Fatal(err)
-		}
+		_, err = io.WriteString(c, streamRequest("user="+uuid.NewString(), ""))
+		require.NoError(t, err)
 		stuck = append(stuck, &streamConn{c: c})
 	}
 	defer func() {
@@ -321,9 +308,7 @@ func TestNeverReaders(t *testing.T) {
 		}
 	}()
 	reader, res, err := openStream(h.addr, "user="+uuid.NewString(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer reader.Close()
 	dec := core.NewDecoder(res.Body)
 	var ids []string
@@ -335,16 +320,13 @@ func TestNeverReaders(t *testing.T) {
 		for ev.ID == "" {
 			if ev, err = dec.Next(); err != nil {
 				h.requireAlive()
-				t.Fatalf("the reading stream, waiting for %s: %v", want, err)
+				require.NoError(t, err, "the reading stream, waiting for %s", want)
 			}
 		}
-		if ev.ID != want {
-			t.Fatalf("the reading stream got %s (%s), want %s", ev.ID, ev.Type, want)
-		}
+		require.Equal(t, want, ev.ID, "the reading stream got %s (%s), want %s", ev.ID, ev.Type, want)
 	}
-	if _, err := h.get("/healthz"); err != nil {
-		t.Fatalf("/healthz beside never-readers: %v", err)
-	}
+	_, err = h.get("/healthz")
+	require.NoError(t, err, "/healthz beside never-readers")
 	for _, s := range stuck {
 		reset(s.c)
 	}
@@ -401,7 +383,7 @@ func TestOversized(t *testing.T) {
 	t.Logf("oversized: %v", &out)
 	if got := out.get("refused"); got != 350 {
 		h.requireAlive()
-		t.Errorf("%d of 350 oversized requests got their status: %v", got, &out)
+		assert.Fail(t, fmt.Sprintf("%d of 350 oversized requests got their status: %v", got, &out))
 	}
 	h.settle(base)
 }

@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ssekit/ssekit/core"
 )
 
@@ -133,12 +136,8 @@ func startHub(t *testing.T, args ...string) *hubProc {
 	h := &hubProc{t: t, cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = h.stderr
 	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
 	go func() {
 		h.waitErr = cmd.Wait()
 		close(h.exited)
@@ -157,10 +156,10 @@ func startHub(t *testing.T, args ...string) *hubProc {
 	select {
 	case h.addr = <-addr:
 	case <-h.exited:
-		t.Fatalf("the hub exited at start: %v\n%s", h.waitErr, h.stderr)
+		require.FailNow(t, fmt.Sprintf("the hub exited at start: %v\n%s", h.waitErr, h.stderr))
 	case <-time.After(hangGuard):
 		_ = cmd.Process.Kill()
-		t.Fatalf("the hub did not start\n%s", h.stderr)
+		require.FailNow(t, fmt.Sprintf("the hub did not start\n%s", h.stderr))
 	}
 	// Probes open a connection each, so that they leave nothing behind in
 	// the hub's counts.
@@ -175,20 +174,18 @@ func startHub(t *testing.T, args ...string) *hubProc {
 func (h *hubProc) stop() {
 	select {
 	case <-h.exited:
-		h.t.Errorf("the hub had exited before the end of the test: %v\n%s", h.waitErr, tail(h.stderr.String()))
+		assert.Fail(h.t, fmt.Sprintf("the hub had exited before the end of the test: %v\n%s", h.waitErr, tail(h.stderr.String())))
 		return
 	default:
 	}
 	_ = h.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-h.exited:
-		if h.waitErr != nil {
-			h.t.Errorf("the hub's shutdown failed: %v\n%s", h.waitErr, tail(h.stderr.String()))
-		}
+		assert.NoError(h.t, h.waitErr, "the hub's shutdown failed: %v\n%s", h.waitErr, tail(h.stderr.String()))
 	case <-time.After(hangGuard):
 		_ = h.cmd.Process.Kill()
 		<-h.exited
-		h.t.Errorf("the hub did not shut down within %v of SIGTERM\n%s", hangGuard, tail(h.stderr.String()))
+		assert.Fail(h.t, fmt.Sprintf("the hub did not shut down within %v of SIGTERM\n%s", hangGuard, tail(h.stderr.String())))
 	}
 }
 
@@ -205,7 +202,7 @@ func (h *hubProc) requireAlive() {
 	h.t.Helper()
 	select {
 	case <-h.exited:
-		h.t.Fatalf("the hub process died: %v\n%s", h.waitErr, tail(h.stderr.String()))
+		require.FailNow(h.t, fmt.Sprintf("the hub process died: %v\n%s", h.waitErr, tail(h.stderr.String())))
 	default:
 	}
 }
@@ -284,24 +281,18 @@ func (h *hubProc) get(path string) (string, error) {
 func (h *hubProc) baseline() snapshot {
 	h.t.Helper()
 	c, _, err := openStream(h.addr, "", "")
-	if err != nil {
-		h.t.Fatalf("warm-up stream: %v", err)
-	}
+	require.NoError(h.t, err, "warm-up stream")
 	c.Close()
 	h.publish(1, 16)
 	var s snapshot
 	deadline := time.Now().Add(settleGuard)
 	for {
 		s, err = h.snapshot()
-		if err != nil {
-			h.t.Fatal(err)
-		}
+		require.NoError(h.t, err)
 		if s.connections == 0 {
 			return s
 		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("the warm-up stream stays registered: %v", s)
-		}
+		require.False(h.t, time.Now().After(deadline), "the warm-up stream stays registered: %v", s)
 		time.Sleep(50 * time.Millisecond)
 	}
 }
@@ -317,15 +308,13 @@ func (h *hubProc) settle(base snapshot) {
 		s, err := h.snapshot()
 		if err != nil {
 			h.requireAlive()
-			h.t.Fatalf("reading the hub's state: %v", err)
+			require.NoError(h.t, err, "reading the hub's state")
 		}
 		last = s
 		if s.connections == 0 && s.goroutines <= base.goroutines+slack && s.fds <= base.fds+slack {
 			break
 		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("the hub did not return to its baseline within %v:\n  baseline %v\n  now      %v", settleGuard, base, last)
-		}
+		require.False(h.t, time.Now().After(deadline), "the hub did not return to its baseline within %v:\n  baseline %v\n  now      %v", settleGuard, base, last)
 		time.Sleep(100 * time.Millisecond)
 	}
 	h.t.Logf("baseline %v; after the attack %v", base, last)
@@ -334,16 +323,10 @@ func (h *hubProc) settle(base snapshot) {
 		start := time.Now()
 		res, err := h.probe.Get("http://" + h.addr + "/healthz")
 		took := time.Since(start)
-		if err != nil {
-			h.t.Fatalf("/healthz: %v", err)
-		}
+		require.NoError(h.t, err, "/healthz")
 		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			h.t.Fatalf("/healthz: %d", res.StatusCode)
-		}
-		if took > healthzBudget {
-			h.t.Errorf("/healthz probe %d answered in %v, want <= %v", i, took, healthzBudget)
-		}
+		require.Equal(h.t, http.StatusOK, res.StatusCode, "/healthz: %d", res.StatusCode)
+		assert.LessOrEqual(h.t, took, healthzBudget, "/healthz probe %d answered in %v, want <= %v", i, took, healthzBudget)
 	}
 	h.requireAlive()
 }
@@ -355,7 +338,7 @@ func (h *hubProc) publish(n, size int) []string {
 	ids, err := publishBatch(h.addr, n, size)
 	if err != nil {
 		h.requireAlive()
-		h.t.Fatal(err)
+		require.NoError(h.t, err)
 	}
 	return ids
 }

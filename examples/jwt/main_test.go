@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/client"
 	"github.com/ssekit/ssekit/core"
@@ -32,14 +34,11 @@ func start(t *testing.T) *env {
 	t.Helper()
 	e := &env{secret: auth.NewSecret()}
 	var err error
-	if e.a, err = newAuth(e.secret); err != nil {
-		t.Fatal(err)
-	}
+	e.a, err = newAuth(e.secret)
+	require.NoError(t, err)
 	// A short retry hint keeps the reconnect in this test quick.
 	broker, err := core.New(core.Config{Authenticator: e.a, Authorizer: e.a, RetryHint: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = broker.Close(context.Background()) })
 	e.srv = httptest.NewServer(newServer(broker, e.a))
 	t.Cleanup(e.srv.Close)
@@ -50,9 +49,7 @@ func start(t *testing.T) *env {
 func (e *env) mint(t *testing.T, g auth.Grant) string {
 	t.Helper()
 	token, err := e.a.Mint(e.secret, g)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return token
 }
 
@@ -119,9 +116,8 @@ func TestTokenExpiresWhileStreaming(t *testing.T) {
 	}))
 
 	for n := 1; n <= 2; n++ {
-		if status := e.publish(t, e.pub, order(n)); status != http.StatusOK {
-			t.Fatalf("publish %d: %d", n, status)
-		}
+		status := e.publish(t, e.pub, order(n))
+		require.Equal(t, http.StatusOK, status, "publish %d: %d", n, status)
 	}
 	var ids []string
 	for n := 1; n <= 2; n++ {
@@ -134,32 +130,23 @@ func TestTokenExpiresWhileStreaming(t *testing.T) {
 	for n := 3; n <= 4; n++ {
 		ids = append(ids, s.Expect("order.created", map[string]int{"id": n}).ID)
 	}
-	if status := e.publish(t, e.pub, order(5)); status != http.StatusOK {
-		t.Fatalf("publish 5: %d", status)
-	}
+	status := e.publish(t, e.pub, order(5))
+	require.Equal(t, http.StatusOK, status, "publish 5: %d", status)
 	ids = append(ids, s.Expect("order.created", map[string]int{"id": 5}).ID)
 	s.ExpectNone(100 * time.Millisecond)
 
-	if got := calls.Load(); got != 2 {
-		t.Errorf("header func called %d times, want 2 (one reconnect)", got)
-	}
-	if len(slices.Compact(slices.Clone(ids))) != 5 {
-		t.Errorf("event IDs not distinct: %v", ids)
-	}
+	got := calls.Load()
+	assert.Equal(t, int32(2), got, "header func called %d times, want 2 (one reconnect)", got)
+	assert.Len(t, slices.Compact(slices.Clone(ids)), 5, "event IDs not distinct: %v", ids)
 	comments := s.Comments()
-	if !slices.Contains(comments, "token_expired") {
-		t.Errorf("comments %q lack token_expired", comments)
-	}
+	assert.True(t, slices.Contains(comments, "token_expired"), "comments %q lack token_expired", comments)
 	mu.Lock()
 	defer mu.Unlock()
-	if len(retries) != 1 || retries[0] != "EOF" {
-		t.Errorf("retries %q, want one after a clean end of stream", retries)
-	}
+	assert.False(t, len(retries) != 1 || retries[0] != "EOF", "retries %q, want one after a clean end of stream", retries)
 
 	// The first token is refused now, with 401.
-	if _, err := e.a.Verify(first); !errors.Is(err, auth.ErrExpiredToken) {
-		t.Errorf("first token: %v, want expired", err)
-	}
+	_, err := e.a.Verify(first)
+	assert.ErrorIs(t, err, auth.ErrExpiredToken, "first token: %v, want expired", err)
 	expectStatus(t, e.srv.URL+"/events?topic=orders/eu", first, http.StatusUnauthorized)
 }
 
@@ -170,19 +157,16 @@ func expectStatus(t *testing.T, url, token string, want int) {
 		opts = append(opts, client.WithHeader("Authorization", "Bearer "+token))
 	}
 	c, err := client.New(url, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, err := range c.Events(ctx) {
 		var se *client.StatusError
-		if !errors.As(err, &se) || se.Code != want {
-			t.Fatalf("%s: got %v, want status %d", url, err, want)
-		}
+		require.True(t, errors.As(err, &se), "%s: got %v, want status %d", url, err, want)
+		require.Equal(t, want, se.Code, "%s: got %v, want status %d", url, err, want)
 		return
 	}
-	t.Fatalf("%s: no error, want status %d", url, want)
+	require.FailNow(t, fmt.Sprintf("%s: no error, want status %d", url, want))
 }
 
 func TestStreamAuthentication(t *testing.T) {
@@ -223,9 +207,8 @@ func TestPublishAuthorization(t *testing.T) {
 		"no event type":    {pub, map[string]any{"topic": "orders/eu"}, http.StatusBadRequest},
 		"self":             {pub, map[string]any{"user": self, "event": "note", "data": "\"hi\""}, http.StatusOK},
 	} {
-		if got := e.publish(t, tc.token, tc.body); got != tc.want {
-			t.Errorf("%s: %d, want %d", name, got, tc.want)
-		}
+		got := e.publish(t, tc.token, tc.body)
+		assert.Equal(t, tc.want, got, "%s: %d, want %d", name, got, tc.want)
 	}
 	s.Expect("note", nil)
 	s.ExpectNone(50 * time.Millisecond)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 )
@@ -21,9 +23,7 @@ func start(t *testing.T) *httptest.Server {
 		Authenticator:      core.InsecureQueryAuthenticator(),
 		Observer:           conns.Observer(),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = broker.Close(context.Background()) })
 	srv := httptest.NewServer(newServer(broker, conns))
 	t.Cleanup(srv.Close)
@@ -35,9 +35,9 @@ func connectionID(t *testing.T, s *stream) string {
 	t.Helper()
 	ev := s.Expect(core.ConnectedEventType, nil)
 	var d struct{ ConnectionID string }
-	if err := json.Unmarshal([]byte(ev.Data), &d); err != nil || d.ConnectionID == "" {
-		t.Fatalf("bad %s data %s", ev.Type, ev.Data)
-	}
+	err := json.Unmarshal([]byte(ev.Data), &d)
+	require.NoError(t, err, "bad %s data %s", ev.Type, ev.Data)
+	require.NotEqual(t, "", d.ConnectionID, "bad %s data %s", ev.Type, ev.Data)
 	return d.ConnectionID
 }
 
@@ -50,16 +50,14 @@ func TestAddAndRemoveTopicsWhileConnected(t *testing.T) {
 
 	send := func(topic string) {
 		t.Helper()
-		if status, body := post(t, hc, srv.URL+"/publish", map[string]string{"topic": topic, "text": "on " + topic}); status != http.StatusNoContent {
-			t.Fatalf("publish: %d %s", status, body)
-		}
+		status, body := post(t, hc, srv.URL+"/publish", map[string]string{"topic": topic, "text": "on " + topic})
+		require.Equal(t, http.StatusNoContent, status, "publish: %d %s", status, body)
 	}
 	change := func(add, remove []string) {
 		t.Helper()
 		body := map[string]any{"connectionId": conn, "add": add, "remove": remove}
-		if status, out := post(t, hc, srv.URL+"/topics?user="+user.String(), body); status != http.StatusNoContent {
-			t.Fatalf("topics: %d %s", status, out)
-		}
+		status, out := post(t, hc, srv.URL+"/topics?user="+user.String(), body)
+		require.Equal(t, http.StatusNoContent, status, "topics: %d %s", status, out)
 	}
 	post := func(topic string) map[string]string { return map[string]string{"topic": topic, "text": "on " + topic} }
 
@@ -104,9 +102,8 @@ func TestOnlyTheOwnerChangesAConnection(t *testing.T) {
 		"owner, valid topic": {owner.String(), conn, []string{"weather"}, http.StatusNoContent},
 	} {
 		body := map[string]any{"connectionId": tc.conn, "add": tc.topics}
-		if status, out := post(t, hc, srv.URL+"/topics?user="+tc.user, body); status != tc.want {
-			t.Errorf("%s: %d %s, want %d", name, status, out, tc.want)
-		}
+		status, out := post(t, hc, srv.URL+"/topics?user="+tc.user, body)
+		assert.Equal(t, tc.want, status, "%s: %d %s, want %d", name, status, out, tc.want)
 	}
 
 	// After the stream ends, its ID is forgotten.
@@ -117,9 +114,7 @@ func TestOnlyTheOwnerChangesAConnection(t *testing.T) {
 		if status == http.StatusForbidden {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("closed connection still changeable: %d", status)
-		}
+		require.False(t, time.Now().After(deadline), "closed connection still changeable: %d", status)
 		time.Sleep(10 * time.Millisecond)
 	}
 }

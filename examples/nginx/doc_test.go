@@ -4,6 +4,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestOperationsDocQuotesTheConfig keeps docs/OPERATIONS.md and
@@ -11,23 +14,14 @@ import (
 // nginx block must be the file, from its upstream block on.
 func TestOperationsDocQuotesTheConfig(t *testing.T) {
 	conf, err := os.ReadFile("ssekit.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	doc, err := os.ReadFile("../../docs/OPERATIONS.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_, block, ok := strings.Cut(string(doc), "```nginx\n")
-	if !ok {
-		t.Fatal("docs/OPERATIONS.md has no ```nginx block")
-	}
+	require.True(t, ok, "docs/OPERATIONS.md has no ```nginx block")
 	block, _, _ = strings.Cut(block, "```")
 	i := strings.Index(string(conf), "upstream ssekit {")
-	if i < 0 {
-		t.Fatal("ssekit.conf has no upstream ssekit block")
-	}
-	if want := string(conf[i:]); strings.TrimSpace(block) != strings.TrimSpace(want) {
-		t.Errorf("the nginx block of docs/OPERATIONS.md differs from examples/nginx/ssekit.conf; copy the file into the doc:\n%s", want)
-	}
+	require.GreaterOrEqual(t, i, 0, "ssekit.conf has no upstream ssekit block")
+	want := string(conf[i:])
+	assert.Equal(t, strings.TrimSpace(want), strings.TrimSpace(block), "the nginx block of docs/OPERATIONS.md differs from examples/nginx/ssekit.conf; copy the file into the doc:\n%s", want)
 }

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/adapters/nethttp"
 	"github.com/ssekit/ssekit/core"
@@ -68,9 +70,7 @@ func startNginx(t *testing.T, upstream string) *proxy {
 	writeFile(t, keyFile, keyPEM)
 
 	documented, err := os.ReadFile("ssekit.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	port := freePort(t)
 	site := string(documented)
 	for _, r := range [][2]string{
@@ -79,9 +79,8 @@ func startNginx(t *testing.T, upstream string) *proxy {
 		{certLine, "ssl_certificate " + certFile + ";"},
 		{keyLine, "ssl_certificate_key " + keyFile + ";"},
 	} {
-		if n := strings.Count(site, r[0]); n != 1 {
-			t.Fatalf("ssekit.conf holds %q %d times, want once (the test swaps it)", r[0], n)
-		}
+		n := strings.Count(site, r[0])
+		require.Equal(t, 1, n, "ssekit.conf holds %q %d times, want once (the test swaps it)", r[0], n)
 		site = strings.Replace(site, r[0], r[1], 1)
 	}
 	writeFile(t, filepath.Join(dir, "ssekit.conf"), []byte(site))
@@ -118,9 +117,7 @@ http {
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, cmd.Start())
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
@@ -148,12 +145,10 @@ http {
 		select {
 		case err := <-exited:
 			errorLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx exited: %v\n%s\n%s", err, logs.String(), errorLog)
+			require.FailNow(t, fmt.Sprintf("nginx exited: %v\n%s\n%s", err, logs.String(), errorLog))
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx is not listening on %s after 10s", addr)
-		}
+		require.False(t, time.Now().After(deadline), "nginx is not listening on %s after 10s", addr)
 		time.Sleep(20 * time.Millisecond)
 	}
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
@@ -163,17 +158,13 @@ http {
 
 func writeFile(t *testing.T, name string, data []byte) {
 	t.Helper()
-	if err := os.WriteFile(name, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(name, data, 0o600))
 }
 
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
@@ -183,9 +174,7 @@ func freePort(t *testing.T) int {
 func selfSigned(t *testing.T) (certPEM, keyPEM []byte, pool *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "ssekit nginx test"},
@@ -198,16 +187,12 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte, pool *x509.CertPool) {
 		IsCA:                  true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cert, _ := x509.ParseCertificate(der)
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), pool
 }
@@ -242,17 +227,15 @@ func open(t *testing.T, p *proxy, path, lastEventID string) *sseStream {
 		if err == nil {
 			resp.Body.Close()
 		}
-		t.Fatalf("GET %s: no response headers through nginx within 5s: is it buffering? (%v)", path, err)
+		require.FailNow(t, fmt.Sprintf("GET %s: no response headers through nginx within 5s: is it buffering? (%v)", path, err))
 	}
 	if err != nil {
 		cancel()
-		t.Fatal(err)
+		require.NoError(t, err)
 	}
 	s := &sseStream{resp: resp, events: make(chan core.Event, 64), comments: make(chan string, 64), done: make(chan struct{}), cancel: cancel}
 	t.Cleanup(s.close)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s through nginx: %s", path, resp.Status)
-	}
+	require.Equal(t, http.StatusOK, resp.StatusCode, "GET %s through nginx: %s", path, resp.Status)
 	dec := core.NewDecoder(resp.Body)
 	dec.OnComment = func(text string) {
 		select {
@@ -292,7 +275,7 @@ func (s *sseStream) event(t *testing.T, within time.Duration) core.Event {
 	case ev := <-s.events:
 		return ev
 	case <-time.After(within):
-		t.Fatalf("no event through nginx within %v", within)
+		require.FailNow(t, fmt.Sprintf("no event through nginx within %v", within))
 		return core.Event{}
 	}
 }
@@ -307,7 +290,7 @@ func (s *sseStream) comment(t *testing.T, within time.Duration, want string) {
 				return
 			}
 		case <-deadline:
-			t.Fatalf("no comment %q through nginx within %v", want, within)
+			require.FailNow(t, fmt.Sprintf("no comment %q through nginx within %v", want, within))
 		}
 	}
 }
@@ -317,9 +300,7 @@ func TestStreamThroughNginx(t *testing.T) {
 		Authenticator:     core.InsecureQueryAuthenticator(),
 		HeartbeatInterval: core.MinHeartbeatInterval,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = broker.Close(context.Background()) })
 	mux := http.NewServeMux()
 	mux.Handle("/events", nethttp.Handler(broker))
@@ -330,30 +311,22 @@ func TestStreamThroughNginx(t *testing.T) {
 	user := uuid.New()
 	ctx := context.Background()
 	s := open(t, p, "/events?topic=news&user="+user.String(), "")
-	if s.resp.ProtoMajor != 2 {
-		t.Errorf("nginx answered over %s, want HTTP/2", s.resp.Proto)
-	}
-	if ct := s.resp.Header.Get("Content-Type"); ct != "text/event-stream" {
-		t.Errorf("Content-Type %q through nginx", ct)
-	}
-	if ce := s.resp.Header.Get("Content-Encoding"); ce != "" || s.resp.Uncompressed {
-		t.Errorf("nginx compressed the stream (Content-Encoding %q): gzip must be off for it", ce)
-	}
+	assert.Equal(t, 2, s.resp.ProtoMajor, "nginx answered over %s, want HTTP/2", s.resp.Proto)
+	ct := s.resp.Header.Get("Content-Type")
+	assert.Equal(t, "text/event-stream", ct, "Content-Type %q through nginx", ct)
+	ce := s.resp.Header.Get("Content-Encoding")
+	assert.False(t, ce != "" || s.resp.Uncompressed, "nginx compressed the stream (Content-Encoding %q): gzip must be off for it", ce)
 
 	// Unbuffered: each event arrives while the stream stays open, within
 	// moments of being published, one by one.
 	for i := 1; i <= 3; i++ {
 		start := time.Now()
-		if err := broker.SendToTopic(ctx, "news", "headline", fmt.Sprintf("story %d", i)); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, broker.SendToTopic(ctx, "news", "headline", fmt.Sprintf("story %d", i)))
 		ev := s.event(t, 2*time.Second)
-		if ev.Type != "headline" || ev.Data != fmt.Sprintf("story %d", i) {
-			t.Fatalf("got %q %q, want headline story %d", ev.Type, ev.Data, i)
-		}
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("event %d took %v through nginx: is it buffering?", i, d)
-		}
+		require.Equal(t, "headline", ev.Type, "got %q %q, want headline story %d", ev.Type, ev.Data, i)
+		require.Equal(t, fmt.Sprintf("story %d", i), ev.Data, "got %q %q, want headline story %d", ev.Type, ev.Data, i)
+		d := time.Since(start)
+		assert.LessOrEqual(t, d, time.Second, "event %d took %v through nginx: is it buffering?", i, d)
 	}
 
 	// The heartbeat (an empty comment after HeartbeatInterval idle) passes.
@@ -366,21 +339,15 @@ func TestStreamThroughNginx(t *testing.T) {
 	s.mu.Unlock()
 	s.close()
 	for i := 4; i <= 5; i++ {
-		if err := broker.SendToUser(ctx, user, "notification", fmt.Sprintf("note %d", i)); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, broker.SendToUser(ctx, user, "notification", fmt.Sprintf("note %d", i)))
 	}
 	s2 := open(t, p, "/events?topic=news&user="+user.String(), last)
 	for i := 4; i <= 5; i++ {
 		ev := s2.event(t, 2*time.Second)
-		if ev.Type != "notification" || ev.Data != fmt.Sprintf("note %d", i) {
-			t.Fatalf("replay: got %q %q, want notification note %d", ev.Type, ev.Data, i)
-		}
+		require.Equal(t, "notification", ev.Type, "replay: got %q %q, want notification note %d", ev.Type, ev.Data, i)
+		require.Equal(t, fmt.Sprintf("note %d", i), ev.Data, "replay: got %q %q, want notification note %d", ev.Type, ev.Data, i)
 	}
-	if err := broker.SendToTopic(ctx, "news", "headline", "live again"); err != nil {
-		t.Fatal(err)
-	}
-	if ev := s2.event(t, 2*time.Second); ev.Data != "live again" {
-		t.Fatalf("after replay: got %q, want the live event", ev.Data)
-	}
+	require.NoError(t, broker.SendToTopic(ctx, "news", "headline", "live again"))
+	ev := s2.event(t, 2*time.Second)
+	require.Equal(t, "live again", ev.Data, "after replay: got %q, want the live event", ev.Data)
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 )
@@ -16,9 +18,7 @@ import (
 func start(t *testing.T) *httptest.Server {
 	t.Helper()
 	broker, err := core.New(core.Config{Authenticator: core.InsecureQueryAuthenticator()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = broker.Close(context.Background()) })
 	srv := httptest.NewServer(newServer(broker))
 	t.Cleanup(srv.Close)
@@ -35,9 +35,7 @@ func TestEveryTabGetsNotificationsAndUnreadCount(t *testing.T) {
 
 	for i, text := range []string{"Your order shipped", "New comment on your post"} {
 		status, body := post(t, hc, srv.URL+"/notify", map[string]any{"user": alice, "text": text})
-		if status != http.StatusOK {
-			t.Fatalf("notify: %d %s", status, body)
-		}
+		require.Equal(t, http.StatusOK, status, "notify: %d %s", status, body)
 		id := []string{"1", "2"}[i]
 		for _, tab := range []*stream{laptop, phone} {
 			tab.Expect("notification", map[string]any{"id": id, "text": text, "read": false})
@@ -46,15 +44,13 @@ func TestEveryTabGetsNotificationsAndUnreadCount(t *testing.T) {
 	}
 
 	// Reading on one device updates the badge on all of them.
-	if status, body := post(t, hc, srv.URL+"/read?user="+alice.String(), map[string]string{"id": "1"}); status != http.StatusOK {
-		t.Fatalf("read: %d %s", status, body)
-	}
+	status, body := post(t, hc, srv.URL+"/read?user="+alice.String(), map[string]string{"id": "1"})
+	require.Equal(t, http.StatusOK, status, "read: %d %s", status, body)
 	for _, tab := range []*stream{laptop, phone} {
 		tab.Expect("unread", map[string]int{"count": 1})
 	}
-	if status, body := post(t, hc, srv.URL+"/read?user="+alice.String(), map[string]string{}); status != http.StatusOK {
-		t.Fatalf("read all: %d %s", status, body)
-	}
+	status, body = post(t, hc, srv.URL+"/read?user="+alice.String(), map[string]string{})
+	require.Equal(t, http.StatusOK, status, "read all: %d %s", status, body)
 	for _, tab := range []*stream{laptop, phone} {
 		tab.Expect("unread", map[string]int{"count": 0})
 	}
@@ -67,13 +63,10 @@ func TestNotifyAndReadErrors(t *testing.T) {
 	srv := start(t)
 	hc := srv.Client()
 	user := uuid.New().String()
-	if status, _ := post(t, hc, srv.URL+"/notify", map[string]any{"user": "alice", "text": "x"}); status != http.StatusBadRequest {
-		t.Errorf("notify with a bad user: %d, want 400", status)
-	}
-	if status, _ := post(t, hc, srv.URL+"/notify", map[string]any{"user": user}); status != http.StatusBadRequest {
-		t.Errorf("notify without text: %d, want 400", status)
-	}
-	if status, _ := post(t, hc, srv.URL+"/read?user="+user, map[string]string{"id": "42"}); status != http.StatusNotFound {
-		t.Errorf("read of an unknown notification: %d, want 404", status)
-	}
+	status, _ := post(t, hc, srv.URL+"/notify", map[string]any{"user": "alice", "text": "x"})
+	assert.Equal(t, http.StatusBadRequest, status, "notify with a bad user: %d, want 400", status)
+	status, _ = post(t, hc, srv.URL+"/notify", map[string]any{"user": user})
+	assert.Equal(t, http.StatusBadRequest, status, "notify without text: %d, want 400", status)
+	status, _ = post(t, hc, srv.URL+"/read?user="+user, map[string]string{"id": "42"})
+	assert.Equal(t, http.StatusNotFound, status, "read of an unknown notification: %d, want 404", status)
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 )
@@ -19,9 +21,7 @@ import (
 func start(t *testing.T, rowDelay time.Duration) (*httptest.Server, *app) {
 	t.Helper()
 	broker, err := core.New(core.Config{Authenticator: core.InsecureQueryAuthenticator()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = broker.Close(context.Background()) })
 	a := newServer(broker, rowDelay)
 	t.Cleanup(a.Close)
@@ -45,14 +45,11 @@ func csv(n int, broken int) string {
 func startImport(t *testing.T, srv *httptest.Server, user uuid.UUID, body string) string {
 	t.Helper()
 	resp, err := srv.Client().Post(srv.URL+"/imports?user="+user.String(), "text/csv", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	var out struct{ Job string }
-	if resp.StatusCode != http.StatusAccepted || json.NewDecoder(resp.Body).Decode(&out) != nil {
-		t.Fatalf("POST /imports: %s", resp.Status)
-	}
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, "POST /imports: %s", resp.Status)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out), "POST /imports: %s", resp.Status)
 	return out.Job
 }
 
@@ -66,11 +63,11 @@ func progress(t *testing.T, s *stream, job string) (percents []int, end core.Eve
 			return percents, ev
 		}
 		var p Progress
-		if err := json.Unmarshal([]byte(ev.Data), &p); err != nil || p.Job != job {
-			t.Fatalf("bad progress event %s", ev.Data)
-		}
-		if len(percents) > 0 && p.Percent <= percents[len(percents)-1] {
-			t.Fatalf("progress went from %d%% to %d%%", percents[len(percents)-1], p.Percent)
+		err := json.Unmarshal([]byte(ev.Data), &p)
+		require.NoError(t, err, "bad progress event %s", ev.Data)
+		require.Equal(t, job, p.Job, "bad progress event %s", ev.Data)
+		if len(percents) > 0 {
+			require.Greater(t, p.Percent, percents[len(percents)-1], "progress went from %d%% to %d%%", percents[len(percents)-1], p.Percent)
 		}
 		percents = append(percents, p.Percent)
 	}
@@ -84,12 +81,11 @@ func TestImportReportsEveryPercentThenDone(t *testing.T) {
 
 	job := startImport(t, srv, user, csv(200, 0))
 	percents, end := progress(t, s, job)
-	if len(percents) != 101 || percents[0] != 0 || percents[100] != 100 {
-		t.Fatalf("got percentages %v, want 0..100", percents)
-	}
-	if end.Type != "done" || !jsonEqual(end.Data, fmt.Sprintf(`{"job":%q,"rows":200,"sum":20100}`, job)) {
-		t.Fatalf("got %q %s, want done", end.Type, end.Data)
-	}
+	require.Len(t, percents, 101, "got percentages %v, want 0..100", percents)
+	require.Equal(t, 0, percents[0], "got percentages %v, want 0..100", percents)
+	require.Equal(t, 100, percents[100], "got percentages %v, want 0..100", percents)
+	require.Equal(t, "done", end.Type, "got %q %s, want done", end.Type, end.Data)
+	require.True(t, jsonEqual(end.Data, fmt.Sprintf(`{"job":%q,"rows":200,"sum":20100}`, job)), "got %q %s, want done", end.Type, end.Data)
 	o.ExpectNone(100 * time.Millisecond)
 }
 
@@ -100,12 +96,10 @@ func TestImportFailsAtABadRow(t *testing.T) {
 
 	job := startImport(t, srv, user, csv(10, 7))
 	percents, end := progress(t, s, job)
-	if want := []int{0, 10, 20, 30, 40, 50, 60}; fmt.Sprint(percents) != fmt.Sprint(want) {
-		t.Fatalf("got percentages %v, want %v", percents, want)
-	}
-	if end.Type != "failed" || !jsonEqual(end.Data, fmt.Sprintf(`{"job":%q,"row":7,"error":"amount \"x\" is not a number"}`, job)) {
-		t.Fatalf("got %q %s, want failed at row 7", end.Type, end.Data)
-	}
+	want := []int{0, 10, 20, 30, 40, 50, 60}
+	require.Equal(t, fmt.Sprint(want), fmt.Sprint(percents), "got percentages %v, want %v", percents, want)
+	require.Equal(t, "failed", end.Type, "got %q %s, want failed at row 7", end.Type, end.Data)
+	require.True(t, jsonEqual(end.Data, fmt.Sprintf(`{"job":%q,"row":7,"error":"amount \"x\" is not a number"}`, job)), "got %q %s, want failed at row 7", end.Type, end.Data)
 }
 
 func TestShutdownFailsRunningJobs(t *testing.T) {
@@ -125,13 +119,9 @@ func TestBadUploads(t *testing.T) {
 		"empty":   "/imports?user=" + uuid.NewString(),
 	} {
 		resp, err := srv.Client().Post(srv.URL+url, "text/csv", strings.NewReader(""))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("%s: %s, want 400", name, resp.Status)
-		}
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "%s: %s, want 400", name, resp.Status)
 	}
 }
 
@@ -139,13 +129,9 @@ func TestPageIsServed(t *testing.T) {
 	srv, _ := start(t, 0)
 	for path, want := range map[string]string{"/": "<script src=\"app.js\">", "/app.js": "addEventListener('progress'"} {
 		resp, err := srv.Client().Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
-			t.Errorf("GET %s: %s, body lacks %q", path, resp.Status, want)
-		}
+		assert.False(t, resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want), "GET %s: %s, body lacks %q", path, resp.Status, want)
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/ssekit/ssekit/internal/leaktest"
@@ -53,13 +55,9 @@ func startHub(t *testing.T, secret string) string {
 	cmd := exec.Command(hubBin, "-addr", "127.0.0.1:0", "-retry", "100ms")
 	cmd.Env = append(os.Environ(), "SSEKIT_PUBLISH_SECRET="+secret)
 	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, cmd.Start())
 	exited := make(chan error, 1)
 	lines := make(chan string, 16)
 	go func() {
@@ -77,13 +75,11 @@ func startHub(t *testing.T, secret string) string {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-exited:
-			if err != nil {
-				t.Errorf("hub exited with %v, want a clean shutdown", err)
-			}
+			assert.NoError(t, err, "hub exited with %v, want a clean shutdown", err)
 		case <-time.After(15 * time.Second):
 			_ = cmd.Process.Kill()
 			<-exited
-			t.Error("hub did not stop within 15s of SIGTERM")
+			assert.Fail(t, "hub did not stop within 15s of SIGTERM")
 		}
 	})
 	timeout := time.After(15 * time.Second)
@@ -96,9 +92,9 @@ func startHub(t *testing.T, secret string) string {
 				return url
 			}
 		case err := <-exited:
-			t.Fatalf("hub exited before listening: %v", err)
+			require.FailNow(t, fmt.Sprintf("hub exited before listening: %v", err))
 		case <-timeout:
-			t.Fatal("hub did not report its address within 15s")
+			require.FailNow(t, "hub did not report its address within 15s")
 		}
 	}
 }
@@ -106,17 +102,13 @@ func startHub(t *testing.T, secret string) string {
 func createOrder(t *testing.T, svc *httptest.Server, customer uuid.UUID, item string) (order Order, eventID string, pushed bool) {
 	t.Helper()
 	status, body := post(t, svc.Client(), svc.URL+"/orders", map[string]any{"customer": customer, "item": item})
-	if status != http.StatusCreated {
-		t.Fatalf("POST /orders: %d %s", status, body)
-	}
+	require.Equal(t, http.StatusCreated, status, "POST /orders: %d %s", status, body)
 	var out struct {
 		Order
 		EventID string
 		Pushed  bool
 	}
-	if err := json.Unmarshal([]byte(body), &out); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, json.Unmarshal([]byte(body), &out))
 	return out.Order, out.EventID, out.Pushed
 }
 
@@ -133,13 +125,12 @@ func TestOrderServicePushesThroughTheHub(t *testing.T) {
 	for i, item := range []string{"book", "lamp"} {
 		order, eventID, pushed := createOrder(t, svc, customer, item)
 		want := Order{ID: fmt.Sprint(i + 1), Customer: customer, Item: item}
-		if order != want || !pushed || eventID == "" {
-			t.Fatalf("got %+v pushed=%v id=%q, want %+v pushed", order, pushed, eventID, want)
-		}
+		require.Equal(t, want, order, "got %+v pushed=%v id=%q, want %+v pushed", order, pushed, eventID, want)
+		require.True(t, pushed, "got %+v pushed=%v id=%q, want %+v pushed", order, pushed, eventID, want)
+		require.NotEqual(t, "", eventID, "got %+v pushed=%v id=%q, want %+v pushed", order, pushed, eventID, want)
 		for _, s := range []*stream{browser, dashboard} {
-			if ev := s.Expect("order.created", want); ev.ID != eventID {
-				t.Errorf("event ID %q, the hub answered %q", ev.ID, eventID)
-			}
+			ev := s.Expect("order.created", want)
+			assert.Equal(t, eventID, ev.ID, "event ID %q, the hub answered %q", ev.ID, eventID)
 		}
 	}
 	other.ExpectNone(100 * time.Millisecond)
@@ -151,13 +142,11 @@ func TestWrongSecretIsReported(t *testing.T) {
 	t.Cleanup(svc.Close)
 	customer := uuid.New()
 	browser := subscribe(t, hubURL+"/events?user="+customer.String())
-	if _, _, pushed := createOrder(t, svc, customer, "book"); pushed {
-		t.Fatal("the order says pushed with a wrong secret")
-	}
+	_, _, pushed := createOrder(t, svc, customer, "book")
+	require.False(t, pushed, "the order says pushed with a wrong secret")
 	browser.ExpectNone(100 * time.Millisecond)
 
 	_, err := (&Hub{URL: hubURL, Secret: "guess"}).Publish(context.Background(), HubEvent{Topic: "orders", Event: "x"})
-	if err == nil || !strings.Contains(err.Error(), "401") {
-		t.Fatalf("Publish with a wrong secret: %v, want the hub's 401", err)
-	}
+	require.Error(t, err, "Publish with a wrong secret: %v, want the hub's 401", err)
+	require.Contains(t, err.Error(), "401", "Publish with a wrong secret: %v, want the hub's 401", err)
 }

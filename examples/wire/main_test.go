@@ -3,20 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net/http/httptest"
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 )
 
 func TestInjectedAppStreams(t *testing.T) {
 	app, cleanup, err := initializeApp(core.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	srv := httptest.NewServer(app.Handler)
 	s := subscribe(t, srv.URL+"/events")
 
@@ -32,17 +32,14 @@ func TestInjectedAppStreams(t *testing.T) {
 
 	// The cleanup closes the broker: the stream ends and publishing fails.
 	cleanup()
-	if err := app.Broker.Broadcast(context.Background(), "tick", "late"); !errors.Is(err, core.ErrClosed) {
-		t.Errorf("Broadcast after cleanup: %v, want ErrClosed", err)
-	}
+	assert.ErrorIs(t, app.Broker.Broadcast(context.Background(), "tick", "late"), core.ErrClosed, "Broadcast after cleanup")
 	s.Close()
 	srv.Close()
 }
 
 func TestInjectorRefusesABadConfig(t *testing.T) {
-	if _, _, err := initializeApp(core.Config{HeartbeatInterval: time.Second}); !errors.Is(err, core.ErrInvalidConfig) {
-		t.Fatalf("got %v, want ErrInvalidConfig", err)
-	}
+	_, _, err := initializeApp(core.Config{HeartbeatInterval: time.Second})
+	require.ErrorIs(t, err, core.ErrInvalidConfig, "got %v, want ErrInvalidConfig", err)
 }
 
 // TestWireGenIsCurrent fails when wire_gen.go is not what wire generates
@@ -58,7 +55,6 @@ func TestWireGenIsCurrent(t *testing.T) {
 	// wire_gen.go, writing nothing; it exits 1 when they differ.
 	cmd := exec.CommandContext(ctx, "go", "tool", "wire", "diff", ".")
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("wire_gen.go is stale or wire failed (%v); run `cd examples/wire && go tool wire`:\n%s", err, out.String())
-	}
+	err := cmd.Run()
+	require.NoError(t, err, "wire_gen.go is stale or wire failed (%v); run `cd examples/wire && go tool wire`:\n%s", err, out.String())
 }
