@@ -16,6 +16,9 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // ---------------------------------------------------------------------------
@@ -59,20 +62,13 @@ func TestEncodeTable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := AppendEvent(nil, tt.in)
-			if err != nil {
-				t.Fatalf("AppendEvent: %v", err)
-			}
-			if string(got) != tt.want {
-				t.Errorf("AppendEvent = %q, want %q", got, tt.want)
-			}
-			if n := EncodedLen(tt.in); n != len(tt.want) {
-				t.Errorf("EncodedLen = %d, want %d", n, len(tt.want))
-			}
+			require.NoError(t, err, "AppendEvent")
+			assert.Equal(t, tt.want, string(got), "AppendEvent = %q, want %q", got, tt.want)
+			n := EncodedLen(tt.in)
+			assert.Equal(t, len(tt.want), n, "EncodedLen = %d, want %d", n, len(tt.want))
 			// Appending keeps what is already in dst.
 			got, err = AppendEvent([]byte("prefix"), tt.in)
-			if err != nil || string(got) != "prefix"+tt.want {
-				t.Errorf("AppendEvent(prefix) = %q, %v", got, err)
-			}
+			assert.False(t, err != nil || string(got) != "prefix"+tt.want, "AppendEvent(prefix) = %q, %v", got, err)
 		})
 	}
 }
@@ -109,20 +105,12 @@ func TestEncodeValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.in.Validate()
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("Validate = %v, want %v", err, tt.want)
-			}
-			if len(err.Error()) > 200 {
-				t.Errorf("error message is %d bytes; it must not echo the input", len(err.Error()))
-			}
+			require.ErrorIs(t, err, tt.want, "Validate = %v, want %v", err, tt.want)
+			assert.LessOrEqual(t, len(err.Error()), 200, "error message is %d bytes; it must not echo the input", len(err.Error()))
 			dst := []byte("keep")
 			got, err := AppendEvent(dst, tt.in)
-			if !errors.Is(err, tt.want) {
-				t.Errorf("AppendEvent error = %v, want %v", err, tt.want)
-			}
-			if string(got) != "keep" {
-				t.Errorf("AppendEvent changed dst on error: %q", got)
-			}
+			assert.ErrorIs(t, err, tt.want, "AppendEvent error = %v, want %v", err, tt.want)
+			assert.Equal(t, "keep", string(got), "AppendEvent changed dst on error: %q", got)
 		})
 	}
 
@@ -134,9 +122,8 @@ func TestEncodeValidate(t *testing.T) {
 		{Retry: 0},
 	}
 	for _, e := range valid {
-		if err := e.Validate(); err != nil {
-			t.Errorf("Validate(%+q) = %v, want nil", e, err)
-		}
+		err := e.Validate()
+		assert.NoError(t, err, "Validate(%+q) = %v, want nil", e, err)
 	}
 }
 
@@ -149,12 +136,10 @@ func TestEncodeValidateControlChars(t *testing.T) {
 		}
 		s := "a" + string(r) + "b"
 		wantErr := unicode.Is(unicode.Cc, r)
-		if gotErr := (Event{ID: s}).Validate() != nil; gotErr != wantErr {
-			t.Fatalf("ID with U+%04X: error %v, want error %v", r, gotErr, wantErr)
-		}
-		if gotErr := (Event{Type: s}).Validate() != nil; gotErr != wantErr {
-			t.Fatalf("Type with U+%04X: error %v, want error %v", r, gotErr, wantErr)
-		}
+		gotErr := (Event{ID: s}).Validate() != nil
+		require.Equal(t, wantErr, gotErr, "ID with U+%04X: error %v, want error %v", r, gotErr, wantErr)
+		gotErr = (Event{Type: s}).Validate() != nil
+		require.Equal(t, wantErr, gotErr, "Type with U+%04X: error %v, want error %v", r, gotErr, wantErr)
 	}
 }
 
@@ -177,12 +162,9 @@ func TestEncodedLenMatches(t *testing.T) {
 			e.Type = strings.Map(codecDropControls, gen())
 		}
 		got, err := AppendEvent(nil, e)
-		if err != nil {
-			t.Fatalf("AppendEvent(%+q): %v", e, err)
-		}
-		if n := EncodedLen(e); n != len(got) {
-			t.Fatalf("EncodedLen(%+q) = %d, want %d (%q)", e, n, len(got), got)
-		}
+		require.NoError(t, err, "AppendEvent(%+q)", e)
+		n := EncodedLen(e)
+		require.Equal(t, len(got), n, "EncodedLen(%+q) = %d, want %d (%q)", e, n, len(got), got)
 	}
 }
 
@@ -199,35 +181,26 @@ func TestEncodeZeroAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() {
 		var err error
 		buf, err = AppendEvent(buf[:0], e)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 	})
-	if allocs != 0 {
-		t.Errorf("AppendEvent with a reused buffer: %v allocs/op, want 0", allocs)
-	}
+	assert.Equal(t, float64(0), allocs, "AppendEvent with a reused buffer: %v allocs/op, want 0", allocs)
 	// A buffer sized with EncodedLen is enough, even for multi-line data.
 	e.Data = "line one\r\nline two\nline three\rline four"
 	e.Comment = "a\nb"
 	exact := make([]byte, EncodedLen(e))
 	allocs = testing.AllocsPerRun(100, func() {
-		if _, err := AppendEvent(exact[:0:len(exact)], e); err != nil {
-			t.Fatal(err)
-		}
+		_, err := AppendEvent(exact[:0:len(exact)], e)
+		require.NoError(t, err)
 	})
-	if allocs != 0 {
-		t.Errorf("AppendEvent into an EncodedLen-sized buffer: %v allocs/op, want 0", allocs)
-	}
+	assert.Equal(t, float64(0), allocs, "AppendEvent into an EncodedLen-sized buffer: %v allocs/op, want 0", allocs)
 	// Without a buffer, the frame is allocated once, at its final size.
 	allocs = testing.AllocsPerRun(100, func() {
 		got, _ := AppendEvent(nil, e)
-		if len(got) != len(exact) {
-			t.Fatalf("encoded %d bytes, EncodedLen says %d", len(got), len(exact))
+		if len(got) != len(exact) { // no assertion call here: its arguments would allocate
+			require.FailNow(t, fmt.Sprintf("encoded %d bytes, EncodedLen says %d", len(got), len(exact)))
 		}
 	})
-	if allocs != 1 {
-		t.Errorf("AppendEvent(nil, e): %v allocs/op, want 1", allocs)
-	}
+	assert.Equal(t, float64(1), allocs, "AppendEvent(nil, e): %v allocs/op, want 1", allocs)
 }
 
 // ---------------------------------------------------------------------------
@@ -236,12 +209,10 @@ func TestEncodeZeroAllocs(t *testing.T) {
 func TestCodecInjection(t *testing.T) {
 	const evil = "\n\ndata: x\n\nid: y\n\nevent: z\n\nretry: 1\n\n"
 	for _, id := range []string{"1\ndata: x", "1\r\rdata: x", "1\r\n\r\nevent: z", "1\x00", "\n"} {
-		if _, err := AppendEvent(nil, Event{ID: id, Data: "d"}); !errors.Is(err, ErrInvalidID) {
-			t.Errorf("ID %q: err = %v, want ErrInvalidID", id, err)
-		}
-		if _, err := AppendEvent(nil, Event{Type: id, Data: "d"}); !errors.Is(err, ErrInvalidType) {
-			t.Errorf("Type %q: err = %v, want ErrInvalidType", id, err)
-		}
+		_, err := AppendEvent(nil, Event{ID: id, Data: "d"})
+		assert.ErrorIs(t, err, ErrInvalidID, "ID %q: err = %v, want ErrInvalidID", id, err)
+		_, err = AppendEvent(nil, Event{Type: id, Data: "d"})
+		assert.ErrorIs(t, err, ErrInvalidType, "Type %q: err = %v, want ErrInvalidType", id, err)
 	}
 	cases := []Event{
 		{Data: evil},
@@ -253,32 +224,20 @@ func TestCodecInjection(t *testing.T) {
 	}
 	for _, e := range cases {
 		enc, err := AppendEvent(nil, e)
-		if err != nil {
-			t.Fatalf("AppendEvent(%+q): %v", e, err)
-		}
+		require.NoError(t, err, "AppendEvent(%+q)", e)
 		events, _, d, err := codecDecodeAll(bytes.NewReader(enc), nil)
-		if err != io.EOF {
-			t.Fatalf("decode %q: %v", enc, err)
-		}
-		if len(events) != 1 {
-			t.Fatalf("%q decodes to %d events, want 1: %+q", enc, len(events), events)
-		}
+		require.False(t, err != io.EOF, "decode %q: %v", enc, err)
+		require.Len(t, events, 1, "%q decodes to %d events, want 1: %+q", enc, len(events), events)
 		want := codecNormalize(e)
-		if events[0] != want {
-			t.Errorf("%q decodes to %+q, want %+q", enc, events[0], want)
-		}
-		if d.LastEventID() != e.ID || d.Retry() != 0 {
-			t.Errorf("%q: LastEventID %q Retry %v; the payload changed decoder state", enc, d.LastEventID(), d.Retry())
-		}
+		assert.Equal(t, want, events[0], "%q decodes to %+q, want %+q", enc, events[0], want)
+		assert.False(t, d.LastEventID() != e.ID || d.Retry() != 0, "%q: LastEventID %q Retry %v; the payload changed decoder state", enc, d.LastEventID(), d.Retry())
 	}
 	// A comment-only control frame never dispatches, whatever it holds.
 	enc, err := AppendEvent(nil, Event{Comment: evil})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if events, _, _, err := codecDecodeAll(bytes.NewReader(enc), nil); len(events) != 0 || err != io.EOF {
-		t.Errorf("comment frame %q dispatched %+q (err %v)", enc, events, err)
-	}
+	require.NoError(t, err)
+	events, _, _, err := codecDecodeAll(bytes.NewReader(enc), nil)
+	assert.Empty(t, events, "comment frame %q dispatched events", enc)
+	assert.Equal(t, io.EOF, err, "comment frame %q", enc)
 }
 
 // codecNormalize is what a decoder returns for an encoded message: line
@@ -318,9 +277,7 @@ func (v codecVector) input(t testing.TB) []byte {
 		return []byte(*v.Input)
 	}
 	b, err := hex.DecodeString(strings.ReplaceAll(v.InputHex, " ", ""))
-	if err != nil {
-		t.Fatalf("vector %s: input_hex: %v", v.Name, err)
-	}
+	require.NoError(t, err, "vector %s: input_hex", v.Name)
 	return b
 }
 
@@ -334,22 +291,16 @@ func (v codecVector) want() []Event {
 
 func codecLoadVectors(t testing.TB) []codecVector {
 	raw, err := os.ReadFile("../testdata/sse_vectors.json")
-	if err != nil {
-		t.Fatalf("reading vectors: %v", err)
-	}
+	require.NoError(t, err, "reading vectors")
 	var file struct {
 		Vectors []codecVector `json:"vectors"`
 	}
-	if err := json.Unmarshal(raw, &file); err != nil {
-		t.Fatalf("parsing vectors: %v", err)
-	}
-	if len(file.Vectors) == 0 {
-		t.Fatal("no vectors")
-	}
+	require.NoError(t, json.Unmarshal(raw, &file), "parsing vectors")
+	require.NotEmpty(t, file.Vectors, "no vectors")
 	for _, v := range file.Vectors {
-		if v.Name == "" || v.Source == "" || (v.Input == nil && v.InputHex == "") {
-			t.Fatalf("vector %+v lacks a name, source or input", v)
-		}
+		require.NotEqual(t, "", v.Name, "vector %+v lacks a name, source or input", v)
+		require.NotEqual(t, "", v.Source, "vector %+v lacks a name, source or input", v)
+		require.False(t, v.Input == nil && v.InputHex == "", "vector %+v lacks a name, source or input", v)
 	}
 	return file.Vectors
 }
@@ -425,20 +376,12 @@ func TestDecodeVectors(t *testing.T) {
 				for seed := range seeds {
 					events, comments, d, err := codecDecodeAll(kind.wrap(in, uint64(seed)), nil)
 					where := fmt.Sprintf("%s reader (seed %d), source %s", kind.name, seed, v.Source)
-					if err != io.EOF {
-						t.Fatalf("%s: final error %v, want io.EOF", where, err)
-					}
-					if !reflect.DeepEqual(events, want) {
-						t.Fatalf("%s:\n got  %+q\n want %+q", where, events, want)
-					}
-					if d.LastEventID() != v.LastEventID {
-						t.Errorf("%s: LastEventID = %q, want %q", where, d.LastEventID(), v.LastEventID)
-					}
-					if d.Retry() != time.Duration(v.RetryMS)*time.Millisecond {
-						t.Errorf("%s: Retry = %v, want %dms", where, d.Retry(), v.RetryMS)
-					}
-					if v.Comments != nil && !reflect.DeepEqual(comments, *v.Comments) && !(len(comments) == 0 && len(*v.Comments) == 0) {
-						t.Errorf("%s: comments %+q, want %+q", where, comments, *v.Comments)
+					require.False(t, err != io.EOF, "%s: final error %v, want io.EOF", where, err)
+					require.Equal(t, want, events, "%s:\n got  %+q\n want %+q", where, events, want)
+					assert.Equal(t, v.LastEventID, d.LastEventID(), "%s: LastEventID = %q, want %q", where, d.LastEventID(), v.LastEventID)
+					assert.Equal(t, time.Duration(v.RetryMS)*time.Millisecond, d.Retry(), "%s: Retry = %v, want %dms", where, d.Retry(), v.RetryMS)
+					if v.Comments != nil {
+						assert.False(t, !reflect.DeepEqual(comments, *v.Comments) && !(len(comments) == 0 && len(*v.Comments) == 0), "%s: comments %+q, want %+q", where, comments, *v.Comments)
 					}
 				}
 			}
@@ -488,9 +431,7 @@ func TestDecodeNoReadAhead(t *testing.T) {
 			if err == io.EOF {
 				break
 			}
-			if err != nil {
-				t.Fatalf("%q: %v", tt.chunks, err)
-			}
+			require.NoError(t, err, "%q", tt.chunks)
 			for len(got) < r.reads-1 {
 				got = append(got, "-")
 			}
@@ -499,9 +440,7 @@ func TestDecodeNoReadAhead(t *testing.T) {
 		for len(got) < len(tt.chunks) {
 			got = append(got, "-")
 		}
-		if !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("%q: events after each read %q, want %q", tt.chunks, got, tt.want)
-		}
+		assert.Equal(t, tt.want, got, "%q: events after each read %q, want %q", tt.chunks, got, tt.want)
 	}
 }
 
@@ -510,64 +449,47 @@ func TestDecodeLimits(t *testing.T) {
 		in := "data: ok\n\ndata: " + strings.Repeat("x", 100) + "\n\ndata: never\n\n"
 		for _, kind := range codecReaders {
 			events, _, _, err := codecDecodeAll(kind.wrap([]byte(in), 1), func(d *Decoder) { d.MaxLineSize = 64 })
-			if !errors.Is(err, ErrEventTooLarge) {
-				t.Fatalf("%s: err = %v, want ErrEventTooLarge", kind.name, err)
-			}
-			if len(events) != 1 || events[0].Data != "ok" {
-				t.Errorf("%s: events before the error %+q", kind.name, events)
-			}
+			require.ErrorIs(t, err, ErrEventTooLarge, "%s: err = %v, want ErrEventTooLarge", kind.name, err)
+			assert.False(t, len(events) != 1 || events[0].Data != "ok", "%s: events before the error %+q", kind.name, events)
 		}
 	})
 	t.Run("line exactly at limit", func(t *testing.T) {
 		in := "data: " + strings.Repeat("x", 58) + "\r\n\r\n"
 		events, _, _, err := codecDecodeAll(iotest.OneByteReader(strings.NewReader(in)), func(d *Decoder) { d.MaxLineSize = 64 })
-		if err != io.EOF || len(events) != 1 {
-			t.Errorf("64-byte line with limit 64: %d events, err %v", len(events), err)
-		}
+		assert.False(t, err != io.EOF || len(events) != 1, "64-byte line with limit 64: %d events, err %v", len(events), err)
 	})
 	t.Run("unterminated line", func(t *testing.T) {
 		// A server that never ends its line must not grow the buffer forever.
 		r := io.MultiReader(strings.NewReader("data: "), codecEndless('x'))
 		_, _, _, err := codecDecodeAll(r, func(d *Decoder) { d.MaxLineSize = 1000 })
-		if !errors.Is(err, ErrEventTooLarge) {
-			t.Errorf("err = %v, want ErrEventTooLarge", err)
-		}
+		assert.ErrorIs(t, err, ErrEventTooLarge, "err = %v, want ErrEventTooLarge", err)
 	})
 	t.Run("default line limit", func(t *testing.T) {
 		r := io.MultiReader(strings.NewReader("data: "), codecEndless('x'))
 		d := NewDecoder(r)
-		if _, err := d.Next(); !errors.Is(err, ErrEventTooLarge) || !strings.Contains(err.Error(), "1048576") {
-			t.Errorf("err = %v, want ErrEventTooLarge at 1 MiB", err)
-		}
+		_, err := d.Next()
+		assert.False(t, !errors.Is(err, ErrEventTooLarge) || !strings.Contains(err.Error(), "1048576"), "err = %v, want ErrEventTooLarge at 1 MiB", err)
 	})
 	t.Run("event", func(t *testing.T) {
 		in := "data: 0123456789\ndata: 0123456789\n\n" + strings.Repeat("data: 0123456789\n", 10) + "\n"
 		events, _, _, err := codecDecodeAll(strings.NewReader(in), func(d *Decoder) { d.MaxEventSize = 30 })
-		if !errors.Is(err, ErrEventTooLarge) || len(events) != 1 {
-			t.Errorf("%d events, err %v; want 1 event then ErrEventTooLarge", len(events), err)
-		}
+		assert.False(t, !errors.Is(err, ErrEventTooLarge) || len(events) != 1, "%d events, err %v; want 1 event then ErrEventTooLarge", len(events), err)
 	})
 	t.Run("comment flood", func(t *testing.T) {
 		r := codecEndlessString(": keep-alive\n")
 		_, comments, _, err := codecDecodeAll(r, func(d *Decoder) { d.MaxEventSize = 1000 })
-		if !errors.Is(err, ErrEventTooLarge) || len(comments) > 100 {
-			t.Errorf("after %d comments err = %v, want ErrEventTooLarge", len(comments), err)
-		}
+		assert.False(t, !errors.Is(err, ErrEventTooLarge) || len(comments) > 100, "after %d comments err = %v, want ErrEventTooLarge", len(comments), err)
 	})
 	t.Run("heartbeats reset the budget", func(t *testing.T) {
 		in := strings.Repeat(": keep-alive\n\n", 1000) + "data: x\n\n"
 		events, _, _, err := codecDecodeAll(strings.NewReader(in), func(d *Decoder) { d.MaxEventSize = 100 })
-		if err != io.EOF || len(events) != 1 {
-			t.Errorf("%d events, err %v", len(events), err)
-		}
+		assert.False(t, err != io.EOF || len(events) != 1, "%d events, err %v", len(events), err)
 	})
 	t.Run("replacement characters count", func(t *testing.T) {
 		// Every invalid byte becomes three: the limit applies to the result.
 		in := "data: " + strings.Repeat("\xff", 20) + "\n\n"
 		_, _, _, err := codecDecodeAll(strings.NewReader(in), func(d *Decoder) { d.MaxEventSize = 40 })
-		if !errors.Is(err, ErrEventTooLarge) {
-			t.Errorf("err = %v, want ErrEventTooLarge", err)
-		}
+		assert.ErrorIs(t, err, ErrEventTooLarge, "err = %v, want ErrEventTooLarge", err)
 	})
 }
 
@@ -592,20 +514,17 @@ func TestDecodeReadErrors(t *testing.T) {
 	boom := errors.New("boom")
 	r := io.MultiReader(strings.NewReader("data: a\n\ndata: b\n\ndata: partial\n"), iotest.ErrReader(boom))
 	events, _, _, err := codecDecodeAll(r, nil)
-	if err != boom || len(events) != 2 {
-		t.Errorf("%d events, err %v; want the 2 complete events, then the read error", len(events), err)
-	}
+	assert.False(t, err != boom || len(events) != 2, "%d events, err %v; want the 2 complete events, then the read error", len(events), err)
 
 	// Data returned together with the error is used.
 	r = iotest.DataErrReader(strings.NewReader("data: a\n\n"))
-	if events, _, _, err := codecDecodeAll(r, nil); err != io.EOF || len(events) != 1 {
-		t.Errorf("%d events, err %v", len(events), err)
-	}
+	events, _, _, err = codecDecodeAll(r, nil)
+	assert.Equal(t, io.EOF, err)
+	assert.Len(t, events, 1)
 
 	d := NewDecoder(codecStuckReader{})
-	if _, err := d.Next(); err != io.ErrNoProgress {
-		t.Errorf("reader stuck at (0, nil): err = %v, want io.ErrNoProgress", err)
-	}
+	_, err = d.Next()
+	assert.Equal(t, io.ErrNoProgress, err, "reader stuck at (0, nil)")
 }
 
 type codecStuckReader struct{}
@@ -622,9 +541,8 @@ func TestDecodeUTF8Replacement(t *testing.T) {
 		for j := range p {
 			p[j] = interesting[rng.IntN(len(interesting))]
 		}
-		if got, want := string(appendUTF8Replacing(nil, p)), codecWHATWGUTF8Decode(p); got != want {
-			t.Fatalf("% x: got %+q, want %+q", p, got, want)
-		}
+		got, want := string(appendUTF8Replacing(nil, p)), codecWHATWGUTF8Decode(p)
+		require.Equal(t, want, got, "% x: got %+q, want %+q", p, got, want)
 	}
 }
 
@@ -711,32 +629,20 @@ func FuzzRoundTrip(f *testing.F) {
 			return
 		}
 		enc, err := AppendEvent(nil, e)
-		if err != nil {
-			t.Fatalf("AppendEvent of a valid event: %v", err)
-		}
-		if n := EncodedLen(e); n != len(enc) {
-			t.Fatalf("EncodedLen = %d, encoded %d bytes", n, len(enc))
-		}
+		require.NoError(t, err, "AppendEvent of a valid event")
+		n := EncodedLen(e)
+		require.Equal(t, len(enc), n, "EncodedLen = %d, encoded %d bytes", n, len(enc))
 		if _, flat := encodedLen(e); flat {
-			if got := appendFlatEvent(nil, e); !bytes.Equal(got, enc) {
-				t.Fatalf("flat encoding %q, want %q", got, enc)
-			}
+			got := appendFlatEvent(nil, e)
+			require.True(t, bytes.Equal(got, enc), "flat encoding %q, want %q", got, enc)
 		}
 		want := codecNormalize(e)
 		for _, kind := range codecReaders[:2] {
 			events, _, d, err := codecDecodeAll(kind.wrap(enc, 0), nil)
-			if err != io.EOF {
-				t.Fatalf("%s: decoding %q: %v", kind.name, enc, err)
-			}
-			if len(events) != 1 {
-				t.Fatalf("%s: %q dispatched %d events: %+q", kind.name, enc, len(events), events)
-			}
-			if events[0] != want {
-				t.Fatalf("%s: %q decoded to %+q, want %+q", kind.name, enc, events[0], want)
-			}
-			if d.LastEventID() != e.ID {
-				t.Fatalf("%s: LastEventID %q, want %q", kind.name, d.LastEventID(), e.ID)
-			}
+			require.False(t, err != io.EOF, "%s: decoding %q: %v", kind.name, enc, err)
+			require.Len(t, events, 1, "%s: %q dispatched %d events: %+q", kind.name, enc, len(events), events)
+			require.Equal(t, want, events[0], "%s: %q decoded to %+q, want %+q", kind.name, enc, events[0], want)
+			require.Equal(t, e.ID, d.LastEventID(), "%s: LastEventID %q, want %q", kind.name, d.LastEventID(), e.ID)
 		}
 	})
 }
@@ -751,25 +657,16 @@ func FuzzEncodeNoInjection(f *testing.F) {
 			return
 		}
 		events, _, d, err := codecDecodeAll(bytes.NewReader(enc), nil)
-		if err != io.EOF {
-			t.Fatalf("decoding %q: %v", enc, err)
-		}
+		require.False(t, err != io.EOF, "decoding %q: %v", enc, err)
 		want := 1
 		if isMessage(e) {
 			want = 2
 		}
-		if len(events) != want {
-			t.Fatalf("%q dispatched %d events, want %d: %+q", enc, len(events), want, events)
-		}
-		if events[0] != (Event{Data: "before"}) {
-			t.Fatalf("the preceding event changed: %+q", events[0])
-		}
-		if e.ID != "" && d.LastEventID() != e.ID {
-			t.Fatalf("LastEventID %q, want %q", d.LastEventID(), e.ID)
-		}
-		if wantRetry := e.Retry.Truncate(time.Millisecond); d.Retry() != wantRetry {
-			t.Fatalf("Retry %v, want %v", d.Retry(), wantRetry)
-		}
+		require.Len(t, events, want, "%q dispatched %d events, want %d: %+q", enc, len(events), want, events)
+		require.Equal(t, (Event{Data: "before"}), events[0], "the preceding event changed: %+q", events[0])
+		require.False(t, e.ID != "" && d.LastEventID() != e.ID, "LastEventID %q, want %q", d.LastEventID(), e.ID)
+		wantRetry := e.Retry.Truncate(time.Millisecond)
+		require.Equal(t, wantRetry, d.Retry(), "Retry %v, want %v", d.Retry(), wantRetry)
 	})
 }
 
@@ -798,25 +695,17 @@ func FuzzDecode(f *testing.F) {
 		}
 		for _, limits := range []bool{false, true} {
 			whole := run(bytes.NewReader(in), limits)
-			if !limits && whole.err != io.EOF.Error() {
-				t.Fatalf("%q: final error %s", in, whole.err)
-			}
+			require.False(t, !limits && whole.err != io.EOF.Error(), "%q: final error %s", in, whole.err)
 			for _, e := range whole.events {
-				if !utf8.ValidString(e.ID + e.Type + e.Data + e.Comment) {
-					t.Fatalf("%q: decoded event is not valid UTF-8: %+q", in, e)
-				}
+				require.True(t, utf8.ValidString(e.ID+e.Type+e.Data+e.Comment), "%q: decoded event is not valid UTF-8: %+q", in, e)
 			}
-			if one := run(iotest.OneByteReader(bytes.NewReader(in)), limits); !reflect.DeepEqual(one, whole) {
-				t.Fatalf("%q (limits %v): one-byte reads give\n %+v\nwhole input gives\n %+v", in, limits, one, whole)
-			}
+			one := run(iotest.OneByteReader(bytes.NewReader(in)), limits)
+			require.Equal(t, whole, one, "%q (limits %v): one-byte reads give\n %+v\nwhole input gives\n %+v", in, limits, one, whole)
 			rnd := run(&codecChunkReader{data: in, rng: rand.New(rand.NewPCG(uint64(len(in)), 1))}, limits)
-			if !reflect.DeepEqual(rnd, whole) {
-				t.Fatalf("%q (limits %v): random reads give\n %+v\nwhole input gives\n %+v", in, limits, rnd, whole)
-			}
+			require.Equal(t, whole, rnd, "%q (limits %v): random reads give\n %+v\nwhole input gives\n %+v", in, limits, rnd, whole)
 		}
-		if got, want := string(appendUTF8Replacing(nil, in)), codecWHATWGUTF8Decode(in); got != want {
-			t.Fatalf("% x: UTF-8 decoding %+q, want %+q", in, got, want)
-		}
+		got, want := string(appendUTF8Replacing(nil, in)), codecWHATWGUTF8Decode(in)
+		require.Equal(t, want, got, "% x: UTF-8 decoding %+q, want %+q", in, got, want)
 	})
 }
 
@@ -839,9 +728,7 @@ func BenchmarkEncode(b *testing.B) {
 	for b.Loop() {
 		var err error
 		buf, err = AppendEvent(buf[:0], e)
-		if err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
 	}
 }
 
@@ -850,9 +737,8 @@ func BenchmarkEncodeNew(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(EncodedLen(e)))
 	for b.Loop() {
-		if _, err := AppendEvent(nil, e); err != nil {
-			b.Fatal(err)
-		}
+		_, err := AppendEvent(nil, e)
+		require.NoError(b, err)
 	}
 }
 
@@ -888,13 +774,9 @@ func BenchmarkDecode(b *testing.B) {
 			if err == io.EOF {
 				break
 			}
-			if err != nil {
-				b.Fatal(err)
-			}
+			require.NoError(b, err)
 			n++
 		}
-		if n != 1000 {
-			b.Fatalf("decoded %d events", n)
-		}
+		require.Equal(b, 1000, n, "decoded %d events", n)
 	}
 }

@@ -2,11 +2,13 @@ package nethttp_test
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/adapters/adaptertest"
 	"github.com/ssekit/ssekit/adapters/nethttp"
@@ -44,21 +46,15 @@ func TestConformanceOwnServer(t *testing.T) {
 	t.Parallel()
 	adaptertest.RunServer(t, func(t *testing.T, b *core.Broker) string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		srv := &http.Server{Handler: mux(b), ReadHeaderTimeout: time.Minute, WriteTimeout: time.Second}
 		served := make(chan error, 1)
 		go func() { served <- srv.Serve(ln) }()
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), adaptertest.WaitTimeout)
 			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
-				t.Errorf("Shutdown: %v", err)
-			}
-			if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-				t.Errorf("Serve: %v", err)
-			}
+			assert.NoError(t, srv.Shutdown(ctx), "Shutdown")
+			assert.ErrorIs(t, <-served, http.ErrServerClosed, "Serve")
 		})
 		return "http://" + ln.Addr().String()
 	})

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/adapters/adaptertest"
 	"github.com/ssekit/ssekit/adapters/nethttp"
@@ -26,15 +28,11 @@ import (
 func newBroker(t *testing.T, cfg core.Config) *core.Broker {
 	t.Helper()
 	b, err := core.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), adaptertest.WaitTimeout)
 		defer cancel()
-		if err := b.Close(ctx); err != nil {
-			t.Errorf("broker.Close: %v", err)
-		}
+		assert.NoError(t, b.Close(ctx), "broker.Close")
 	})
 	return b
 }
@@ -55,21 +53,15 @@ func do(t *testing.T, srv *httptest.Server, method, target string, h http.Header
 	ctx, cancel := context.WithTimeout(context.Background(), adaptertest.WaitTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, srv.URL+target, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for k, v := range h {
 		req.Header[k] = v
 	}
 	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, target, err)
-	}
+	require.NoError(t, err, "%s %s", method, target)
 	return resp, string(body)
 }
 
@@ -83,61 +75,45 @@ func TestCORS(t *testing.T) {
 	t.Run("AllowedOriginWithCredentials", func(t *testing.T) {
 		c := adaptertest.Dial(t, srv.Client(), srv.URL+"/?topic=a", origin(app))
 		h := c.Resp.Header
-		if h.Get("Access-Control-Allow-Origin") != app || h.Get("Access-Control-Allow-Credentials") != "true" {
-			t.Errorf("ACAO %q ACAC %q, want %q and true", h.Get("Access-Control-Allow-Origin"), h.Get("Access-Control-Allow-Credentials"), app)
-		}
-		if !slices.Contains(h.Values("Vary"), "Origin") {
-			t.Errorf("Vary = %q, want Origin: the answer depends on it", h.Values("Vary"))
-		}
+		assert.False(t, h.Get("Access-Control-Allow-Origin") != app || h.Get("Access-Control-Allow-Credentials") != "true", "ACAO %q ACAC %q, want %q and true", h.Get("Access-Control-Allow-Origin"), h.Get("Access-Control-Allow-Credentials"), app)
+		assert.True(t, slices.Contains(h.Values("Vary"), "Origin"), "Vary = %q, want Origin: the answer depends on it", h.Values("Vary"))
 		c.Opened(t)
 	})
 	t.Run("DisallowedOrigin", func(t *testing.T) {
 		resp, body := do(t, srv, http.MethodGet, "/", origin(evil))
-		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "" {
-			t.Errorf("got %d %q with ACAO %q, want 403 without ACAO", resp.StatusCode, body, resp.Header.Get("Access-Control-Allow-Origin"))
-		}
+		assert.False(t, resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "", "got %d %q with ACAO %q, want 403 without ACAO", resp.StatusCode, body, resp.Header.Get("Access-Control-Allow-Origin"))
 		resp, _ = do(t, srv, http.MethodOptions, "/", origin(evil))
-		if resp.StatusCode != http.StatusForbidden {
-			t.Errorf("preflight from a disallowed origin: %d, want 403", resp.StatusCode)
-		}
+		assert.Equal(t, http.StatusForbidden, resp.StatusCode, "preflight from a disallowed origin: %d, want 403", resp.StatusCode)
 	})
 	t.Run("Preflight", func(t *testing.T) {
 		h := origin(app)
 		h.Set("Access-Control-Request-Method", "GET")
 		h.Set("Access-Control-Request-Headers", "last-event-id")
 		resp, _ := do(t, srv, http.MethodOptions, "/", h)
-		if resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("preflight: %d, want 204", resp.StatusCode)
-		}
+		require.Equal(t, http.StatusNoContent, resp.StatusCode, "preflight: %d, want 204", resp.StatusCode)
 		got := resp.Header
-		if got.Get("Access-Control-Allow-Origin") != app || got.Get("Access-Control-Allow-Credentials") != "true" ||
+		assert.False(t, got.Get("Access-Control-Allow-Origin") != app || got.Get("Access-Control-Allow-Credentials") != "true" ||
 			got.Get("Access-Control-Allow-Methods") != "GET" || got.Get("Access-Control-Max-Age") != "600" ||
-			!strings.Contains(got.Get("Access-Control-Allow-Headers"), "Last-Event-ID") {
-			t.Errorf("preflight headers %v", got)
-		}
+			!strings.Contains(got.Get("Access-Control-Allow-Headers"), "Last-Event-ID"), "preflight headers %v", got)
 	})
 	t.Run("RejectionIsReadable", func(t *testing.T) {
 		// A browser can only read why it was refused if the CORS headers
 		// are on the refusal too.
 		resp, _ := do(t, srv, http.MethodGet, "/?topic=a//b", origin(app))
-		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Access-Control-Allow-Origin") != app {
-			t.Errorf("got %d with ACAO %q, want 400 with ACAO %q", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"), app)
-		}
+		assert.False(t, resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Access-Control-Allow-Origin") != app, "got %d with ACAO %q, want 400 with ACAO %q", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"), app)
 	})
 	t.Run("SameOrigin", func(t *testing.T) {
 		c := adaptertest.Dial(t, srv.Client(), srv.URL+"/", nil)
-		if v := c.Resp.Header.Get("Access-Control-Allow-Origin"); v != "" {
-			t.Errorf("ACAO %q without an Origin header", v)
-		}
+		v := c.Resp.Header.Get("Access-Control-Allow-Origin")
+		assert.Equal(t, "", v, "ACAO %q without an Origin header", v)
 		c.Opened(t)
 	})
 	t.Run("AnyOrigin", func(t *testing.T) {
 		b := newBroker(t, core.Config{})
 		srv := serve(t, nethttp.Handler(b, nethttp.WithCORS(nethttp.CORS{AllowedOrigins: []string{"*"}})))
 		c := adaptertest.Dial(t, srv.Client(), srv.URL+"/", origin(evil))
-		if h := c.Resp.Header; h.Get("Access-Control-Allow-Origin") != "*" || h.Get("Access-Control-Allow-Credentials") != "" {
-			t.Errorf("ACAO %q ACAC %q, want * and none", h.Get("Access-Control-Allow-Origin"), h.Get("Access-Control-Allow-Credentials"))
-		}
+		h := c.Resp.Header
+		assert.False(t, h.Get("Access-Control-Allow-Origin") != "*" || h.Get("Access-Control-Allow-Credentials") != "", "ACAO %q ACAC %q, want * and none", h.Get("Access-Control-Allow-Origin"), h.Get("Access-Control-Allow-Credentials"))
 		c.Opened(t)
 	})
 	t.Run("InvalidConfig", func(t *testing.T) {
@@ -146,14 +122,11 @@ func TestCORS(t *testing.T) {
 			{AllowedOrigins: []string{app, "*"}, AllowCredentials: true},
 			{},
 		} {
-			if _, err := nethttp.New(b, nethttp.WithCORS(c)); err == nil {
-				t.Errorf("New accepted %+v", c)
-			}
+			_, err := nethttp.New(b, nethttp.WithCORS(c))
+			assert.Error(t, err, "New accepted %+v", c)
 		}
 		defer func() {
-			if recover() == nil {
-				t.Error("Handler did not panic on \"*\" with credentials")
-			}
+			assert.NotNil(t, recover(), "Handler did not panic on \"*\" with credentials")
 		}()
 		nethttp.Handler(b, nethttp.WithCORS(nethttp.CORS{AllowedOrigins: []string{"*"}, AllowCredentials: true}))
 	})
@@ -164,13 +137,10 @@ func TestMethodNotAllowed(t *testing.T) {
 	srv := serve(t, nethttp.Handler(b))
 	for _, method := range []string{http.MethodPost, http.MethodHead, http.MethodOptions} {
 		resp, _ := do(t, srv, method, "/", nil)
-		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, OPTIONS" {
-			t.Errorf("%s: %d Allow %q, want 405 with Allow: GET, OPTIONS", method, resp.StatusCode, resp.Header.Get("Allow"))
-		}
+		assert.False(t, resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, OPTIONS", "%s: %d Allow %q, want 405 with Allow: GET, OPTIONS", method, resp.StatusCode, resp.Header.Get("Allow"))
 	}
-	if n := b.Stats().Connections; n != 0 {
-		t.Errorf("%d connections registered", n)
-	}
+	n := b.Stats().Connections
+	assert.Equal(t, 0, n, "%d connections registered", n)
 }
 
 // plainWriter is a ResponseWriter that cannot flush.
@@ -182,15 +152,10 @@ func TestWriterThatCannotFlush(t *testing.T) {
 	h := nethttp.Handler(b, nethttp.WithErrorLog(func(err error) { logged = append(logged, err) }))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(plainWriter{rec}, httptest.NewRequest(http.MethodGet, "/events", nil))
-	if rec.Code != http.StatusInternalServerError {
-		t.Errorf("status %d, want 500", rec.Code)
-	}
-	if len(logged) != 1 || !errors.Is(logged[0], core.ErrFlushUnsupported) {
-		t.Errorf("logged %v, want ErrFlushUnsupported", logged)
-	}
-	if n := b.Stats().Connections; n != 0 {
-		t.Errorf("%d connections registered", n)
-	}
+	assert.Equal(t, http.StatusInternalServerError, rec.Code, "status %d, want 500", rec.Code)
+	assert.False(t, len(logged) != 1 || !errors.Is(logged[0], core.ErrFlushUnsupported), "logged %v, want ErrFlushUnsupported", logged)
+	n := b.Stats().Connections
+	assert.Equal(t, 0, n, "%d connections registered", n)
 }
 
 // unwrapWriter is middleware's writer (a logger, a status recorder): it
@@ -219,12 +184,9 @@ func TestMiddlewareWriterWithUnwrap(t *testing.T) {
 	// The write deadline is reached through the wrapper too: the stream
 	// outlives the server's WriteTimeout.
 	c.Quiet(t, 2500*time.Millisecond)
-	if err := b.Broadcast(context.Background(), "e", "through the middleware"); err != nil {
-		t.Fatal(err)
-	}
-	if ev := c.Event(t); ev.Data != "through the middleware" {
-		t.Errorf("got %+v", ev)
-	}
+	require.NoError(t, b.Broadcast(context.Background(), "e", "through the middleware"))
+	ev := c.Event(t)
+	assert.Equal(t, "through the middleware", ev.Data, "got %+v", ev)
 }
 
 // flushErrorWriter flushes with FlushError only, which
@@ -271,27 +233,21 @@ func TestWriterWithFlushError(t *testing.T) {
 	case <-w.flushed:
 	case <-done:
 	case <-time.After(adaptertest.WaitTimeout):
-		t.Fatal("no flush")
+		require.FailNow(t, "no flush")
 	}
 	cancel()
 	<-done
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.status != http.StatusOK || !strings.HasPrefix(w.body.String(), ": ok\n") {
-		t.Errorf("got %d %q, want a 200 stream", w.status, w.body.String())
-	}
+	assert.False(t, w.status != http.StatusOK || !strings.HasPrefix(w.body.String(), ": ok\n"), "got %d %q, want a 200 stream", w.status, w.body.String())
 }
 
 func TestShutdown(t *testing.T) {
 	hint := 2 * time.Second
 	b, err := core.New(core.Config{RetryHint: hint})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	srv := &http.Server{Handler: nethttp.Handler(b), ReadHeaderTimeout: time.Minute}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -302,30 +258,20 @@ func TestShutdown(t *testing.T) {
 
 	// http.Server.Shutdown alone waits for the stream, which never ends.
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("http.Server.Shutdown with a stream open: %v, want it to wait until the deadline", err)
-	}
+	assert.ErrorIs(t, srv.Shutdown(ctx), context.DeadlineExceeded, "http.Server.Shutdown with a stream open: want it to wait until the deadline")
 	cancel()
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		t.Errorf("Serve: %v", err)
-	}
+	assert.ErrorIs(t, <-served, http.ErrServerClosed, "Serve")
 
 	ctx, cancel = context.WithTimeout(context.Background(), adaptertest.WaitTimeout)
 	defer cancel()
 	start := time.Now()
-	if err := nethttp.Shutdown(ctx, srv, b); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
+	require.NoError(t, nethttp.Shutdown(ctx, srv, b), "Shutdown")
 	took := time.Since(start)
 	t.Logf("Shutdown with a stream open took %v", took)
-	if took > 5*time.Second {
-		t.Errorf("Shutdown took %v with a stream open", took)
-	}
+	assert.LessOrEqual(t, took, 5*time.Second, "Shutdown took %v with a stream open", took)
 	c.Comment(t, string(core.ReasonShutdown))
 	_, retry, err := c.End(t)
-	if !errors.Is(err, io.EOF) || retry < hint || retry > hint*3/2 {
-		t.Errorf("stream ended with %v and retry %v, want EOF and %v plus jitter", err, retry, hint)
-	}
+	assert.False(t, !errors.Is(err, io.EOF) || retry < hint || retry > hint*3/2, "stream ended with %v and retry %v, want EOF and %v plus jitter", err, retry, hint)
 }
 
 func TestRequest(t *testing.T) {
@@ -334,30 +280,19 @@ func TestRequest(t *testing.T) {
 	r.AddCookie(&http.Cookie{Name: "session", Value: "s3cret"})
 	r.RemoteAddr = "192.0.2.1:1234"
 	v := nethttp.Request(r)
-	if v.Header("Last-Event-ID") != "x-1" || v.Header("Missing") != "" {
-		t.Errorf("Header: %q %q", v.Header("Last-Event-ID"), v.Header("Missing"))
-	}
-	if got := v.Query("topic"); !slices.Equal(got, []string{"a", "b"}) || v.Query("none") != nil {
-		t.Errorf("Query: %q %q", got, v.Query("none"))
-	}
-	if v.Cookie("session") != "s3cret" || v.Cookie("none") != "" {
-		t.Errorf("Cookie: %q %q", v.Cookie("session"), v.Cookie("none"))
-	}
-	if v.RemoteAddr() != "192.0.2.1:1234" {
-		t.Errorf("RemoteAddr: %q", v.RemoteAddr())
-	}
+	assert.False(t, v.Header("Last-Event-ID") != "x-1" || v.Header("Missing") != "", "Header: %q %q", v.Header("Last-Event-ID"), v.Header("Missing"))
+	got := v.Query("topic")
+	assert.False(t, !slices.Equal(got, []string{"a", "b"}) || v.Query("none") != nil, "Query: %q %q", got, v.Query("none"))
+	assert.False(t, v.Cookie("session") != "s3cret" || v.Cookie("none") != "", "Cookie: %q %q", v.Cookie("session"), v.Cookie("none"))
+	assert.Equal(t, "192.0.2.1:1234", v.RemoteAddr(), "RemoteAddr: %q", v.RemoteAddr())
 }
 
 func TestWriteRejection(t *testing.T) {
 	rec := httptest.NewRecorder()
 	nethttp.WriteRejection(rec, core.Rejection{Status: 503, ContentType: "text/plain; charset=utf-8", RetryAfter: 15, Body: []byte("busy\n")})
-	if rec.Code != 503 || rec.Header().Get("Retry-After") != "15" || rec.Header().Get("Cache-Control") != "no-store" ||
-		rec.Header().Get("Content-Type") != "text/plain; charset=utf-8" || rec.Body.String() != "busy\n" {
-		t.Errorf("got %d %v %q", rec.Code, rec.Header(), rec.Body.String())
-	}
+	assert.False(t, rec.Code != 503 || rec.Header().Get("Retry-After") != "15" || rec.Header().Get("Cache-Control") != "no-store" ||
+		rec.Header().Get("Content-Type") != "text/plain; charset=utf-8" || rec.Body.String() != "busy\n", "got %d %v %q", rec.Code, rec.Header(), rec.Body.String())
 	rec = httptest.NewRecorder()
 	nethttp.WriteRejection(rec, core.Rejection{Status: 401, ContentType: "text/plain", Body: []byte("no\n")})
-	if rec.Header().Get("Retry-After") != "" {
-		t.Errorf("Retry-After %q without RetryAfter", rec.Header().Get("Retry-After"))
-	}
+	assert.Equal(t, "", rec.Header().Get("Retry-After"), "Retry-After %q without RetryAfter", rec.Header().Get("Retry-After"))
 }

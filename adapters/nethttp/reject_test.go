@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/adapters/nethttp"
 	"github.com/ssekit/ssekit/core"
@@ -78,43 +80,31 @@ func TestAuthFailuresOnTheWire(t *testing.T) {
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			resp, body := do(t, srv, http.MethodGet, tc.query, http.Header{"Trace": {tc.query}})
-			if resp.StatusCode != tc.status {
-				t.Fatalf("browser: status %d %q, want %d", resp.StatusCode, body, tc.status)
-			}
-			if strings.Contains(body, "10.0.0.5") || strings.Contains(body, "jwks") || strings.Contains(body, "deadline") {
-				t.Errorf("body %q carries the error's text", body)
-			}
+			require.Equal(t, tc.status, resp.StatusCode, "browser: status %d %q, want %d", resp.StatusCode, body, tc.status)
+			assert.False(t, strings.Contains(body, "10.0.0.5") || strings.Contains(body, "jwks") || strings.Contains(body, "deadline"), "body %q carries the error's text", body)
 			if tc.status == 200 {
 				unavailable(t, resp, body)
 			} else if body != tc.body {
-				t.Errorf("body %q, want %q", body, tc.body)
+				assert.Fail(t, fmt.Sprintf("body %q, want %q", body, tc.body))
 			}
 			mu.Lock()
 			err := logged[tc.query]
 			mu.Unlock()
-			if !errors.Is(err, tc.is) {
-				t.Errorf("Observer.Reject got %v for this request's trace, want it to wrap %v", err, tc.is)
-			}
+			assert.ErrorIs(t, err, tc.is, "Observer.Reject got %v for this request's trace, want it to wrap %v", err, tc.is)
 
 			resp, body = do(t, srv, http.MethodGet, tc.query, http.Header{core.RejectModeHeader: {"status"}, "Trace": {"status"}})
 			want := tc.status
 			if want == 200 {
 				want = http.StatusServiceUnavailable
-				if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || n < 1 {
-					t.Errorf("status mode: Retry-After %q, want whole seconds >= 1", resp.Header.Get("Retry-After"))
-				}
+				n, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+				assert.False(t, err != nil || n < 1, "status mode: Retry-After %q, want whole seconds >= 1", resp.Header.Get("Retry-After"))
 			}
-			if resp.StatusCode != want {
-				t.Errorf("status mode: %d %q, want %d", resp.StatusCode, body, want)
-			}
-			if strings.Contains(body, "10.0.0.5") {
-				t.Errorf("status mode: body %q carries the error's text", body)
-			}
+			assert.Equal(t, want, resp.StatusCode, "status mode: %d %q, want %d", resp.StatusCode, body, want)
+			assert.NotContains(t, body, "10.0.0.5", "status mode: body %q carries the error's text", body)
 		})
 	}
-	if n := b.Stats().Connections; n != 0 {
-		t.Errorf("%d connections registered by refused requests", n)
-	}
+	n := b.Stats().Connections
+	assert.Equal(t, 0, n, "%d connections registered by refused requests", n)
 }
 
 // unavailable checks a browser's answer to an outage: a 200 event stream
@@ -122,22 +112,19 @@ func TestAuthFailuresOnTheWire(t *testing.T) {
 // "unavailable".
 func unavailable(t *testing.T, resp *http.Response, body string) {
 	t.Helper()
-	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
-		t.Errorf("Content-Type %q, want text/event-stream", ct)
-	}
+	ct := resp.Header.Get("Content-Type")
+	assert.Equal(t, "text/event-stream", ct, "Content-Type %q, want text/event-stream", ct)
 	d := core.NewDecoder(strings.NewReader(body))
 	ev, err := d.Next()
-	if err != nil || ev.Type != core.RejectedEventType {
-		t.Fatalf("want a %s event, got %+v, %v in %q", core.RejectedEventType, ev, err, body)
-	}
+	require.NoError(t, err, "want a %s event, got %+v, %v in %q", core.RejectedEventType, ev, err, body)
+	require.Equal(t, core.RejectedEventType, ev.Type, "want a %s event, got %+v, %v in %q", core.RejectedEventType, ev, err, body)
 	var data struct {
 		Reason  string `json:"reason"`
 		RetryMs int64  `json:"retryMs"`
 	}
-	if err := json.Unmarshal([]byte(ev.Data), &data); err != nil || data.Reason != "unavailable" || data.RetryMs <= 0 {
-		t.Errorf("%s data %q (%v), want reason unavailable and a retryMs", core.RejectedEventType, ev.Data, err)
+	if assert.NoError(t, json.Unmarshal([]byte(ev.Data), &data), "%s data %q", core.RejectedEventType, ev.Data) {
+		assert.Equal(t, "unavailable", data.Reason, "%s data %q: reason", core.RejectedEventType, ev.Data)
+		assert.Positive(t, data.RetryMs, "%s data %q: retryMs", core.RejectedEventType, ev.Data)
 	}
-	if d.Retry() <= 0 {
-		t.Errorf("no retry hint in %q", body)
-	}
+	assert.Positive(t, d.Retry(), "no retry hint in %q", body)
 }

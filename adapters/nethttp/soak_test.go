@@ -2,7 +2,6 @@ package nethttp_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/adapters/nethttp"
 	"github.com/ssekit/ssekit/core"
@@ -41,13 +42,9 @@ func soak(t *testing.T, opts ...nethttp.Option) {
 		heapGrowth     = 2 << 20
 	)
 	b, err := core.New(core.Config{Authenticator: core.InsecureQueryAuthenticator()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	srv := &http.Server{Handler: nethttp.Handler(b, opts...), ReadHeaderTimeout: time.Minute}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -58,12 +55,8 @@ func soak(t *testing.T, opts ...nethttp.Option) {
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := nethttp.Shutdown(ctx, srv, b); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
+		assert.NoError(t, nethttp.Shutdown(ctx, srv, b), "Shutdown")
+		assert.ErrorIs(t, <-served, http.ErrServerClosed, "Serve")
 		tr.CloseIdleConnections()
 	}()
 
@@ -94,8 +87,7 @@ func soak(t *testing.T, opts ...nethttp.Option) {
 			break
 		}
 		if time.Since(settle) > 30*time.Second {
-			t.Errorf("not back to baseline 30s after the last burst: goroutines %d -> %d, heap in use %s -> %s after the first burst -> %s",
-				g0, g1, mib(h0), mib(hWarm), mib(h1))
+			assert.Fail(t, fmt.Sprintf("not back to baseline 30s after the last burst: goroutines %d -> %d, heap in use %s -> %s after the first burst -> %s", g0, g1, mib(h0), mib(hWarm), mib(h1)))
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -103,9 +95,8 @@ func soak(t *testing.T, opts ...nethttp.Option) {
 	t.Logf("%d streams in %d bursts of %d in %v (settled %v later); goroutines %d -> peak %d -> %d; heap in use %s -> peak %s -> %s after the first burst -> %s",
 		bursts*perBurst, bursts, perBurst, took.Round(time.Millisecond), time.Since(settle).Round(time.Millisecond),
 		g0, peakG, g1, mib(h0), mib(peakH), mib(hWarm), mib(h1))
-	if st := b.Stats(); st.Connections != 0 || st.Users != 0 || st.Topics != 0 || st.Sent != bursts*perBurst {
-		t.Errorf("broker after the soak: %+v, want no connection, user or topic left and %d events sent", st, bursts*perBurst)
-	}
+	st := b.Stats()
+	assert.False(t, st.Connections != 0 || st.Users != 0 || st.Topics != 0 || st.Sent != bursts*perBurst, "broker after the soak: %+v, want no connection, user or topic left and %d events sent", st, bursts*perBurst)
 }
 
 // burst opens n streams at once, broadcasts one event they must all get,
@@ -134,9 +125,9 @@ func burst(t *testing.T, b *core.Broker, client *http.Client, url string, id, n 
 		cancel()
 		done.Wait()
 		close(errs)
-		t.Errorf("burst %d: %s", id, what)
+		assert.Fail(t, fmt.Sprintf("burst %d: %s", id, what))
 		for err := range errs {
-			t.Error(err)
+			assert.Fail(t, fmt.Sprint(err))
 			break
 		}
 	}
@@ -164,7 +155,7 @@ func burst(t *testing.T, b *core.Broker, client *http.Client, url string, id, n 
 	deadline := time.Now().Add(30 * time.Second)
 	for b.Stats().Connections != 0 || b.Stats().Users != 0 {
 		if time.Now().After(deadline) {
-			t.Errorf("burst %d: %+v 30s after the clients left", id, b.Stats())
+			assert.Fail(t, fmt.Sprintf("burst %d: %+v 30s after the clients left", id, b.Stats()))
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
