@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 	"github.com/ssekit/ssekit/metrics"
@@ -18,40 +20,28 @@ import (
 
 func TestDashboardQueriesExist(t *testing.T) {
 	raw, err := os.ReadFile("ssekit.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var dash struct {
 		Panels []struct {
 			Title   string
 			Targets []struct{ Expr string }
 		}
 	}
-	if err := json.Unmarshal(raw, &dash); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, json.Unmarshal(raw, &dash))
 
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// One publish and one reject make every labelled series appear.
 	b, err := core.New(core.Config{Observer: m.Observer(), MaxConnections: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer b.Close(context.Background())
 	// The series read from the broker's Stats appear once it is tracked,
 	// as the hub does.
 	m.Track(b)
-	if err := b.Broadcast(context.Background(), "e", ""); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.Broadcast(context.Background(), "e", ""))
 	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	exported := map[string]bool{}
 	for _, f := range families {
 		name := f.GetName()
@@ -62,22 +52,14 @@ func TestDashboardQueriesExist(t *testing.T) {
 	}
 
 	series := regexp.MustCompile(`ssekit_[a-z_]+`)
-	if len(dash.Panels) == 0 {
-		t.Fatal("no panels")
-	}
+	require.NotEmpty(t, dash.Panels, "no panels")
 	for _, p := range dash.Panels {
-		if len(p.Targets) == 0 {
-			t.Errorf("panel %q has no query", p.Title)
-		}
+		assert.NotEmpty(t, p.Targets, "panel %q has no query", p.Title)
 		for _, tg := range p.Targets {
 			names := series.FindAllString(tg.Expr, -1)
-			if len(names) == 0 {
-				t.Errorf("panel %q: query %q reads no ssekit series", p.Title, tg.Expr)
-			}
+			assert.NotEmpty(t, names, "panel %q: query %q reads no ssekit series", p.Title, tg.Expr)
 			for _, n := range names {
-				if !exported[n] {
-					t.Errorf("panel %q: %s is not exported by package metrics (have %s)", p.Title, n, strings.Join(keys(exported), ", "))
-				}
+				assert.True(t, exported[n], "panel %q: %s is not exported by package metrics (have %s)", p.Title, n, strings.Join(keys(exported), ", "))
 			}
 		}
 	}
