@@ -23,6 +23,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
+
+	"github.com/ssekit/ssekit/examples/internal/exampletest"
 )
 
 // hubBinary is the hub built once for the package by TestMain.
@@ -97,22 +99,7 @@ type hubProc struct {
 }
 
 // syncBuffer collects the hub's stderr.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = exampletest.SyncBuffer
 
 // startHub runs the hub binary on a free loopback port with the suite's
 // settings plus args, and stops it (gracefully, checking that it exits
