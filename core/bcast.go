@@ -64,8 +64,9 @@ func (g *bcastLog) append(m *Message, win *window) (started bool) {
 		t.msgs = make([]*Message, segSize)
 	}
 	t.msgs[n] = m
-	t.n.Store(n + 1) // publishes msgs and m to the readers
+	// count first: a reader that sees the entry must not count past it.
 	g.count.Add(1)
+	t.n.Store(n + 1) // publishes msgs and m to the readers
 	// Seen together with a writer's own increment before it waits: either
 	// it is counted here, or its last look at the log saw m.
 	if g.waiters.Load() > 0 {
