@@ -68,6 +68,11 @@ const (
 	// (Linux takes up to 1,024 buffers per writev).
 	maxBatchFrames = 1024
 	maxBatchBytes  = 1 << 20
+	// maxVecFrames bounds one WriteBuffers call: the kernel copies a
+	// writev buffer by buffer, and Go keeps each connection's iovec array
+	// at the largest size it has written, so 256 (4 KiB of iovecs) rather
+	// than Linux's 1,024.
+	maxVecFrames = 256
 	// copyBytes bounds the buffer that Streams without WriteBuffers are
 	// written from: big enough that a burst costs one write per 64 KiB,
 	// small enough that a connection blocked in a write holds little.
@@ -361,7 +366,7 @@ func (l *loop) release() {
 func (l *loop) send(frames [][]byte) *stop {
 	if l.bw != nil {
 		for len(frames) > 0 {
-			n := min(len(frames), maxBatchFrames)
+			n := min(len(frames), maxVecFrames)
 			part := frames[:n]
 			if end := l.put(func() error { return l.bw.WriteBuffers(part) }); end != nil {
 				return end
