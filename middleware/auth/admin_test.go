@@ -1,11 +1,11 @@
 package auth_test
 
 import (
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 	"github.com/ssekit/ssekit/middleware/auth"
@@ -30,19 +30,14 @@ func TestCanAdmin(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id, err := j.Verify(rsaToken(t, map[string]any{auth.AdminClaim: tc.value}))
-			if err != nil {
-				t.Fatalf("Verify: %v", err)
-			}
+			require.NoError(t, err, "Verify")
 			err = auth.CanAdmin(id)
 			if tc.admin {
-				if err != nil {
-					t.Fatalf("CanAdmin: %v, want nil", err)
-				}
+				require.NoError(t, err, "CanAdmin: %v, want nil", err)
 				return
 			}
-			if !errors.Is(err, auth.ErrAdminNotAllowed) || !errors.Is(err, core.ErrForbidden) {
-				t.Fatalf("CanAdmin: %v, want ErrAdminNotAllowed (403)", err)
-			}
+			require.ErrorIs(t, err, auth.ErrAdminNotAllowed, "CanAdmin: %v, want ErrAdminNotAllowed (403)", err)
+			require.ErrorIs(t, err, core.ErrForbidden, "CanAdmin: %v, want ErrAdminNotAllowed (403)", err)
 		})
 	}
 }
@@ -50,24 +45,17 @@ func TestCanAdmin(t *testing.T) {
 // TestCanAdminRefusesForeignIdentities: an identity not made from a token,
 // or altered after verification, never holds the grant.
 func TestCanAdminRefusesForeignIdentities(t *testing.T) {
-	if err := auth.CanAdmin(core.Identity{User: alice, Tenant: "acme"}); !errors.Is(err, auth.ErrAdminNotAllowed) {
-		t.Fatalf("identity without claims: %v", err)
-	}
+	require.ErrorIs(t, auth.CanAdmin(core.Identity{User: alice, Tenant: "acme"}), auth.ErrAdminNotAllowed, "identity without claims")
 	j := newJWT(t, testConfig())
 	id, err := j.Verify(rsaToken(t, map[string]any{auth.AdminClaim: true}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	moved := id
 	moved.Tenant = "globex"
-	if err := auth.CanAdmin(moved); !errors.Is(err, core.ErrForbidden) {
-		t.Fatalf("identity moved to another tenant: %v", err)
-	}
+	require.ErrorIs(t, auth.CanAdmin(moved), core.ErrForbidden, "identity moved to another tenant")
 	// Forging the claim into a signed token breaks the signature.
 	forged := tamper(t, rsaToken(t, nil), func(m map[string]any) { m[auth.AdminClaim] = true })
-	if _, err := j.Verify(forged); err == nil {
-		t.Fatal("a token with a forged admin claim verified")
-	}
+	_, err = j.Verify(forged)
+	require.Error(t, err, "a token with a forged admin claim verified")
 }
 
 // TestCanAdminExpired: a grant ends with its token, even when the identity
@@ -75,17 +63,11 @@ func TestCanAdminRefusesForeignIdentities(t *testing.T) {
 func TestCanAdminExpired(t *testing.T) {
 	j := newJWT(t, testConfig())
 	id, err := j.Verify(rsaToken(t, map[string]any{auth.AdminClaim: true}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	c, ok := auth.ClaimsOf(id)
-	if !ok {
-		t.Fatal("no claims")
-	}
+	require.True(t, ok, "no claims")
 	c.ExpiresAt = time.Now().Add(-time.Second)
-	if err := auth.CanAdmin(id); !errors.Is(err, auth.ErrExpiredToken) {
-		t.Fatalf("expired admin token: %v, want ErrExpiredToken", err)
-	}
+	require.ErrorIs(t, auth.CanAdmin(id), auth.ErrExpiredToken, "expired admin token")
 }
 
 // TestMintAdmin: the token holds every claim Mint writes (tenant, topics,
@@ -100,43 +82,31 @@ func TestMintAdmin(t *testing.T) {
 	})
 	g := auth.Grant{User: alice, Tenant: "acme", Topics: []string{"news"}, Publish: []string{auth.GrantBroadcast}, KeyID: "k1"}
 	tok, err := j.MintAdmin(secret, g)
-	if err != nil {
-		t.Fatalf("MintAdmin: %v", err)
-	}
+	require.NoError(t, err, "MintAdmin")
 	id, err := j.Verify(tok)
-	if err != nil {
-		t.Fatalf("Verify: %v", err)
-	}
-	if err := auth.CanAdmin(id); err != nil {
-		t.Fatalf("CanAdmin: %v", err)
-	}
+	require.NoError(t, err, "Verify")
+	require.NoError(t, auth.CanAdmin(id), "CanAdmin")
 	c, _ := auth.ClaimsOf(id)
-	if id.User != alice || id.Tenant != "acme" || !c.Topics.Match("news") || !c.Publish.Broadcast || c.KeyID != "k1" || c.Algorithm != "HS256" {
-		t.Fatalf("MintAdmin lost a claim of the grant: %+v", c)
-	}
-	if err := auth.CanPublish(id, core.Target{Tenant: "acme", Broadcast: true}); err != nil {
-		t.Fatalf("the admin token lost its publish grant: %v", err)
-	}
+	require.Equal(t, alice, id.User, "MintAdmin lost a claim of the grant: %+v", c)
+	require.Equal(t, "acme", id.Tenant, "MintAdmin lost a claim of the grant: %+v", c)
+	require.True(t, c.Topics.Match("news"), "MintAdmin lost a claim of the grant: %+v", c)
+	require.True(t, c.Publish.Broadcast, "MintAdmin lost a claim of the grant: %+v", c)
+	require.Equal(t, "k1", c.KeyID, "MintAdmin lost a claim of the grant: %+v", c)
+	require.Equal(t, "HS256", c.Algorithm, "MintAdmin lost a claim of the grant: %+v", c)
+	require.NoError(t, auth.CanPublish(id, core.Target{Tenant: "acme", Broadcast: true}), "the admin token lost its publish grant")
 
 	plain, err := j.Mint(secret, g)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	pid, err := j.Verify(plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := auth.CanAdmin(pid); !errors.Is(err, auth.ErrAdminNotAllowed) {
-		t.Fatalf("a token from Mint holds the admin grant: %v", err)
-	}
+	require.NoError(t, err)
+	require.ErrorIs(t, auth.CanAdmin(pid), auth.ErrAdminNotAllowed, "a token from Mint holds the admin grant")
 
 	// Mint's refusals come back unchanged.
-	if _, err := j.MintAdmin(secret, auth.Grant{User: alice, Tenant: "acme", TTL: -time.Second}); err == nil {
-		t.Fatal("MintAdmin accepted a negative TTL")
-	}
-	if _, err := j.MintAdmin(auth.NewSecret(), g); err == nil {
-		t.Fatal("MintAdmin signed with a key the JWT does not accept")
-	}
+	_, err = j.MintAdmin(secret, auth.Grant{User: alice, Tenant: "acme", TTL: -time.Second})
+	require.Error(t, err, "MintAdmin accepted a negative TTL")
+	_, err = j.MintAdmin(auth.NewSecret(), g)
+	require.Error(t, err, "MintAdmin signed with a key the JWT does not accept")
+
 }
 
 // TestMintAdminKeepsAlgorithm: an asymmetric key signs with its own
@@ -146,21 +116,11 @@ func TestMintAdminKeepsAlgorithm(t *testing.T) {
 	cfg := testConfig()
 	j := newJWT(t, cfg)
 	tok, err := j.MintAdmin(k.ec, auth.Grant{User: alice, Tenant: "acme", KeyID: "ec-1"})
-	if err != nil {
-		t.Fatalf("MintAdmin: %v", err)
-	}
+	require.NoError(t, err, "MintAdmin")
 	parsed, _, err := jwt.NewParser().ParseUnverified(tok, jwt.MapClaims{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if parsed.Method.Alg() != "ES256" {
-		t.Fatalf("alg %s, want ES256", parsed.Method.Alg())
-	}
+	require.NoError(t, err)
+	require.Equal(t, "ES256", parsed.Method.Alg(), "alg %s, want ES256", parsed.Method.Alg())
 	id, err := j.Verify(tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := auth.CanAdmin(id); err != nil {
-		t.Fatalf("CanAdmin: %v", err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, auth.CanAdmin(id), "CanAdmin")
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/adapters/nethttp"
 	"github.com/ssekit/ssekit/core"
@@ -53,17 +56,13 @@ func startServer(t *testing.T, cfg auth.Config) *testServer {
 			s.mu.Unlock()
 		}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ts := httptest.NewServer(nethttp.Handler(b))
 	s.url, s.broker, s.client = ts.URL, b, ts.Client()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitBound)
 		defer cancel()
-		if err := b.Close(ctx); err != nil {
-			t.Errorf("broker close: %v", err)
-		}
+		assert.NoError(t, b.Close(ctx), "broker close")
 		ts.Close()
 	})
 	return s
@@ -94,9 +93,7 @@ func (s *testServer) open(t *testing.T, c conn) *http.Response {
 	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
 	t.Cleanup(cancel)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/?"+c.query.Encode(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if c.bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+c.bearer)
 	}
@@ -110,9 +107,7 @@ func (s *testServer) open(t *testing.T, c conn) *http.Response {
 		req.Header[k] = v
 	}
 	resp, err := s.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { resp.Body.Close() })
 	return resp
 }
@@ -124,33 +119,21 @@ func (s *testServer) refused(t *testing.T, c conn, status int, want ...error) {
 	t.Helper()
 	resp := s.open(t, c)
 	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != status {
-		t.Fatalf("status %d (body %q), want %d", resp.StatusCode, body, status)
-	}
+	require.NoError(t, err)
+	require.Equal(t, status, resp.StatusCode, "status %d (body %q), want %d", resp.StatusCode, body, status)
 	switch status {
 	case http.StatusUnauthorized:
-		if string(body) != "unauthenticated\n" {
-			t.Errorf("401 body %q", body)
-		}
+		assert.Equal(t, "unauthenticated\n", string(body), "401 body %q", body)
 	case http.StatusForbidden:
-		if string(body) != "forbidden\n" {
-			t.Errorf("403 body %q", body)
-		}
+		assert.Equal(t, "forbidden\n", string(body), "403 body %q", body)
 	}
 	lower := strings.ToLower(string(body))
 	for _, leak := range []string{"key", "kid", "secret", "begin", "rsa", "hmac", "signature"} {
-		if strings.Contains(lower, leak) {
-			t.Errorf("body %q mentions %q", body, leak)
-		}
+		assert.NotContains(t, lower, leak, "body %q mentions %q", body, leak)
 	}
 	err = s.lastReject()
 	for _, w := range want {
-		if !errors.Is(err, w) {
-			t.Errorf("rejected with %v, want it to wrap %v", err, w)
-		}
+		assert.ErrorIs(t, err, w, "rejected with %v, want it to wrap %v", err, w)
 	}
 }
 
@@ -160,7 +143,7 @@ func (s *testServer) stream(t *testing.T, c conn) *core.Decoder {
 	resp := s.open(t, c)
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(resp.Body)
-		t.Fatalf("status %d (body %q, error %v), want 200", resp.StatusCode, body, s.lastReject())
+		require.FailNow(t, fmt.Sprintf("status %d (body %q, error %v), want 200", resp.StatusCode, body, s.lastReject()))
 	}
 	return core.NewDecoder(resp.Body)
 }
@@ -171,9 +154,7 @@ func readUntil(t *testing.T, d *core.Decoder, typ string) []core.Event {
 	var evs []core.Event
 	for {
 		ev, err := d.Next()
-		if err != nil {
-			t.Fatalf("waiting for a %q event: %v (got %+v)", typ, err, evs)
-		}
+		require.NoError(t, err, "waiting for a %q event: %v (got %+v)", typ, err, evs)
 		evs = append(evs, ev)
 		if ev.Type == typ {
 			return evs
@@ -215,9 +196,7 @@ func TestAttackAlgNone(t *testing.T) {
 func TestAttackAlgorithmConfusion(t *testing.T) {
 	k := testKeys()
 	der, err := x509.MarshalPKIXPublicKey(&k.rsa.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	secrets := map[string][]byte{
 		"PEM":      publicPEM(t, &k.rsa.PublicKey),
 		"DER":      der,
@@ -380,13 +359,10 @@ func TestAttackOtherTenant(t *testing.T) {
 		Target: core.Target{Tenant: "globex", Topics: []string{"orders/1"}},
 		Event:  core.Event{Type: "globex", Data: "globex before"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	d := s.stream(t, conn{bearer: acme, query: topics("orders/1"), lastEventID: gid})
-	if !s.broker.Tenant("acme").IsUserOnline(alice) || globex.IsUserOnline(alice) {
-		t.Fatal("the connection is not in tenant acme alone")
-	}
+	require.True(t, s.broker.Tenant("acme").IsUserOnline(alice), "the connection is not in tenant acme alone")
+	require.False(t, globex.IsUserOnline(alice), "the connection is not in tenant acme alone")
 	for _, send := range []func() error{
 		func() error { return globex.SendToTopic(ctx, "orders/1", "globex", "globex topic") },
 		func() error { return globex.SendToUser(ctx, alice, "globex", "globex user") }, // same UUID, other tenant
@@ -394,25 +370,18 @@ func TestAttackOtherTenant(t *testing.T) {
 		func() error { return s.broker.SendToTopic(ctx, "orders/1", "globex", "default tenant topic") },
 		func() error { return s.broker.Tenant("acme").SendToTopic(ctx, "orders/1", "mine", "acme topic") },
 	} {
-		if err := send(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, send())
 	}
 	for _, ev := range readUntil(t, d, "mine") {
-		if ev.Type == "globex" || strings.Contains(ev.Data, "globex") {
-			t.Errorf("tenant acme received %+v", ev)
-		}
+		assert.NotEqual(t, "globex", ev.Type, "tenant acme received %+v", ev)
+		assert.NotContains(t, ev.Data, "globex", "tenant acme received %+v", ev)
 		t.Logf("received %s %q", ev.Type, ev.Data)
 	}
 
 	// Publishing into another tenant is refused by CanPublish.
 	id, err := s.auth.Verify(rsaToken(t, map[string]any{"publish": []string{"orders/*", auth.GrantBroadcast}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := auth.CanPublish(id, core.Target{Tenant: "globex", Topics: []string{"orders/1"}}); !errors.Is(err, auth.ErrTenantNotAllowed) {
-		t.Errorf("publish into globex: %v", err)
-	}
+	require.NoError(t, err)
+	assert.ErrorIs(t, auth.CanPublish(id, core.Target{Tenant: "globex", Topics: []string{"orders/1"}}), auth.ErrTenantNotAllowed, "publish into globex")
 }
 
 // Attack: subscribing to topics the token does not grant. The 403 says
@@ -433,17 +402,15 @@ func TestAttackTopicOutsideClaim(t *testing.T) {
 	}
 	resp := s.open(t, conn{bearer: tok, query: topics("billing/1")})
 	body, _ := io.ReadAll(resp.Body)
-	if want := "forbidden\n"; string(body) != want {
-		t.Errorf("403 body %q, want %q", body, want)
-	}
-	if err := s.lastReject(); err == nil || !strings.Contains(err.Error(), `"billing/1"`) {
-		t.Errorf("the logged error %v does not name the refused topic", err)
-	}
+	want := "forbidden\n"
+	assert.Equal(t, want, string(body), "403 body %q, want %q", body, want)
+	err := s.lastReject()
+	require.Error(t, err, "no logged error")
+	assert.Contains(t, err.Error(), `"billing/1"`, "the logged error does not name the refused topic")
+
 	// A wildcard in the request is not a topic: 400, not a way around.
 	resp = s.open(t, conn{bearer: tok, query: topics("orders/*")})
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("wildcard topic: status %d, want 400", resp.StatusCode)
-	}
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "wildcard topic: status %d, want 400", resp.StatusCode)
 	// No topics claim at all: no topic, but the stream itself is fine.
 	bare := rsaToken(t, map[string]any{"topics": nil})
 	s.refused(t, conn{bearer: bare, query: topics("orders/eu")}, http.StatusForbidden, auth.ErrTopicNotAllowed)
@@ -460,21 +427,16 @@ func TestAttackQueryTokenWhileOff(t *testing.T) {
 	for _, name := range []string{auth.DefaultQueryParam, "token", "jwt"} {
 		s.refused(t, conn{query: url.Values{name: {tok}}}, http.StatusUnauthorized, auth.ErrNoToken)
 	}
-	if err := s.lastReject(); err == nil {
-		t.Fatal("no reject recorded")
-	}
+	require.Error(t, s.lastReject(), "no reject recorded")
 	s.refused(t, conn{query: url.Values{auth.DefaultQueryParam: {tok}}}, http.StatusUnauthorized)
-	if err := s.lastReject(); !strings.Contains(err.Error(), "query tokens are off") {
-		t.Errorf("the log error does not say query tokens are off: %v", err)
-	}
+	err := s.lastReject()
+	assert.Contains(t, err.Error(), "query tokens are off", "the log error does not say query tokens are off: %v", err)
 
 	cfg := testConfig()
 	cfg.QueryParam = auth.DefaultQueryParam
 	on := startServer(t, cfg)
 	resp := on.open(t, conn{query: url.Values{auth.DefaultQueryParam: {tok}}})
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("query tokens on: status %d", resp.StatusCode)
-	}
+	require.Equal(t, http.StatusOK, resp.StatusCode, "query tokens on: status %d", resp.StatusCode)
 	t.Logf("Cache-Control on a stream: %q (recommended with query tokens: no-store)", resp.Header.Get("Cache-Control"))
 }
 
@@ -490,19 +452,12 @@ func TestAttackCookieHeaderDisagree(t *testing.T) {
 	acme := s.broker.Tenant("acme")
 
 	d := s.stream(t, conn{bearer: ta, cookie: tb})
-	if !acme.IsUserOnline(alice) || acme.IsUserOnline(bob) {
-		t.Fatalf("online: alice %v, bob %v; want alice only", acme.IsUserOnline(alice), acme.IsUserOnline(bob))
-	}
-	if err := acme.SendToUser(ctx, bob, "for-bob", "x"); err != nil {
-		t.Fatal(err)
-	}
-	if err := acme.SendToUser(ctx, alice, "for-alice", "x"); err != nil {
-		t.Fatal(err)
-	}
+	require.True(t, acme.IsUserOnline(alice), "online: alice %v, bob %v; want alice only", acme.IsUserOnline(alice), acme.IsUserOnline(bob))
+	require.False(t, acme.IsUserOnline(bob), "online: alice %v, bob %v; want alice only", acme.IsUserOnline(alice), acme.IsUserOnline(bob))
+	require.NoError(t, acme.SendToUser(ctx, bob, "for-bob", "x"))
+	require.NoError(t, acme.SendToUser(ctx, alice, "for-alice", "x"))
 	for _, ev := range readUntil(t, d, "for-alice") {
-		if ev.Type == "for-bob" {
-			t.Error("the header's connection received the cookie user's event")
-		}
+		assert.NotEqual(t, "for-bob", ev.Type, "the header's connection received the cookie user's event")
 	}
 
 	s.refused(t, conn{bearer: ta + "x", cookie: tb}, http.StatusUnauthorized, auth.ErrInvalidToken)
@@ -510,9 +465,7 @@ func TestAttackCookieHeaderDisagree(t *testing.T) {
 		http.StatusUnauthorized, auth.ErrExpiredToken)
 	// The cookie alone is fine.
 	s.stream(t, conn{cookie: tb})
-	if !acme.IsUserOnline(bob) {
-		t.Error("cookie-only connection is not bob's")
-	}
+	assert.True(t, acme.IsUserOnline(bob), "cookie-only connection is not bob's")
 }
 
 // Attack: holding a stream open past the token's expiry. The broker ends
@@ -527,28 +480,19 @@ func TestAttackTokenExpiresWhileStreaming(t *testing.T) {
 	var comments []string
 	d.OnComment = func(c string) { comments = append(comments, c) }
 
-	if err := s.broker.Tenant("acme").SendToUser(ctx, alice, "hello", "still valid"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.broker.Tenant("acme").SendToUser(ctx, alice, "hello", "still valid"))
 	readUntil(t, d, "hello")
 	for {
 		_, err := d.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		if err != nil {
-			t.Fatalf("waiting for the stream to end: %v", err)
-		}
+		require.NoError(t, err, "waiting for the stream to end")
 	}
-	if now := time.Now(); now.Before(exp) {
-		t.Errorf("stream ended at %v, before exp %v", now, exp)
-	}
-	if !strings.Contains(strings.Join(comments, "\n"), "token_expired") {
-		t.Errorf("comments %q, want token_expired", comments)
-	}
-	if d.Retry() <= 0 {
-		t.Error("no retry hint at the end of the stream")
-	}
+	now := time.Now()
+	assert.False(t, now.Before(exp), "stream ended at %v, before exp %v", now, exp)
+	assert.Contains(t, strings.Join(comments, "\n"), "token_expired", "comments %q, want token_expired", comments)
+	assert.Greater(t, d.Retry(), time.Duration(0), "no retry hint at the end of the stream")
 
 	// The browser reconnects: with the stale cookie it is refused, with a
 	// refreshed one it streams again.

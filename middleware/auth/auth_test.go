@@ -17,6 +17,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 	"github.com/ssekit/ssekit/middleware/auth"
@@ -25,13 +27,9 @@ import (
 func TestNewValidation(t *testing.T) {
 	k := testKeys()
 	small, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	p224, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	hs := func(c auth.Config) auth.Config {
 		if c.Algorithms == nil {
 			c.Algorithms = []string{"HS256"}
@@ -74,28 +72,26 @@ func TestNewValidation(t *testing.T) {
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := auth.New(c.cfg)
-			if err == nil {
-				t.Fatal("New accepted the config")
-			}
-			if !errors.Is(err, core.ErrInvalidConfig) || !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("error %q: want ErrInvalidConfig mentioning %q", err, c.want)
-			}
+			require.Error(t, err, "New accepted the config")
+			require.ErrorIs(t, err, core.ErrInvalidConfig, "error %q: want ErrInvalidConfig mentioning %q", err, c.want)
+			require.Contains(t, err.Error(), c.want, "error %q: want ErrInvalidConfig mentioning %q", err, c.want)
 		})
 	}
 	// Private keys are accepted and reduced to their public half.
 	for _, key := range []any{k.rsa, k.ec, k.ed, &k.rsa.PublicKey, &k.ec.PublicKey, k.ed.Public()} {
 		alg := map[string]string{"*rsa.PrivateKey": "RS256", "*rsa.PublicKey": "PS512", "*ecdsa.PrivateKey": "ES256",
 			"*ecdsa.PublicKey": "ES256", "ed25519.PrivateKey": "EdDSA", "ed25519.PublicKey": "EdDSA"}[fmt.Sprintf("%T", key)]
-		if _, err := auth.New(auth.Config{Algorithms: []string{alg}, Keys: []auth.Key{{Key: key}}}); err != nil {
-			t.Errorf("%T with %s: %v", key, alg, err)
-		}
+		_, err := auth.New(auth.Config{Algorithms: []string{alg}, Keys: []auth.Key{{Key: key}}})
+		assert.NoError(t, err, "%T with %s", key, alg)
 	}
 	j := newJWT(t, hs(auth.Config{}))
 	c := j.Config()
-	if c.Cookie != auth.DefaultCookie || c.QueryParam != "" || c.UserClaim != "sub" || c.TopicsClaim != "topics" ||
-		c.PublishClaim != "publish" || c.MaxTokenSize != auth.DefaultMaxTokenSize {
-		t.Errorf("defaults not applied: %+v", c)
-	}
+	assert.Equal(t, auth.DefaultCookie, c.Cookie, "default Cookie")
+	assert.Empty(t, c.QueryParam, "default QueryParam")
+	assert.Equal(t, "sub", c.UserClaim, "default UserClaim")
+	assert.Equal(t, "topics", c.TopicsClaim, "default TopicsClaim")
+	assert.Equal(t, "publish", c.PublishClaim, "default PublishClaim")
+	assert.Equal(t, auth.DefaultMaxTokenSize, c.MaxTokenSize, "default MaxTokenSize")
 }
 
 // Every algorithm family verifies its own tokens, and Mint picks the
@@ -103,9 +99,7 @@ func TestNewValidation(t *testing.T) {
 func TestAlgorithms(t *testing.T) {
 	k := testKeys()
 	ec384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, c := range []struct {
 		alg        string
 		sign, veri any
@@ -121,17 +115,12 @@ func TestAlgorithms(t *testing.T) {
 		t.Run(c.alg, func(t *testing.T) {
 			j := newJWT(t, auth.Config{Algorithms: []string{c.alg}, Keys: []auth.Key{{Key: c.veri}}})
 			tok, err := j.Mint(c.sign, auth.Grant{User: alice, Topics: []string{"a/*"}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			id, err := j.Verify(tok)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			cl, _ := auth.ClaimsOf(id)
-			if id.User != alice || cl.Algorithm != c.alg {
-				t.Fatalf("identity %+v, alg %s", id, cl.Algorithm)
-			}
+			require.Equal(t, alice, id.User, "identity %+v, alg %s", id, cl.Algorithm)
+			require.Equal(t, c.alg, cl.Algorithm, "identity %+v, alg %s", id, cl.Algorithm)
 		})
 	}
 }
@@ -165,18 +154,16 @@ func TestKeyRotation(t *testing.T) {
 			h["kid"] = tc.kid
 		}
 		_, err := j.Verify(sign(t, jwt.SigningMethodRS256, tc.key, h, c))
-		if (err == nil) != tc.ok {
-			t.Errorf("%s: err = %v, want ok=%v", tc.name, err, tc.ok)
-		}
-		if err != nil && !errors.Is(err, auth.ErrInvalidToken) {
-			t.Errorf("%s: %v does not wrap ErrInvalidToken", tc.name, err)
+		if tc.ok {
+			assert.NoError(t, err, tc.name)
+		} else {
+			assert.ErrorIs(t, err, auth.ErrInvalidToken, tc.name)
 		}
 	}
 	// A key without an ID matches any kid.
 	j = newJWT(t, auth.Config{Algorithms: []string{"RS256"}, Keys: []auth.Key{{Key: &cur.PublicKey}}})
-	if _, err := j.Verify(sign(t, jwt.SigningMethodRS256, cur, map[string]any{"kid": "whatever"}, c)); err != nil {
-		t.Errorf("ID-less key: %v", err)
-	}
+	_, err := j.Verify(sign(t, jwt.SigningMethodRS256, cur, map[string]any{"kid": "whatever"}, c))
+	assert.NoError(t, err, "ID-less key")
 }
 
 // A caller's Keyfunc supplies keys, and Algorithms is still enforced
@@ -195,19 +182,14 @@ func TestKeyfunc(t *testing.T) {
 		},
 	})
 	c := claims(map[string]any{"iss": nil, "aud": nil, "tenant": nil})
-	if _, err := j.Verify(sign(t, jwt.SigningMethodRS256, k.rsa, map[string]any{"kid": "k1"}, c)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := j.Verify(sign(t, jwt.SigningMethodRS256, k.rsa, map[string]any{"kid": "k2"}, c)); !errors.Is(err, auth.ErrInvalidToken) {
-		t.Fatalf("unknown kid: %v", err)
-	}
+	_, err := j.Verify(sign(t, jwt.SigningMethodRS256, k.rsa, map[string]any{"kid": "k1"}, c))
+	require.NoError(t, err)
+	_, err = j.Verify(sign(t, jwt.SigningMethodRS256, k.rsa, map[string]any{"kid": "k2"}, c))
+	require.ErrorIs(t, err, auth.ErrInvalidToken, "unknown kid")
 	n := calls
-	if _, err := j.Verify(sign(t, jwt.SigningMethodHS256, k.hmac, map[string]any{"kid": "k1"}, c)); !errors.Is(err, auth.ErrInvalidToken) {
-		t.Fatalf("HS256 under RS256-only: %v", err)
-	}
-	if calls != n {
-		t.Error("the Keyfunc ran for a token whose algorithm is not allowed")
-	}
+	_, err = j.Verify(sign(t, jwt.SigningMethodHS256, k.hmac, map[string]any{"kid": "k1"}, c))
+	require.ErrorIs(t, err, auth.ErrInvalidToken, "HS256 under RS256-only")
+	assert.Equal(t, n, calls, "the Keyfunc ran for a token whose algorithm is not allowed")
 }
 
 func TestClaimMapping(t *testing.T) {
@@ -219,9 +201,10 @@ func TestClaimMapping(t *testing.T) {
 			return nil, err
 		}
 		c, ok := auth.ClaimsOf(id)
-		if !ok || c.User != id.User || c.Tenant != id.Tenant || !c.ExpiresAt.Equal(id.ExpiresAt) {
-			t.Fatalf("identity %+v and claims %+v disagree", id, c)
-		}
+		require.True(t, ok, "identity %+v and claims %+v disagree", id, c)
+		require.Equal(t, id.User, c.User, "identity %+v and claims %+v disagree", id, c)
+		require.Equal(t, id.Tenant, c.Tenant, "identity %+v and claims %+v disagree", id, c)
+		require.True(t, c.ExpiresAt.Equal(id.ExpiresAt), "identity %+v and claims %+v disagree", id, c)
 		return c, nil
 	}
 	exp := time.Now().Add(time.Hour).Truncate(time.Second)
@@ -230,19 +213,22 @@ func TestClaimMapping(t *testing.T) {
 		"topics":  []string{"orders/*", "news"},
 		"publish": "news @self @broadcast",
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.User != alice || c.Tenant != "acme" || !c.ExpiresAt.Equal(exp) || c.Issuer != testIssuer ||
-		len(c.Audience) != 1 || c.KeyID != "rsa-1" || c.Algorithm != "RS256" || c.Raw["tenant"] != "acme" {
-		t.Errorf("claims %+v", c)
-	}
-	if got := strings.Join(c.Topics.Strings(), " "); got != "orders/* news" {
-		t.Errorf("topics %q", got)
-	}
-	if p := c.Publish; !p.Self || !p.Broadcast || p.Users || strings.Join(p.Topics.Strings(), " ") != "news" {
-		t.Errorf("publish %+v", p)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, alice, c.User, "claims user")
+	assert.Equal(t, "acme", c.Tenant, "claims tenant")
+	assert.True(t, c.ExpiresAt.Equal(exp), "claims exp %v, want %v", c.ExpiresAt, exp)
+	assert.Equal(t, testIssuer, c.Issuer, "claims issuer")
+	assert.Len(t, c.Audience, 1, "claims audience")
+	assert.Equal(t, "rsa-1", c.KeyID, "claims kid")
+	assert.Equal(t, "RS256", c.Algorithm, "claims alg")
+	assert.Equal(t, "acme", c.Raw["tenant"], "claims raw tenant")
+	got := strings.Join(c.Topics.Strings(), " ")
+	assert.Equal(t, "orders/* news", got, "topics %q", got)
+	p := c.Publish
+	assert.True(t, p.Self, "publish %+v", p)
+	assert.True(t, p.Broadcast, "publish %+v", p)
+	assert.False(t, p.Users, "publish %+v", p)
+	assert.Equal(t, "news", strings.Join(p.Topics.Strings(), " "), "publish topics")
 
 	for _, tc := range []struct {
 		name string
@@ -267,18 +253,20 @@ func TestClaimMapping(t *testing.T) {
 		{"publish bad pattern", map[string]any{"publish": "a//b"}, "empty segment"},
 	} {
 		_, err := verify(tc.over)
-		if !errors.Is(err, auth.ErrInvalidClaims) || !errors.Is(err, core.ErrUnauthenticated) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want ErrInvalidClaims mentioning %q", tc.name, err, tc.want)
-		}
+		assert.ErrorIs(t, err, auth.ErrInvalidClaims, tc.name)
+		assert.ErrorIs(t, err, core.ErrUnauthenticated, tc.name)
+		assert.ErrorContains(t, err, tc.want, tc.name)
 	}
-	if c, err := verify(map[string]any{"sub": strings.ToUpper(alice.String()), "topics": nil}); err != nil || c.User != alice || len(c.Topics) != 0 {
-		t.Errorf("upper-case UUID / no topics: %+v %v", c, err)
+	c, err = verify(map[string]any{"sub": strings.ToUpper(alice.String()), "topics": nil})
+	if assert.NoError(t, err, "upper-case UUID / no topics") {
+		assert.Equal(t, alice, c.User, "upper-case UUID")
+		assert.Empty(t, c.Topics, "no topics")
 	}
 
 	// exp: required by default, optional on request; leeway extends it.
-	if _, err := verify(map[string]any{"exp": nil}); !errors.Is(err, auth.ErrInvalidToken) || !errors.Is(err, jwt.ErrTokenRequiredClaimMissing) {
-		t.Errorf("no exp: %v", err)
-	}
+	_, err = verify(map[string]any{"exp": nil})
+	assert.ErrorIs(t, err, auth.ErrInvalidToken, "no exp")
+	assert.ErrorIs(t, err, jwt.ErrTokenRequiredClaimMissing, "no exp")
 	cfg := testConfig()
 	cfg.AllowNoExpiry, cfg.AllowAnonymous, cfg.Leeway = true, true, 30*time.Second
 	cfg.UserClaim, cfg.TenantClaim, cfg.TopicsClaim = "uid", "org", "subs"
@@ -286,22 +274,21 @@ func TestClaimMapping(t *testing.T) {
 	id, err := j2.Verify(sign(t, jwt.SigningMethodES256, k.ec, nil, jwt.MapClaims{
 		"org": "o1", "subs": "a b/*", "iss": testIssuer, "aud": []string{"other", testAudience},
 	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c, _ := auth.ClaimsOf(id); id.User != uuid.Nil || id.Tenant != "o1" || !id.ExpiresAt.IsZero() || len(c.Topics) != 2 {
-		t.Errorf("anonymous, no exp, custom names: %+v", id)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, uuid.Nil, id.User, "anonymous")
+	assert.Equal(t, "o1", id.Tenant, "custom tenant claim")
+	assert.True(t, id.ExpiresAt.IsZero(), "no exp: ExpiresAt %v", id.ExpiresAt)
+	c, ok := auth.ClaimsOf(id)
+	require.True(t, ok, "no claims in %+v", id)
+	assert.Len(t, c.Topics, 2, "custom topics claim")
 	past := time.Now().Add(-10 * time.Second).Truncate(time.Second)
 	id, err = j2.Verify(sign(t, jwt.SigningMethodES256, k.ec, nil, jwt.MapClaims{
 		"uid": bob.String(), "org": "o1", "iss": testIssuer, "aud": testAudience, "exp": past.Unix(),
 	}))
-	if err != nil {
-		t.Fatalf("within leeway: %v", err)
-	}
-	if want := past.Add(30 * time.Second); id.User != bob || !id.ExpiresAt.Equal(want) {
-		t.Errorf("ExpiresAt = %v, want exp+leeway %v", id.ExpiresAt, want)
-	}
+	require.NoError(t, err, "within leeway")
+	want := past.Add(30 * time.Second)
+	assert.Equal(t, bob, id.User, "within leeway")
+	assert.True(t, id.ExpiresAt.Equal(want), "ExpiresAt = %v, want exp+leeway %v", id.ExpiresAt, want)
 }
 
 func TestTokenSources(t *testing.T) {
@@ -336,13 +323,15 @@ func TestTokenSources(t *testing.T) {
 	}
 	for _, c := range cases {
 		got, err := who(j, c.r)
-		if got != c.want || !errors.Is(err, c.err) || (c.err == nil) != (err == nil) {
-			t.Errorf("%s: user %v, err %v; want %v, %v", c.name, got, err, c.want, c.err)
+		assert.Equal(t, c.want, got, c.name)
+		if c.err == nil {
+			assert.NoError(t, err, c.name)
+		} else {
+			assert.ErrorIs(t, err, c.err, c.name)
 		}
 	}
-	if _, err := who(j, request{query: map[string][]string{auth.DefaultQueryParam: {ta}}}); !strings.Contains(fmt.Sprint(err), "query tokens are off") {
-		t.Errorf("query-off error does not say why: %v", err)
-	}
+	_, err := who(j, request{query: map[string][]string{auth.DefaultQueryParam: {ta}}})
+	assert.Contains(t, fmt.Sprint(err), "query tokens are off", "query-off error does not say why: %v", err)
 
 	cfg := testConfig()
 	cfg.DisableHeader, cfg.Cookie, cfg.QueryParam = true, "sse", auth.DefaultQueryParam
@@ -360,8 +349,11 @@ func TestTokenSources(t *testing.T) {
 		{"two query tokens", request{query: map[string][]string{auth.DefaultQueryParam: {ta, tb}}}, uuid.Nil, auth.ErrInvalidToken},
 	} {
 		got, err := who(q, c.r)
-		if got != c.want || !errors.Is(err, c.err) || (c.err == nil) != (err == nil) {
-			t.Errorf("%s: user %v, err %v; want %v, %v", c.name, got, err, c.want, c.err)
+		assert.Equal(t, c.want, got, c.name)
+		if c.err == nil {
+			assert.NoError(t, err, c.name)
+		} else {
+			assert.ErrorIs(t, err, c.err, c.name)
 		}
 	}
 }
@@ -370,45 +362,29 @@ func TestAuthorize(t *testing.T) {
 	ctx := context.Background()
 	j := newJWT(t, testConfig())
 	id, err := j.Verify(rsaToken(t, map[string]any{"topics": []string{"orders/*", "news/**"}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := j.Authorize(ctx, id, []string{"orders/1", "news/eu/today"}); err != nil {
-		t.Errorf("granted topics: %v", err)
-	}
+	require.NoError(t, err)
+	assert.NoError(t, j.Authorize(ctx, id, []string{"orders/1", "news/eu/today"}), "granted topics")
 	for _, topics := range [][]string{{"billing"}, {"orders/1", "orders"}, {"orders/1/2"}, {"news"}} {
 		err := j.Authorize(ctx, id, topics)
-		if !errors.Is(err, auth.ErrTopicNotAllowed) || !errors.Is(err, core.ErrForbidden) {
-			t.Errorf("%v: %v, want ErrTopicNotAllowed", topics, err)
-		}
+		assert.ErrorIs(t, err, auth.ErrTopicNotAllowed, "%v", topics)
+		assert.ErrorIs(t, err, core.ErrForbidden, "%v", topics)
 	}
-	if err := j.Authorize(ctx, id, []string{"orders//1"}); !errors.Is(err, core.ErrBadRequest) {
-		t.Errorf("invalid topic: %v", err)
-	}
+	assert.ErrorIs(t, j.Authorize(ctx, id, []string{"orders//1"}), core.ErrBadRequest, "invalid topic")
 	moved := id
 	moved.Tenant = "other"
-	if err := j.Authorize(ctx, moved, []string{"orders/1"}); !errors.Is(err, auth.ErrTenantNotAllowed) {
-		t.Errorf("identity moved to another tenant: %v", err)
-	}
+	assert.ErrorIs(t, j.Authorize(ctx, moved, []string{"orders/1"}), auth.ErrTenantNotAllowed, "identity moved to another tenant")
 	other := id
 	other.User = bob
-	if err := j.Authorize(ctx, other, []string{"orders/1"}); !errors.Is(err, core.ErrForbidden) {
-		t.Errorf("identity given another user: %v", err)
-	}
-	if err := j.Authorize(ctx, core.Identity{Tenant: "acme"}, []string{"orders/1"}); !errors.Is(err, core.ErrForbidden) {
-		t.Errorf("identity without claims: %v", err)
-	}
-	if _, ok := auth.ClaimsOf(core.Identity{Claims: (*auth.Claims)(nil)}); ok {
-		t.Error("ClaimsOf accepted a nil *Claims")
-	}
+	assert.ErrorIs(t, j.Authorize(ctx, other, []string{"orders/1"}), core.ErrForbidden, "identity given another user")
+	assert.ErrorIs(t, j.Authorize(ctx, core.Identity{Tenant: "acme"}, []string{"orders/1"}), core.ErrForbidden, "identity without claims")
+	_, ok := auth.ClaimsOf(core.Identity{Claims: (*auth.Claims)(nil)})
+	assert.False(t, ok, "ClaimsOf accepted a nil *Claims")
 	c, _ := auth.ClaimsOf(id)
 	expired := *c
 	expired.ExpiresAt = time.Now().Add(-time.Second)
 	stale := id
 	stale.Claims, stale.ExpiresAt = &expired, expired.ExpiresAt
-	if err := j.Authorize(ctx, stale, []string{"orders/1"}); !errors.Is(err, auth.ErrExpiredToken) {
-		t.Errorf("expired identity: %v", err)
-	}
+	assert.ErrorIs(t, j.Authorize(ctx, stale, []string{"orders/1"}), auth.ErrExpiredToken, "expired identity")
 }
 
 func TestCanPublish(t *testing.T) {
@@ -416,9 +392,7 @@ func TestCanPublish(t *testing.T) {
 	ident := func(publish any) core.Identity {
 		t.Helper()
 		id, err := j.Verify(rsaToken(t, map[string]any{"publish": publish}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return id
 	}
 	all := ident([]string{"orders/*", auth.GrantBroadcast, auth.GrantUsers})
@@ -445,8 +419,10 @@ func TestCanPublish(t *testing.T) {
 	}
 	for _, c := range cases {
 		err := auth.CanPublish(c.id, c.t)
-		if !errors.Is(err, c.err) || (c.err == nil) != (err == nil) {
-			t.Errorf("%s: %v, want %v", c.name, err, c.err)
+		if c.err == nil {
+			assert.NoError(t, err, c.name)
+		} else {
+			assert.ErrorIs(t, err, c.err, c.name)
 		}
 	}
 }
@@ -455,18 +431,16 @@ func TestMint(t *testing.T) {
 	k := testKeys()
 	j := newJWT(t, testConfig())
 	tok, err := j.Mint(k.rsa, auth.Grant{User: bob, Tenant: "acme", Topics: []string{"a/*"}, Publish: []string{auth.GrantSelf}, TTL: time.Minute, KeyID: "rsa-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	id, err := j.Verify(tok)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	c, _ := auth.ClaimsOf(id)
-	if id.User != bob || id.Tenant != "acme" || c.Issuer != testIssuer || c.KeyID != "rsa-1" || !c.Publish.Self ||
-		time.Until(id.ExpiresAt) > time.Minute || time.Until(id.ExpiresAt) < 50*time.Second {
-		t.Errorf("minted identity %+v", id)
-	}
+	assert.Equal(t, bob, id.User, "minted user")
+	assert.Equal(t, "acme", id.Tenant, "minted tenant")
+	assert.Equal(t, testIssuer, c.Issuer, "minted issuer")
+	assert.Equal(t, "rsa-1", c.KeyID, "minted kid")
+	assert.True(t, c.Publish.Self, "minted publish %+v", c.Publish)
+	assert.WithinRange(t, id.ExpiresAt, time.Now().Add(50*time.Second), time.Now().Add(time.Minute), "minted exp")
 	for _, tc := range []struct {
 		name string
 		key  any
@@ -479,20 +453,17 @@ func TestMint(t *testing.T) {
 		{"missing tenant", k.rsa, auth.Grant{User: bob}, "tenant claim"},
 		{"negative TTL", k.rsa, auth.Grant{User: bob, Tenant: "acme", TTL: -time.Second}, "negative"},
 	} {
-		if _, err := j.Mint(tc.key, tc.g); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want an error mentioning %q", tc.name, err, tc.want)
-		}
+		_, err := j.Mint(tc.key, tc.g)
+		assert.ErrorContains(t, err, tc.want, tc.name)
 	}
 	single := newJWT(t, auth.Config{Algorithms: []string{"HS256"}, Keys: []auth.Key{{Key: k.hmac}}})
-	if _, err := single.Mint(k.hmac, auth.Grant{User: bob, Tenant: "acme"}); err == nil || !strings.Contains(err.Error(), "TenantClaim is empty") {
-		t.Errorf("tenant without TenantClaim: %v", err)
-	}
+	_, err = single.Mint(k.hmac, auth.Grant{User: bob, Tenant: "acme"})
+	assert.ErrorContains(t, err, "TenantClaim is empty", "tenant without TenantClaim")
 	tok, err = single.Mint(k.hmac, auth.Grant{User: bob})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if id, err := single.Verify(tok); err != nil || time.Until(id.ExpiresAt) < 59*time.Minute {
-		t.Errorf("default TTL: %+v %v", id, err)
+	require.NoError(t, err)
+	id, err = single.Verify(tok)
+	if assert.NoError(t, err, "default TTL") {
+		assert.GreaterOrEqual(t, time.Until(id.ExpiresAt), 59*time.Minute, "default TTL: ExpiresAt %v", id.ExpiresAt)
 	}
 }
 
@@ -500,26 +471,20 @@ func TestPublicKeyFromPEM(t *testing.T) {
 	k := testKeys()
 	for _, pub := range []any{&k.rsa.PublicKey, &k.ec.PublicKey, k.ed.Public()} {
 		got, err := auth.PublicKeyFromPEM(publicPEM(t, pub))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !got.(interface{ Equal(crypto.PublicKey) bool }).Equal(pub) {
-			t.Errorf("%T does not round-trip", pub)
-		}
+		require.NoError(t, err)
+		assert.True(t, got.(interface{ Equal(crypto.PublicKey) bool }).Equal(pub), "%T does not round-trip", pub)
 	}
 	pkcs1 := pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&k.rsa.PublicKey)})
-	if got, err := auth.PublicKeyFromPEM(pkcs1); err != nil || !k.rsa.PublicKey.Equal(got) {
-		t.Errorf("PKCS #1: %v", err)
+	got, err := auth.PublicKeyFromPEM(pkcs1)
+	if assert.NoError(t, err, "PKCS #1") {
+		assert.True(t, k.rsa.PublicKey.Equal(got), "PKCS #1 key does not round-trip")
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(k.ed)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	private := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	if _, err := auth.PublicKeyFromPEM(private); err == nil {
-		t.Error("a private key was accepted")
-	}
-	if _, err := auth.PublicKeyFromPEM([]byte("not pem")); err == nil {
-		t.Error("garbage was accepted")
-	}
+	_, err = auth.PublicKeyFromPEM(private)
+	assert.Error(t, err, "a private key was accepted")
+	_, err = auth.PublicKeyFromPEM([]byte("not pem"))
+	assert.Error(t, err, "garbage was accepted")
+
 }

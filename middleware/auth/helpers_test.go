@@ -18,6 +18,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/middleware/auth"
 )
@@ -75,9 +76,7 @@ func testConfig() auth.Config {
 func newJWT(t testing.TB, cfg auth.Config) *auth.JWT {
 	t.Helper()
 	j, err := auth.New(cfg)
-	if err != nil {
-		t.Fatalf("auth.New: %v", err)
-	}
+	require.NoError(t, err, "auth.New")
 	return j
 }
 
@@ -110,9 +109,7 @@ func sign(t testing.TB, method jwt.SigningMethod, key any, header map[string]any
 	tok := jwt.NewWithClaims(method, c)
 	maps.Copy(tok.Header, header)
 	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatalf("signing: %v", err)
-	}
+	require.NoError(t, err, "signing")
 	return s
 }
 
@@ -127,9 +124,7 @@ func rawToken(t testing.TB, header, payload any, sig []byte) string {
 	t.Helper()
 	enc := func(v any) string {
 		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
 	return enc(header) + "." + enc(payload) + "." + base64.RawURLEncoding.EncodeToString(sig)
@@ -140,18 +135,12 @@ func tamper(t testing.TB, tok string, change func(m map[string]any)) string {
 	t.Helper()
 	parts := strings.Split(tok, ".")
 	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, json.Unmarshal(b, &m))
 	change(m)
 	b, err = json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	parts[1] = base64.RawURLEncoding.EncodeToString(b)
 	return strings.Join(parts, ".")
 }
@@ -161,9 +150,7 @@ func tamper(t testing.TB, tok string, change func(m map[string]any)) string {
 func publicPEM(t testing.TB, pub any) []byte {
 	t.Helper()
 	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
 

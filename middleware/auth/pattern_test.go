@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/ssekit/ssekit/middleware/auth"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestPatternMatch(t *testing.T) {
@@ -24,21 +26,13 @@ func TestPatternMatch(t *testing.T) {
 	}
 	for _, c := range cases {
 		p, err := auth.ParsePattern(c.pattern)
-		if err != nil {
-			t.Fatalf("ParsePattern(%q): %v", c.pattern, err)
-		}
-		if p.String() != c.pattern {
-			t.Errorf("String() = %q, want %q", p.String(), c.pattern)
-		}
+		require.NoError(t, err, "ParsePattern(%q)", c.pattern)
+		assert.Equal(t, c.pattern, p.String(), "String() = %q, want %q", p.String(), c.pattern)
 		for _, topic := range c.yes {
-			if !p.Match(topic) {
-				t.Errorf("%q should match %q", c.pattern, topic)
-			}
+			assert.True(t, p.Match(topic), "%q should match %q", c.pattern, topic)
 		}
 		for _, topic := range c.no {
-			if p.Match(topic) {
-				t.Errorf("%q must not match %q", c.pattern, topic)
-			}
+			assert.False(t, p.Match(topic), "%q must not match %q", c.pattern, topic)
 		}
 	}
 }
@@ -48,39 +42,32 @@ func TestPatternInvalid(t *testing.T) {
 		"", "/orders", "orders/", "orders//eu", "ord*", "orders/e*", "orders/**/x", "**/x",
 		"***", "orders eu", "orders/ä", strings.Repeat("a", 129), "@broadcast",
 	} {
-		if p, err := auth.ParsePattern(s); err == nil {
-			t.Errorf("ParsePattern(%q) = %v, want an error", s, p)
-		}
+		p, err := auth.ParsePattern(s)
+		assert.Error(t, err, "ParsePattern(%q) = %v, want an error", s, p)
 	}
-	if (auth.Pattern{}).Match("x") {
-		t.Error("the zero Pattern matched")
-	}
+	assert.False(t, (auth.Pattern{}).Match("x"), "the zero Pattern matched")
 	defer func() {
-		if recover() == nil {
-			t.Error("MustParsePattern did not panic on an invalid pattern")
-		}
+		assert.NotNil(t, recover(), "MustParsePattern did not panic on an invalid pattern")
 	}()
 	auth.MustParsePattern("a*")
 }
 
 func TestPatternsAndLiteral(t *testing.T) {
 	ps := auth.Patterns{auth.MustParsePattern("orders/*"), auth.MustParsePattern("news")}
-	if !ps.Match("news") || !ps.Match("orders/1") || ps.Match("orders") {
-		t.Error("Patterns.Match is wrong")
-	}
-	if got := strings.Join(ps.Strings(), ","); got != "orders/*,news" {
-		t.Errorf("Strings() = %q", got)
-	}
-	if !auth.MustParsePattern("news").IsLiteral() || auth.MustParsePattern("news/*").IsLiteral() {
-		t.Error("IsLiteral is wrong")
-	}
+	assert.True(t, ps.Match("news"), "Patterns.Match(news)")
+	assert.True(t, ps.Match("orders/1"), "Patterns.Match(orders/1)")
+	assert.False(t, ps.Match("orders"), "Patterns.Match(orders)")
+	got := strings.Join(ps.Strings(), ",")
+	assert.Equal(t, "orders/*,news", got, "Strings() = %q", got)
+	assert.True(t, auth.MustParsePattern("news").IsLiteral(), "news is a literal")
+	assert.False(t, auth.MustParsePattern("news/*").IsLiteral(), "news/* is not a literal")
 }
 
 func TestPatternMatchDoesNotAllocate(t *testing.T) {
 	p := auth.MustParsePattern("orders/*/lines/**")
-	if n := testing.AllocsPerRun(100, func() { p.Match("orders/42/lines/a/b") }); n != 0 {
-		t.Errorf("Match allocates %v times", n)
-	}
+	n := testing.AllocsPerRun(100, func() { p.Match("orders/42/lines/a/b") })
+	assert.Zero(t, n, "Match allocates %v times", n)
+
 }
 
 func BenchmarkPatternMatch(b *testing.B) {

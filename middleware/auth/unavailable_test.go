@@ -12,8 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 	"github.com/ssekit/ssekit/middleware/auth"
@@ -47,15 +50,14 @@ func TestVerifyKeysUnavailable(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := newJWT(t, keyfuncConfig(tc.keyfuncErr)).Verify(rsaToken(t, nil))
-			if !errors.Is(err, tc.keyfuncErr) {
-				t.Errorf("Verify: %v, want it to wrap the Keyfunc's %v for logs", err, tc.keyfuncErr)
-			}
+			assert.ErrorIs(t, err, tc.keyfuncErr, "Verify: %v, want it to wrap the Keyfunc's %v for logs", err, tc.keyfuncErr)
 			if tc.unavailable {
-				if !errors.Is(err, auth.ErrKeysUnavailable) || !errors.Is(err, core.ErrUnavailable) || errors.Is(err, core.ErrUnauthenticated) {
-					t.Errorf("Verify: %v, want ErrKeysUnavailable (core.ErrUnavailable) and not core.ErrUnauthenticated", err)
-				}
-			} else if !errors.Is(err, auth.ErrInvalidToken) || core.IsUnavailable(err) {
-				t.Errorf("Verify: %v, want ErrInvalidToken", err)
+				assert.ErrorIs(t, err, auth.ErrKeysUnavailable)
+				assert.ErrorIs(t, err, core.ErrUnavailable)
+				assert.NotErrorIs(t, err, core.ErrUnauthenticated)
+			} else {
+				assert.ErrorIs(t, err, auth.ErrInvalidToken)
+				assert.False(t, core.IsUnavailable(err), "Verify: %v, want a final ErrInvalidToken", err)
 			}
 		})
 	}
@@ -77,34 +79,32 @@ func TestKeysUnavailableOnTheWire(t *testing.T) {
 
 			resp := s.open(t, conn{bearer: tok, query: topics("orders/1")})
 			body, err := io.ReadAll(resp.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
-				t.Fatalf("browser: %d %q %q, want a 200 event stream", resp.StatusCode, resp.Header.Get("Content-Type"), body)
-			}
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, resp.StatusCode, "browser: %d %q %q, want a 200 event stream", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+			require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"), "browser: %d %q %q, want a 200 event stream", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 			d := core.NewDecoder(strings.NewReader(string(body)))
 			ev, err := d.Next()
 			var data struct{ Reason string }
-			if err != nil || ev.Type != core.RejectedEventType || json.Unmarshal([]byte(ev.Data), &data) != nil || data.Reason != "unavailable" {
-				t.Errorf("browser: want a %s event with reason unavailable, got %+v (%v) in %q", core.RejectedEventType, ev, err, body)
+			if assert.NoError(t, err, "browser: no event in %q", body) {
+				assert.Equal(t, core.RejectedEventType, ev.Type, "browser: event in %q", body)
+				if assert.NoError(t, json.Unmarshal([]byte(ev.Data), &data), "browser: event data %q", ev.Data) {
+					assert.Equal(t, "unavailable", data.Reason, "browser: reason in %q", body)
+				}
 			}
-			if d.Retry() <= 0 {
-				t.Errorf("browser: no retry hint in %q", body)
-			}
+			assert.Greater(t, d.Retry(), time.Duration(0), "browser: no retry hint in %q", body)
 			noLeak(t, body)
-			if err := s.lastReject(); !errors.Is(err, auth.ErrKeysUnavailable) || !strings.Contains(err.Error(), "jwks") {
-				t.Errorf("logged %v, want ErrKeysUnavailable with the Keyfunc's cause", err)
-			}
+			logged := s.lastReject()
+			assert.ErrorIs(t, logged, auth.ErrKeysUnavailable)
+			assert.ErrorContains(t, logged, "jwks", "logged error lacks the Keyfunc's cause")
 
 			resp = s.open(t, conn{bearer: tok, header: http.Header{core.RejectModeHeader: {"status"}}})
 			body, _ = io.ReadAll(resp.Body)
-			if resp.StatusCode != http.StatusServiceUnavailable {
-				t.Errorf("status mode: %d %q, want 503", resp.StatusCode, body)
+			assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "status mode: %d %q, want 503", resp.StatusCode, body)
+			n, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+			if assert.NoError(t, err, "status mode: Retry-After %q, want whole seconds", resp.Header.Get("Retry-After")) {
+				assert.GreaterOrEqual(t, n, 1, "status mode: Retry-After")
 			}
-			if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || n < 1 {
-				t.Errorf("status mode: Retry-After %q, want whole seconds >= 1", resp.Header.Get("Retry-After"))
-			}
+
 			noLeak(t, body)
 		})
 	}
@@ -116,17 +116,13 @@ func TestKeyfuncFailureNotEchoed(t *testing.T) {
 	s.refused(t, conn{bearer: rsaToken(t, nil)}, http.StatusUnauthorized, auth.ErrInvalidToken, errDial)
 	resp := s.open(t, conn{bearer: rsaToken(t, nil), header: http.Header{core.RejectModeHeader: {"status"}}})
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("status mode: %d %q, want 401", resp.StatusCode, body)
-	}
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "status mode: %d %q, want 401", resp.StatusCode, body)
 	noLeak(t, body)
 }
 
 func noLeak(t *testing.T, body []byte) {
 	t.Helper()
 	for _, leak := range []string{"10.0.0.5", "dial", "jwks", "deadline"} {
-		if strings.Contains(string(body), leak) {
-			t.Errorf("body %q mentions %q", body, leak)
-		}
+		assert.NotContains(t, string(body), leak, "body %q mentions %q", body, leak)
 	}
 }
