@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 	"github.com/ssekit/ssekit/middleware/auth"
@@ -22,13 +24,9 @@ func startAdminHub(t *testing.T, args ...string) (*httptest.Server, func(g auth.
 	t.Helper()
 	secret := auth.NewSecret()
 	o, err := parseOptions(append([]string{"-jwt-secret", string(secret)}, args...), envMap(nil), &strings.Builder{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	obs, err := newObservability(context.Background(), traceOff, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	o.broker.Observer = obs.observer
 	o.hub.obs = obs
 	srv, _ := newTestHub(t, o.broker, o.hub)
@@ -39,9 +37,7 @@ func startAdminHub(t *testing.T, args ...string) (*httptest.Server, func(g auth.
 			minter = o.hub.jwt.MintAdmin
 		}
 		tok, err := minter(secret, g)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return tok
 	}
 	return srv, mint
@@ -59,13 +55,11 @@ func getAs(t *testing.T, srv *httptest.Server, path, bearer, cookie string) (int
 		req.AddCookie(&http.Cookie{Name: "ssekit_token", Value: cookie})
 	}
 	res, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode == http.StatusUnauthorized && res.Header.Get("WWW-Authenticate") == "" {
-		t.Errorf("%s: 401 without a Bearer challenge", path)
+	if res.StatusCode == http.StatusUnauthorized {
+		assert.NotEmpty(t, res.Header.Get("WWW-Authenticate"), "%s: 401 without a Bearer challenge", path)
 	}
 	return res.StatusCode, string(b)
 }
@@ -91,24 +85,20 @@ func TestAdminRoutesInAuthMode(t *testing.T) {
 			{"publish secret", "svc-secret", "", http.StatusOK},
 		} {
 			status, body := getAs(t, srv, path, tc.bearer, tc.cookie)
-			if status != tc.status {
-				t.Errorf("%s, %s: got %d %s, want %d", path, tc.name, status, body, tc.status)
-			}
-			if status == http.StatusOK && path == "/stats" && !strings.Contains(body, `"connections"`) {
-				t.Errorf("%s, %s: body %s", path, tc.name, body)
-			}
-			if status == http.StatusOK && path == "/metrics" && !strings.Contains(body, "go_goroutines") {
-				t.Errorf("%s, %s: body has no metrics", path, tc.name)
-			}
-			if status != http.StatusOK && strings.Contains(body, "connections") {
-				t.Errorf("%s, %s: a refusal leaked the figures: %s", path, tc.name, body)
+			assert.Equal(t, tc.status, status, "%s, %s: got %d %s, want %d", path, tc.name, status, body, tc.status)
+			switch {
+			case status != http.StatusOK:
+				assert.NotContains(t, body, "connections", "%s, %s: a refusal leaked the figures", path, tc.name)
+			case path == "/stats":
+				assert.Contains(t, body, `"connections"`, "%s, %s", path, tc.name)
+			case path == "/metrics":
+				assert.Contains(t, body, "go_goroutines", "%s, %s: body has no metrics", path, tc.name)
 			}
 		}
 	}
 	// /healthz stays open: load balancers probe it without credentials.
-	if status, body := getAs(t, srv, "/healthz", "", ""); status != http.StatusOK {
-		t.Errorf("/healthz: %d %s", status, body)
-	}
+	status, body := getAs(t, srv, "/healthz", "", "")
+	assert.Equal(t, http.StatusOK, status, "/healthz: %d %s", status, body)
 }
 
 // TestOnlineInAuthMode: /online needs a token; it lists the token's own
@@ -124,12 +114,10 @@ func TestOnlineInAuthMode(t *testing.T) {
 		res, err := srv.Client().Do(req)
 		if err != nil {
 			cancel()
-			t.Fatal(err)
+			require.NoError(t, err)
 		}
 		t.Cleanup(func() { cancel(); res.Body.Close() })
-		if res.StatusCode != http.StatusOK {
-			t.Fatalf("stream of %s: %d", g.Tenant, res.StatusCode)
-		}
+		require.Equal(t, http.StatusOK, res.StatusCode, "stream of %s: %d", g.Tenant, res.StatusCode)
 	}
 	member := mint(auth.Grant{User: uuid.New(), Tenant: "acme"}, false)
 	admin := mint(auth.Grant{User: uuid.New(), Tenant: "acme"}, true)
@@ -154,24 +142,20 @@ func TestOnlineInAuthMode(t *testing.T) {
 		{"publish secret, other tenant", "?tenant=globex", "svc-secret", http.StatusOK, []uuid.UUID{carol}},
 	} {
 		status, body := getAs(t, srv, "/online"+tc.query, tc.bearer, "")
-		if status != tc.status {
-			t.Errorf("%s: got %d %s, want %d", tc.name, status, body, tc.status)
+		if !assert.Equal(t, tc.status, status, "%s: body %s", tc.name, body) {
 			continue
 		}
 		if status != http.StatusOK {
-			if strings.Contains(body, alice.String()) || strings.Contains(body, carol.String()) {
-				t.Errorf("%s: a refusal leaked a user: %s", tc.name, body)
-			}
+			assert.NotContains(t, body, alice.String(), "%s: a refusal leaked a user", tc.name)
+			assert.NotContains(t, body, carol.String(), "%s: a refusal leaked a user", tc.name)
 			continue
 		}
 		var got []uuid.UUID
-		if err := json.Unmarshal([]byte(body), &got); err != nil {
-			t.Errorf("%s: %v in %s", tc.name, err, body)
+		if !assert.NoError(t, json.Unmarshal([]byte(body), &got), "%s: body %s", tc.name, body) {
 			continue
 		}
-		if !slices.Equal(got, tc.want) {
-			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
-		}
+
+		assert.True(t, slices.Equal(got, tc.want), "%s: got %v, want %v", tc.name, got, tc.want)
 	}
 }
 
@@ -180,9 +164,8 @@ func TestOnlineInAuthMode(t *testing.T) {
 func TestAdminRoutesOpenOutsideAuthMode(t *testing.T) {
 	srv, _ := newTestHub(t, core.Config{}, hubConfig{publishSecret: "s3cret"})
 	for _, path := range []string{"/stats", "/online?tenant=acme"} {
-		if status, body := getAs(t, srv, path, "", ""); status != http.StatusOK {
-			t.Errorf("%s: %d %s", path, status, body)
-		}
+		status, body := getAs(t, srv, path, "", "")
+		assert.Equal(t, http.StatusOK, status, "%s: %d %s", path, status, body)
 	}
 }
 
@@ -204,9 +187,7 @@ func TestDevTokenIsAdmin(t *testing.T) {
 	var addr, token string
 	for addr == "" || token == "" {
 		n, err := pr.Read(buf)
-		if err != nil {
-			t.Fatalf("the hub ended before printing its token: %v (%q)", err, out.String())
-		}
+		require.NoError(t, err, "the hub ended before printing its token: %v (%q)", err, out.String())
 		out.Write(buf[:n])
 		lines := strings.Split(out.String(), "\n")
 		for i, l := range lines {
@@ -222,16 +203,10 @@ func TestDevTokenIsAdmin(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/stats", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("/stats with the dev token: %d", res.StatusCode)
-	}
+	require.Equal(t, http.StatusOK, res.StatusCode, "/stats with the dev token: %d", res.StatusCode)
 	http.DefaultClient.CloseIdleConnections()
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, <-done)
 }

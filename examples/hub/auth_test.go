@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 	"github.com/ssekit/ssekit/middleware/auth"
@@ -25,28 +27,19 @@ func TestAuthMode(t *testing.T) {
 	// A stream without a token is refused; with the cookie it is alice's,
 	// whatever the query claims.
 	res, err := srv.Client().Get(srv.URL + "/events?user=" + bob.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	res.Body.Close()
-	if res.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("stream without token: %d", res.StatusCode)
-	}
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode, "stream without token: %d", res.StatusCode)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/events?topic=news&user="+bob.String(), nil)
 	req.AddCookie(&http.Cookie{Name: "ssekit_token", Value: reader})
 	res, err = srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("stream with token: %d", res.StatusCode)
-	}
-	if !b.Tenant("acme").IsUserOnline(alice) || b.Tenant("acme").IsUserOnline(bob) {
-		t.Fatal("the stream must belong to the token's user in the token's tenant")
-	}
+	require.Equal(t, http.StatusOK, res.StatusCode, "stream with token: %d", res.StatusCode)
+	require.True(t, b.Tenant("acme").IsUserOnline(alice), "the stream must belong to the token's user in the token's tenant")
+	require.False(t, b.Tenant("acme").IsUserOnline(bob), "the stream must belong to the token's user in the token's tenant")
 
 	for _, tc := range []struct {
 		name, token, body string
@@ -61,35 +54,26 @@ func TestAuthMode(t *testing.T) {
 		{"granted topic", writer, `{"topic":"news","event":"headline","data":"t1"}`, http.StatusOK},
 		{"granted user push", writer, `{"user":"` + alice.String() + `","event":"dm","data":"t2"}`, http.StatusOK},
 	} {
-		if status, body := post(t, srv.Client(), srv.URL, tc.token, tc.body); status != tc.status {
-			t.Errorf("%s: got %d %s, want %d", tc.name, status, body, tc.status)
-		}
+		status, body := post(t, srv.Client(), srv.URL, tc.token, tc.body)
+		assert.Equal(t, tc.status, status, "%s: got %d %s, want %d", tc.name, status, body, tc.status)
 	}
 	dec := core.NewDecoder(res.Body)
 	for _, want := range []string{"t1", "t2"} {
 		ev, err := dec.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ev.Data != want {
-			t.Fatalf("got %q, want %q", ev.Data, want)
-		}
+		require.NoError(t, err)
+		require.Equal(t, want, ev.Data, "got %q, want %q", ev.Data, want)
 	}
 }
 
 func TestAuthModeOptions(t *testing.T) {
 	_, err := parseOptions([]string{"-jwt-secret", "short"}, envMap(nil), &strings.Builder{})
-	if err == nil || !strings.Contains(err.Error(), "-jwt-secret") {
-		t.Fatalf("a short secret must be refused naming the flag, got %v", err)
-	}
+	require.Error(t, err, "a short secret must be refused naming the flag, got %v", err)
+	require.Contains(t, err.Error(), "-jwt-secret", "a short secret must be refused naming the flag, got %v", err)
 	// Auth mode protects /publish, so a public address is allowed.
 	o, err := parseOptions([]string{"-addr", "0.0.0.0:0", "-dev-token"}, envMap(nil), &strings.Builder{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.hub.jwt == nil || len(o.jwtSecret) < 32 {
-		t.Fatal("-dev-token must turn on auth mode with a random secret")
-	}
+	require.NoError(t, err)
+	require.NotNil(t, o.hub.jwt, "-dev-token must turn on auth mode with a random secret")
+	require.GreaterOrEqual(t, len(o.jwtSecret), 32, "-dev-token must turn on auth mode with a random secret")
 }
 
 // TestAuthModeBatch: in auth mode every item of a batch must be allowed by
@@ -106,13 +90,9 @@ func TestAuthModeBatch(t *testing.T) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/events?topic=news", nil)
 	req.AddCookie(&http.Cookie{Name: "ssekit_token", Value: reader})
 	res, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("stream with token: %d", res.StatusCode)
-	}
+	require.Equal(t, http.StatusOK, res.StatusCode, "stream with token: %d", res.StatusCode)
 
 	news := `{"topic":"news","event":"e","data":"granted"}`
 	for _, tc := range []struct {
@@ -128,43 +108,33 @@ func TestAuthModeBatch(t *testing.T) {
 		{"bad item before a forbidden one", writer, batch(`{"event":"e"}`, `{"broadcast":true,"event":"e"}`), http.StatusBadRequest, "[0].target"},
 	} {
 		status, body := post(t, srv.Client(), srv.URL, tc.token, tc.body)
-		if status != tc.status {
-			t.Errorf("%s: got %d %s, want %d", tc.name, status, body, tc.status)
+		if !assert.Equal(t, tc.status, status, "%s: body %s", tc.name, body) {
 			continue
 		}
+
 		if tc.field != "" {
-			if e := decodeError(t, body); e.Field != tc.field {
-				t.Errorf("%s: field %q, want %q", tc.name, e.Field, tc.field)
-			}
+			e := decodeError(t, body)
+			assert.Equal(t, tc.field, e.Field, "%s: field %q, want %q", tc.name, e.Field, tc.field)
 		}
 	}
-	if got := b.Stats().Published; got != 0 {
-		t.Fatalf("refused batches published %d events", got)
-	}
+	got := b.Stats().Published
+	require.Equal(t, uint64(0), got, "refused batches published %d events", got)
 
 	// Allowed: the tenant is the token's, the body names none.
 	status, body := post(t, srv.Client(), srv.URL, writer, batch(
 		`{"topic":"news","event":"headline","data":"b1"}`,
 		`{"user":"`+alice.String()+`","event":"dm","data":"b2"}`))
-	if status != http.StatusOK {
-		t.Fatalf("granted batch: %d %s", status, body)
-	}
+	require.Equal(t, http.StatusOK, status, "granted batch: %d %s", status, body)
 	// The publish secret: a trusted service, any target, any tenant.
 	status, body = post(t, srv.Client(), srv.URL, "svc-secret", batch(
 		`{"tenant":"acme","broadcast":true,"event":"all","data":"b3"}`,
 		`{"tenant":"globex","broadcast":true,"event":"all","data":"elsewhere"}`))
-	if status != http.StatusOK {
-		t.Fatalf("batch with the publish secret: %d %s", status, body)
-	}
+	require.Equal(t, http.StatusOK, status, "batch with the publish secret: %d %s", status, body)
 	dec := core.NewDecoder(res.Body)
 	for _, want := range []string{"b1", "b2", "b3"} {
 		ev, err := dec.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ev.Data != want {
-			t.Fatalf("got %q, want %q", ev.Data, want)
-		}
+		require.NoError(t, err)
+		require.Equal(t, want, ev.Data, "got %q, want %q", ev.Data, want)
 	}
 }
 
@@ -174,16 +144,12 @@ func startAuthHub(t *testing.T, args ...string) (*httptest.Server, *core.Broker,
 	t.Helper()
 	secret := auth.NewSecret()
 	o, err := parseOptions(append([]string{"-jwt-secret", string(secret)}, args...), envMap(nil), &strings.Builder{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	srv, b := newTestHub(t, o.broker, o.hub)
 	mint := func(g auth.Grant) string {
 		t.Helper()
 		tok, err := o.hub.jwt.Mint(secret, g)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return tok
 	}
 	return srv, b, mint

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 )
@@ -30,9 +32,8 @@ func decodeBatchAnswer(t *testing.T, body string) (batchAnswer, map[string]json.
 	t.Helper()
 	var a batchAnswer
 	var members map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(body), &a); err != nil {
-		t.Fatalf("answer is not JSON: %q", body)
-	}
+	err := json.Unmarshal([]byte(body), &a)
+	require.NoError(t, err, "answer is not JSON: %q", body)
 	_ = json.Unmarshal([]byte(body), &members)
 	return a, members
 }
@@ -69,18 +70,14 @@ func TestPublishBatchDelivers(t *testing.T) {
 		bodies = append(bodies, it.body)
 	}
 	status, body := post(t, srv.Client(), srv.URL, "", "\n "+batch(bodies...)+"\n")
-	if status != http.StatusOK {
-		t.Fatalf("batch: %d %s", status, body)
-	}
+	require.Equal(t, http.StatusOK, status, "batch: %d %s", status, body)
 	a, members := decodeBatchAnswer(t, body)
-	if len(members) != 1 || len(a.IDs) != len(items) {
-		t.Fatalf("answer %s: want only ids, %d of them", body, len(items))
-	}
+	require.Len(t, members, 1, "answer %s: want only ids, %d of them", body, len(items))
+	require.Len(t, a.IDs, len(items), "answer %s: want only ids, %d of them", body, len(items))
 	seen := map[string]bool{}
 	for _, id := range a.IDs {
-		if id == "" || seen[id] {
-			t.Fatalf("IDs %v: empty or repeated", a.IDs)
-		}
+		require.NotEmpty(t, id, "IDs %v: empty or repeated", a.IDs)
+		require.False(t, seen[id], "IDs %v: empty or repeated", a.IDs)
 		seen[id] = true
 	}
 	for k, it := range items {
@@ -88,29 +85,26 @@ func TestPublishBatchDelivers(t *testing.T) {
 			continue
 		}
 		ev, err := dec.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ev.ID != a.IDs[k] || ev.Type != it.typ || ev.Data != it.data {
-			t.Errorf("item %d: got {id %q type %q data %q}, want {id %q type %q data %q}", k, ev.ID, ev.Type, ev.Data, a.IDs[k], it.typ, it.data)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, a.IDs[k], ev.ID, "item %d: id", k)
+		assert.Equal(t, it.typ, ev.Type, "item %d: type", k)
+		assert.Equal(t, it.data, ev.Data, "item %d: data", k)
 	}
 	// Nothing else of the batch reached the stream: the next event is the
 	// next publish.
 	status, body = post(t, srv.Client(), srv.URL, "", `{"tenant":"acme","user":"`+user+`","event":"after"}`)
-	if status != http.StatusOK {
-		t.Fatalf("single publish after the batch: %d %s", status, body)
-	}
+	require.Equal(t, http.StatusOK, status, "single publish after the batch: %d %s", status, body)
 	var single map[string]string
-	if err := json.Unmarshal([]byte(body), &single); err != nil || len(single) != 1 || single["id"] == "" {
-		t.Fatalf("a single object must still answer {\"id\"}: %s", body)
-	}
-	if ev, err := dec.Next(); err != nil || ev.Type != "after" || ev.ID != single["id"] {
-		t.Fatalf("after the batch: %+v, %v", ev, err)
-	}
-	if got := b.Stats().Published; got != uint64(len(items)+1) {
-		t.Errorf("published %d, want %d", got, len(items)+1)
-	}
+	err := json.Unmarshal([]byte(body), &single)
+	require.NoError(t, err, "a single object must still answer {\"id\"}: %s", body)
+	require.Len(t, single, 1, "a single object must still answer {\"id\"}: %s", body)
+	require.NotEqual(t, "", single["id"], "a single object must still answer {\"id\"}: %s", body)
+	ev, err := dec.Next()
+	require.NoError(t, err, "after the batch: %+v, %v", ev, err)
+	require.Equal(t, "after", ev.Type, "after the batch: %+v, %v", ev, err)
+	require.Equal(t, single["id"], ev.ID, "after the batch: %+v, %v", ev, err)
+	got := b.Stats().Published
+	assert.Equal(t, uint64(len(items)+1), got, "published %d, want %d", got, len(items)+1)
 }
 
 // TestPublishBatchValidation: a bad item anywhere refuses the whole batch
@@ -155,27 +149,21 @@ func TestPublishBatchValidation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			status, body := post(t, srv.Client(), srv.URL, "", tt.body)
-			if status != tt.status {
-				t.Fatalf("status %d, want %d: %s", status, tt.status, body)
-			}
+			require.Equal(t, tt.status, status, "status %d, want %d: %s", status, tt.status, body)
 			a, members := decodeBatchAnswer(t, body)
-			if a.Error == "" || a.Field != tt.field {
-				t.Errorf("got %s, want field %q", body, tt.field)
+			assert.NotEmpty(t, a.Error, "got %s", body)
+			assert.Equal(t, tt.field, a.Field, "got %s", body)
+			if tt.index == none {
+				assert.Nil(t, a.Index, "want no index: %s", body)
+			} else if assert.NotNil(t, a.Index, "want index %d: %s", tt.index, body) {
+				assert.Equal(t, tt.index, *a.Index, "index: %s", body)
 			}
-			switch {
-			case tt.index == none && a.Index != nil:
-				t.Errorf("index %d, want none: %s", *a.Index, body)
-			case tt.index != none && (a.Index == nil || *a.Index != tt.index):
-				t.Errorf("want index %d: %s", tt.index, body)
-			}
-			if _, ok := members["ids"]; ok {
-				t.Errorf("ids in a refusal before publishing: %s", body)
-			}
+			_, ok := members["ids"]
+			assert.False(t, ok, "ids in a refusal before publishing: %s", body)
 		})
 	}
-	if got := b.Stats().Published; got != 0 {
-		t.Errorf("refused batches published %d events", got)
-	}
+	got := b.Stats().Published
+	assert.Equal(t, uint64(0), got, "refused batches published %d events", got)
 }
 
 // TestPublishBatchBodyLimit: a batch may be larger than one object may be,
@@ -187,28 +175,21 @@ func TestPublishBatchBodyLimit(t *testing.T) {
 
 	// 4 x 4,000 bytes of data: more than one object may be, a valid batch.
 	body := batch(item(4000), item(4000), item(4000), item(4000))
-	if int64(len(body)) <= single {
-		t.Fatalf("test body of %d bytes is within the single limit %d", len(body), single)
-	}
-	if status, answer := post(t, srv.Client(), srv.URL, "", body); status != http.StatusOK {
-		t.Fatalf("batch of %d bytes: %d %s", len(body), status, answer)
-	}
+	require.Greater(t, int64(len(body)), single, "test body of %d bytes is within the single limit %d", len(body), single)
+	status, answer := post(t, srv.Client(), srv.URL, "", body)
+	require.Equal(t, http.StatusOK, status, "batch of %d bytes: %s", len(body), answer)
 	// The same data as one object is over the single limit.
-	if status, answer := post(t, srv.Client(), srv.URL, "", item(4*4000)); status != http.StatusRequestEntityTooLarge {
-		t.Fatalf("one object of %d bytes: %d %s", 4*4000, status, answer)
-	}
+	status, answer = post(t, srv.Client(), srv.URL, "", item(4*4000))
+	require.Equal(t, http.StatusRequestEntityTooLarge, status, "one object of %d bytes: %s", 4*4000, answer)
 	// Beyond 4 x the single limit: refused before it is read.
 	body = batch(item(13000), item(13000), item(13000), item(13000))
-	status, answer := post(t, srv.Client(), srv.URL, "", body)
-	if status != http.StatusRequestEntityTooLarge {
-		t.Fatalf("batch of %d bytes: %d %s", len(body), status, answer)
-	}
-	if e := decodeError(t, answer); e.Field != "body" || !strings.Contains(e.Error, fmt.Sprint(4*single)) {
-		t.Errorf("got %+v, want field body and the limit %d", e, 4*single)
-	}
-	if got := b.Stats().Published; got != 4 {
-		t.Errorf("published %d, want the 4 of the valid batch", got)
-	}
+	status, answer = post(t, srv.Client(), srv.URL, "", body)
+	require.Equal(t, http.StatusRequestEntityTooLarge, status, "batch of %d bytes: %d %s", len(body), status, answer)
+	e := decodeError(t, answer)
+	assert.Equal(t, "body", e.Field, "got %+v", e)
+	assert.Contains(t, e.Error, fmt.Sprint(4*single), "error does not name the limit")
+	got := b.Stats().Published
+	assert.Equal(t, uint64(4), got, "published %d, want the 4 of the valid batch", got)
 
 	for _, tc := range []struct {
 		single   int64
@@ -220,9 +201,8 @@ func TestPublishBatchBodyLimit(t *testing.T) {
 		{32 << 20, 10, 32 << 20},
 		{1 << 40, maxMaxBatch, 1 << 40},
 	} {
-		if got := batchBodyLimit(tc.single, tc.maxBatch); got != tc.want {
-			t.Errorf("batchBodyLimit(%d, %d) = %d, want %d", tc.single, tc.maxBatch, got, tc.want)
-		}
+		got := batchBodyLimit(tc.single, tc.maxBatch)
+		assert.Equal(t, tc.want, got, "batchBodyLimit(%d, %d) = %d, want %d", tc.single, tc.maxBatch, got, tc.want)
 	}
 }
 
@@ -274,21 +254,18 @@ func TestPublishBatchFailsMidway(t *testing.T) {
 	item := func(n int) string { return fmt.Sprintf(`{"user":%q,"event":"e","data":"%d"}`, user, n) }
 
 	status, body := post(t, srv.Client(), srv.URL, "", batch(item(0), item(1), item(2), item(3)))
-	if status != http.StatusInternalServerError {
-		t.Fatalf("status %d, want 500: %s", status, body)
-	}
+	require.Equal(t, http.StatusInternalServerError, status, "status %d, want 500: %s", status, body)
 	a, _ := decodeBatchAnswer(t, body)
-	if len(a.IDs) != 2 || a.Index == nil || *a.Index != 2 || a.Field != "[2]" || a.Error != "publish failed" {
-		t.Fatalf("answer %s: want the 2 IDs published, index 2, and a fixed text (never the error's)", body)
-	}
+	require.Len(t, a.IDs, 2, "answer %s: want the 2 IDs published, index 2, and a fixed text (never the error's)", body)
+	require.NotNil(t, a.Index, "answer %s: want the 2 IDs published, index 2, and a fixed text (never the error's)", body)
+	require.Equal(t, 2, *a.Index, "answer %s: want the 2 IDs published, index 2, and a fixed text (never the error's)", body)
+	require.Equal(t, "[2]", a.Field, "answer %s: want the 2 IDs published, index 2, and a fixed text (never the error's)", body)
+	require.Equal(t, "publish failed", a.Error, "answer %s: want the 2 IDs published, index 2, and a fixed text (never the error's)", body)
 	for k, id := range a.IDs {
 		ev, err := dec.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ev.ID != id || ev.Data != fmt.Sprint(k) {
-			t.Errorf("event %d: got {id %q data %q}, want {id %q data %d}", k, ev.ID, ev.Data, id, k)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, id, ev.ID, "event %d: id", k)
+		assert.Equal(t, fmt.Sprint(k), ev.Data, "event %d: data", k)
 	}
 }
 
@@ -296,17 +273,16 @@ func TestPublishBatchFailsMidway(t *testing.T) {
 // 503 that says none of it was published.
 func TestPublishBatchWhileClosing(t *testing.T) {
 	srv, b := newTestHub(t, core.Config{}, hubConfig{})
-	if err := b.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.Close(context.Background()))
 	status, body := post(t, srv.Client(), srv.URL, "", batch(`{"broadcast":true,"event":"a"}`, `{"broadcast":true,"event":"b"}`))
-	if status != http.StatusServiceUnavailable {
-		t.Fatalf("status %d: %s", status, body)
-	}
+	require.Equal(t, http.StatusServiceUnavailable, status, "status %d: %s", status, body)
 	a, members := decodeBatchAnswer(t, body)
 	// The broker refuses the first item before anything is published, so
 	// the answer lists no IDs.
-	if ids := string(members["ids"]); (ids != "" && ids != "[]") || a.Index == nil || *a.Index != 0 {
-		t.Errorf("answer %s: want no IDs and index 0", body)
+	ids := string(members["ids"])
+	assert.Contains(t, []string{"", "[]"}, ids, "answer %s: want no IDs", body)
+	if assert.NotNil(t, a.Index, "answer %s: want index 0", body) {
+		assert.Equal(t, 0, *a.Index, "answer %s: want index 0", body)
 	}
+
 }

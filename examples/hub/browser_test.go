@@ -18,6 +18,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/adapters/nethttp"
 	"github.com/ssekit/ssekit/core"
@@ -66,17 +68,11 @@ func TestBrowserEndToEnd(t *testing.T) {
 
 	// A short retry hint makes the browser come back within a second.
 	broker, err := core.New(core.Config{RetryHint: 200 * time.Millisecond, Authenticator: core.InsecureQueryAuthenticator()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	h, err := newHub(broker, hubConfig{takeover: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	addr := ln.Addr().String()
 	base := "http://" + addr
 	srv := serve(h, ln)
@@ -93,9 +89,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	publish := func(body string) string {
 		t.Helper()
 		status, resp := post(t, client, base, "", body)
-		if status != http.StatusOK {
-			t.Fatalf("publish %s: %d %s", body, status, resp)
-		}
+		require.Equal(t, http.StatusOK, status, "publish %s: %d %s", body, status, resp)
 		return decodeID(t, resp)
 	}
 	// While the server is down, publishing goes through the same handler
@@ -106,9 +100,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
-			t.Fatalf("publish %s: %d %s", body, rec.Code, rec.Body)
-		}
+		require.Equal(t, http.StatusOK, rec.Code, "publish %s: %d %s", body, rec.Code, rec.Body)
 		return decodeID(t, rec.Body.String())
 	}
 
@@ -117,9 +109,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	other := uuid.NewString()
 	p.connect(base, user, "news", "notification, news, alert")
 	p.waitFor("the stream to open", 10*time.Second, func() bool { return p.state() == "open" })
-	if !broker.IsUserOnline(uuid.MustParse(user)) {
-		t.Fatal("the page is open but the broker does not see the user online")
-	}
+	require.True(t, broker.IsUserOnline(uuid.MustParse(user)), "the page is open but the broker does not see the user online")
 
 	// 2. A user push, a topic push and a broadcast through POST /publish.
 	want := []logEntry{
@@ -128,15 +118,11 @@ func TestBrowserEndToEnd(t *testing.T) {
 		{ID: publish(`{"broadcast":true,"event":"alert","data":"Maintenance tonight at 22:00 UTC"}`), Type: "alert"},
 	}
 	p.waitFor("the three live events", 10*time.Second, func() bool { return len(p.entries()) >= len(want) })
-	if got := p.entries(); !slices.Equal(got, want) {
-		t.Fatalf("live events:\n got %+v\nwant %+v", got, want)
-	}
+	require.Equal(t, want, p.entries(), "live events")
 
 	// 3. Stop the HTTP server: every connection is cut, the broker and its
 	// history stay.
-	if err := srv.cut(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, srv.cut())
 	p.waitFor("the broker to see the stream gone", 10*time.Second, func() bool { return broker.Stats().Connections == 0 })
 	p.waitFor("the page to show it reconnecting", 10*time.Second, func() bool { return p.state() == "reconnecting" })
 
@@ -169,18 +155,13 @@ func TestBrowserEndToEnd(t *testing.T) {
 	p.waitFor("the event sent from the form", 10*time.Second, func() bool { return len(p.entries()) >= len(want) })
 
 	got := p.entries()
-	if !slices.Equal(got, want) {
-		t.Fatalf("events after the restart (want every one once, in order):\n got %+v\nwant %+v", got, want)
-	}
-	if gaps := eval[int](t, p.ctx, `document.querySelectorAll('#log li[data-type="ssekit.gap"]').length`); gaps != 0 {
-		t.Errorf("the page got %d gap events; the history covered the outage", gaps)
-	}
-	if lastID := eval[string](t, p.ctx, `document.getElementById('last-id').textContent`); lastID != formID {
-		t.Errorf("Last-Event-ID shown %q, want %q", lastID, formID)
-	}
-	if st := broker.Stats(); st.Replayed != 3 {
-		t.Errorf("broker replayed %d events, want 3", st.Replayed)
-	}
+	require.True(t, slices.Equal(got, want), "events after the restart (want every one once, in order):\n got %+v\nwant %+v", got, want)
+	gaps := eval[int](t, p.ctx, `document.querySelectorAll('#log li[data-type="ssekit.gap"]').length`)
+	assert.Equal(t, 0, gaps, "the page got %d gap events; the history covered the outage", gaps)
+	lastID := eval[string](t, p.ctx, `document.getElementById('last-id').textContent`)
+	assert.Equal(t, formID, lastID, "Last-Event-ID shown %q, want %q", lastID, formID)
+	st := broker.Stats()
+	assert.Equal(t, uint64(3), st.Replayed, "broker replayed %d events, want 3", st.Replayed)
 
 	if os.Getenv(screenshotEnv) == "1" {
 		screenshot(t, p.ctx, broker)
@@ -204,9 +185,8 @@ func (p page) do(what string, timeout time.Duration, steps ...chromedp.Action[ch
 	p.t.Helper()
 	c, cancel := context.WithTimeout(p.ctx, timeout)
 	defer cancel()
-	if err := chromedp.Do(c, steps...); err != nil {
-		p.t.Fatalf("%s: %v", what, err)
-	}
+	err := chromedp.Do(c, steps...)
+	require.NoError(p.t, err, "%s", what)
 }
 
 // connect opens the page at base and connects as user to topics,
@@ -226,9 +206,7 @@ func (p page) connect(base, user, topics, types string) {
 func (p page) setValues(fields map[string]string) {
 	p.t.Helper()
 	js, err := json.Marshal(fields)
-	if err != nil {
-		p.t.Fatal(err)
-	}
+	require.NoError(p.t, err)
 	eval[chromedp.Void](p.t, p.ctx, `for (const [id, v] of Object.entries(`+string(js)+`)) document.getElementById(id).value = v`)
 }
 
@@ -247,9 +225,7 @@ func (p page) waitFor(what string, timeout time.Duration, cond func() bool) {
 	p.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
-		if time.Now().After(deadline) {
-			p.t.Fatalf("timed out after %v waiting for %s; page state %q, log %+v", timeout, what, p.state(), p.entries())
-		}
+		require.False(p.t, time.Now().After(deadline), "timed out after %v waiting for %s; page state %q, log %+v", timeout, what, p.state(), p.entries())
 		time.Sleep(50 * time.Millisecond)
 	}
 }
@@ -266,16 +242,10 @@ func screenshot(t *testing.T, ctx context.Context, broker *core.Broker) {
 	c, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
+	require.NoError(t, err, "screenshot")
 	path := filepath.Join("..", "..", "docs", "hub.png")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	require.NoError(t, os.WriteFile(path, png, 0o644))
 	t.Logf("wrote %s (%d bytes)", path, len(png))
 }
 
@@ -313,11 +283,9 @@ func newBrowser(t *testing.T, exe string) context.Context {
 	go func() { started <- chromedp.Do(ctx) }()
 	select {
 	case err := <-started:
-		if err != nil {
-			t.Fatalf("starting %s: %v", exe, err)
-		}
+		require.NoError(t, err, "starting %s", exe)
 	case <-time.After(60 * time.Second):
-		t.Fatalf("starting %s: no answer after 60s", exe)
+		require.FailNow(t, fmt.Sprintf("starting %s: no answer after 60s", exe))
 	}
 	return ctx
 }
@@ -328,9 +296,7 @@ func eval[T any](t *testing.T, ctx context.Context, js string) T {
 	c, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	v, err := chromedp.Run(c, chromedp.Evaluate[T](js))
-	if err != nil {
-		t.Fatalf("evaluating %s: %v", js, err)
-	}
+	require.NoError(t, err, "evaluating %s", js)
 	return v
 }
 
@@ -381,9 +347,7 @@ func relisten(t *testing.T, addr string) net.Listener {
 		if err == nil {
 			return ln
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("listening again on %s: %v", addr, err)
-		}
+		require.False(t, time.Now().After(deadline), "listening again on %s: %v", addr, err)
 		time.Sleep(50 * time.Millisecond)
 	}
 }
@@ -393,9 +357,9 @@ func decodeID(t *testing.T, body string) string {
 	var out struct {
 		ID string `json:"id"`
 	}
-	if err := json.Unmarshal([]byte(body), &out); err != nil || out.ID == "" {
-		t.Fatalf("publish response %q: %v", body, errors.Join(err, errors.New("no id")))
-	}
+	err := json.Unmarshal([]byte(body), &out)
+	require.NoError(t, err, "publish response %q: %v", body, errors.Join(err, errors.New("no id")))
+	require.NotEqual(t, "", out.ID, "publish response %q: %v", body, errors.Join(err, errors.New("no id")))
 	return out.ID
 }
 
@@ -412,20 +376,14 @@ func TestBrowserGapAndRejected(t *testing.T) {
 			MaxConnections: 1,
 			Authenticator:  core.InsecureQueryAuthenticator(),
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		h, err := newHub(b, hubConfig{takeover: true})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return b, h
 	}
 	broker, h := newBroker()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	addr := ln.Addr().String()
 	base := "http://" + addr
 	srv := serve(h, ln)
@@ -450,9 +408,7 @@ func TestBrowserGapAndRejected(t *testing.T) {
 		return p.state() == "open" && broker.IsUserOnline(uuid.MustParse(user))
 	})
 	status, body := post(t, client, base, "", `{"user":"`+user+`","event":"note","data":"before the restart"}`)
-	if status != http.StatusOK {
-		t.Fatalf("publish: %d %s", status, body)
-	}
+	require.Equal(t, http.StatusOK, status, "publish: %d %s", status, body)
 	first := decodeID(t, body)
 	p.waitFor("the first event", 10*time.Second, func() bool { return slices.ContainsFunc(p.entries(), func(e logEntry) bool { return e.ID == first }) })
 
@@ -460,9 +416,7 @@ func TestBrowserGapAndRejected(t *testing.T) {
 	// heard of the page's Last-Event-ID.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := nethttp.Shutdown(ctx, srv.Server, broker); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, nethttp.Shutdown(ctx, srv.Server, broker))
 	broker, h = newBroker()
 	srv = serve(h, relisten(t, addr))
 	p.waitFor("the gap event", 15*time.Second, func() bool {
@@ -470,9 +424,7 @@ func TestBrowserGapAndRejected(t *testing.T) {
 	})
 	p.waitFor("the stream to open", 10*time.Second, func() bool { return p.state() == "open" })
 	status, body = post(t, client, base, "", `{"user":"`+user+`","event":"note","data":"after the restart"}`)
-	if status != http.StatusOK {
-		t.Fatalf("publish: %d %s", status, body)
-	}
+	require.Equal(t, http.StatusOK, status, "publish: %d %s", status, body)
 	after := decodeID(t, body)
 	p.waitFor("the event after the gap", 10*time.Second, func() bool { return slices.ContainsFunc(p.entries(), func(e logEntry) bool { return e.ID == after }) })
 
@@ -484,10 +436,8 @@ func TestBrowserGapAndRejected(t *testing.T) {
 			types = append(types, e.Type)
 		}
 	}
-	if want := []string{"ssekit.rejected", "note", "ssekit.gap", "note"}; !slices.Equal(types, want) {
-		t.Fatalf("event types %v, want %v (log %+v)", types, want, got)
-	}
-	if last := got[len(got)-1]; last.ID != after {
-		t.Errorf("last event ID %q, want %q", last.ID, after)
-	}
+	want := []string{"ssekit.rejected", "note", "ssekit.gap", "note"}
+	require.True(t, slices.Equal(types, want), "event types %v, want %v (log %+v)", types, want, got)
+	last := got[len(got)-1]
+	assert.Equal(t, after, last.ID, "last event ID %q, want %q", last.ID, after)
 }

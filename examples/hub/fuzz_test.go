@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 	"github.com/ssekit/ssekit/middleware/auth"
@@ -50,14 +52,10 @@ func FuzzPublishBody(f *testing.F) {
 		f.Add(seed)
 	}
 	b, err := core.New(core.Config{MaxEventSize: 1024, HistorySize: 64, Authenticator: core.InsecureQueryAuthenticator()})
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	f.Cleanup(func() { _ = b.Close(context.Background()) })
 	h, err := newHub(b, hubConfig{maxEventSize: 1024, maxBatch: 4})
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, body string) {
 		before := b.Stats().Published
 		req := httptest.NewRequest(http.MethodPost, "/publish", strings.NewReader(body))
@@ -71,30 +69,23 @@ func FuzzPublishBody(f *testing.F) {
 			IDs   []string `json:"ids"`
 			Error string   `json:"error"`
 		}
-		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
-			t.Fatalf("answer %d is not JSON: %q", rec.Code, rec.Body.String())
-		}
+		err := json.Unmarshal(rec.Body.Bytes(), &answer)
+		require.NoError(t, err, "answer %d is not JSON: %q", rec.Code, rec.Body.String())
 		switch rec.Code {
 		case http.StatusOK:
-			if !json.Valid([]byte(body)) {
-				t.Fatalf("accepted invalid JSON %q", body)
-			}
+			require.True(t, json.Valid([]byte(body)), "accepted invalid JSON %q", body)
 			ids := answer.IDs
 			if answer.ID != "" {
 				ids = append(ids, answer.ID)
 			}
-			if len(ids) == 0 || uint64(len(ids)) != published {
-				t.Fatalf("answered %d IDs, published %d events: %s", len(ids), published, rec.Body.String())
-			}
+			require.NotEmpty(t, ids, "answered %d IDs, published %d events: %s", len(ids), published, rec.Body.String())
+			require.Equal(t, published, uint64(len(ids)), "answered %d IDs, published %d events: %s", len(ids), published, rec.Body.String())
 		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
-			if answer.Error == "" {
-				t.Fatalf("%d without an error: %s", rec.Code, rec.Body.String())
-			}
-			if published != 0 {
-				t.Fatalf("a refused body (%d) published %d events", rec.Code, published)
-			}
+			require.NotEmpty(t, answer.Error, "%d without an error: %s", rec.Code, rec.Body.String())
+
+			require.Equal(t, uint64(0), published, "a refused body (%d) published %d events", rec.Code, published)
 		default:
-			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body.String())
+			require.FailNow(t, fmt.Sprintf("status %d for %q: %s", rec.Code, body, rec.Body.String()))
 		}
 	})
 }
@@ -113,17 +104,11 @@ func FuzzOnlineQuery(f *testing.F) {
 	}
 	secret := auth.NewSecret()
 	o, err := parseOptions([]string{"-jwt-secret", string(secret)}, envMap(nil), &strings.Builder{})
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	b, err := core.New(o.broker)
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	h, err := newHub(b, o.hub)
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	srv := httptest.NewServer(h)
 	f.Cleanup(func() { _ = b.Close(context.Background()); srv.Close() })
 	mint := func(g auth.Grant, admin bool) string {
@@ -132,9 +117,7 @@ func FuzzOnlineQuery(f *testing.F) {
 			minter = o.hub.jwt.MintAdmin
 		}
 		tok, err := minter(secret, g)
-		if err != nil {
-			f.Fatal(err)
-		}
+		require.NoError(f, err)
 		return tok
 	}
 	alice, carol := uuid.New(), uuid.New()
@@ -145,7 +128,7 @@ func FuzzOnlineQuery(f *testing.F) {
 		res, err := srv.Client().Do(req)
 		if err != nil || res.StatusCode != http.StatusOK {
 			cancel()
-			f.Fatalf("stream of %s: %v %v", g.Tenant, res, err)
+			require.FailNow(f, fmt.Sprintf("stream of %s: %v %v", g.Tenant, res, err))
 		}
 		f.Cleanup(func() { cancel(); res.Body.Close() })
 	}
@@ -161,14 +144,12 @@ func FuzzOnlineQuery(f *testing.F) {
 			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
-			if !json.Valid(rec.Body.Bytes()) {
-				t.Fatalf("answer %d is not JSON: %q", rec.Code, rec.Body.String())
-			}
+			require.True(t, json.Valid(rec.Body.Bytes()), "answer %d is not JSON: %q", rec.Code, rec.Body.String())
 			return rec
 		}
-		if rec := get(""); rec.Code != http.StatusUnauthorized || strings.Contains(rec.Body.String(), "-") {
-			t.Fatalf("no credentials: %d %s", rec.Code, rec.Body.String())
-		}
+		rec := get("")
+		require.Equal(t, http.StatusUnauthorized, rec.Code, "no credentials: %s", rec.Body.String())
+		require.NotContains(t, rec.Body.String(), "-", "no credentials")
 
 		// What the hub reads: the first tenant value, the token's tenant
 		// when there is none.
@@ -176,30 +157,21 @@ func FuzzOnlineQuery(f *testing.F) {
 		if vs, ok := (url.Values(parseQuery(rawQuery)))["tenant"]; ok && len(vs) > 0 {
 			want = vs[0]
 		}
-		rec := get(member)
-		switch {
-		case strings.Contains(rec.Body.String(), carol.String()):
-			t.Fatalf("a member of acme saw globex's user: %s", rec.Body.String())
-		case rec.Code == http.StatusOK && want != "acme":
-			t.Fatalf("a member of acme listed tenant %q: %s", want, rec.Body.String())
-		case rec.Code == http.StatusOK && !strings.Contains(rec.Body.String(), alice.String()):
-			t.Fatalf("a member of acme did not see acme's user: %s", rec.Body.String())
-		case rec.Code != http.StatusOK && rec.Code != http.StatusForbidden:
-			t.Fatalf("member: status %d: %s", rec.Code, rec.Body.String())
+		rec = get(member)
+		require.NotContains(t, rec.Body.String(), carol.String(), "a member of acme saw globex's user")
+		require.Contains(t, []int{http.StatusOK, http.StatusForbidden}, rec.Code, "member: status %d: %s", rec.Code, rec.Body.String())
+		if rec.Code == http.StatusOK {
+			require.Equal(t, "acme", want, "a member of acme listed another tenant: %s", rec.Body.String())
+			require.Contains(t, rec.Body.String(), alice.String(), "a member of acme did not see acme's user")
 		}
 
 		rec = get(admin)
-		if rec.Code != http.StatusOK && rec.Code != http.StatusBadRequest {
-			t.Fatalf("admin: status %d: %s", rec.Code, rec.Body.String())
-		}
+		require.Contains(t, []int{http.StatusOK, http.StatusBadRequest}, rec.Code, "admin: status %d: %s", rec.Code, rec.Body.String())
 		if rec.Code == http.StatusOK {
 			var users []string
-			if err := json.Unmarshal(rec.Body.Bytes(), &users); err != nil {
-				t.Fatalf("admin: not a list: %s", rec.Body.String())
-			}
-			if core.ValidateTenant(want) != nil {
-				t.Fatalf("admin: listed invalid tenant %q", want)
-			}
+			err := json.Unmarshal(rec.Body.Bytes(), &users)
+			require.NoError(t, err, "admin: not a list: %s", rec.Body.String())
+			require.NoError(t, core.ValidateTenant(want), "admin: listed invalid tenant %q", want)
 		}
 	})
 }
@@ -228,14 +200,10 @@ func FuzzStreamQuery(f *testing.F) {
 	f.Add("", strings.Repeat("9", 2000))
 	f.Add("", "x\ny")
 	b, err := core.New(core.Config{Authenticator: core.InsecureQueryAuthenticator()})
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	f.Cleanup(func() { _ = b.Close(context.Background()) })
 	h, err := newHub(b, hubConfig{takeover: true})
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, rawQuery, lastEventID string) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel() // the client is gone: Serve must return at once
@@ -247,16 +215,13 @@ func FuzzStreamQuery(f *testing.F) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		ct := rec.Header().Get("Content-Type")
-		switch {
-		case rec.Code == http.StatusOK && !strings.HasPrefix(ct, "text/event-stream"):
-			t.Fatalf("200 that is not a stream: %q %q", ct, rec.Body.String())
-		case rec.Code != http.StatusOK && strings.HasPrefix(ct, "text/event-stream"):
-			t.Fatalf("refusal %d sent as a stream", rec.Code)
-		case rec.Code >= 500:
-			t.Fatalf("status %d: %s", rec.Code, rec.Body.String())
+		if rec.Code == http.StatusOK {
+			require.True(t, strings.HasPrefix(ct, "text/event-stream"), "200 that is not a stream: %q %q", ct, rec.Body.String())
+		} else {
+			require.False(t, strings.HasPrefix(ct, "text/event-stream"), "refusal %d sent as a stream", rec.Code)
 		}
-		if n := b.Stats().Connections; n != 0 {
-			t.Fatalf("%d connections still registered after the request ended", n)
-		}
+		require.Less(t, rec.Code, 500, "status %d: %s", rec.Code, rec.Body.String())
+		n := b.Stats().Connections
+		require.Equal(t, 0, n, "%d connections still registered after the request ended", n)
 	})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 )
@@ -23,13 +26,9 @@ func newTestHub(t *testing.T, cfg core.Config, hc hubConfig) (*httptest.Server, 
 		cfg.Authenticator = core.InsecureQueryAuthenticator()
 	}
 	b, err := core.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	h, err := newHub(b, hc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -45,17 +44,13 @@ func newTestHub(t *testing.T, cfg core.Config, hc hubConfig) (*httptest.Server, 
 func post(t *testing.T, c *http.Client, base, secret, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, base+"/publish", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
 	if secret != "" {
 		req.Header.Set("Authorization", "Bearer "+secret)
 	}
 	res, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
@@ -64,9 +59,8 @@ func post(t *testing.T, c *http.Client, base, secret, body string) (int, string)
 func decodeError(t *testing.T, body string) apiError {
 	t.Helper()
 	var e apiError
-	if err := json.Unmarshal([]byte(body), &e); err != nil {
-		t.Fatalf("error body is not JSON: %q", body)
-	}
+	err := json.Unmarshal([]byte(body), &e)
+	require.NoError(t, err, "error body is not JSON: %q", body)
 	return e
 }
 
@@ -104,13 +98,10 @@ func TestPublishValidation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			status, body := post(t, srv.Client(), srv.URL, "", tt.body)
-			if status != tt.status {
-				t.Fatalf("status %d, want %d: %s", status, tt.status, body)
-			}
+			require.Equal(t, tt.status, status, "status %d, want %d: %s", status, tt.status, body)
 			e := decodeError(t, body)
-			if e.Field != tt.field || e.Error == "" {
-				t.Errorf("got %+v, want field %q", e, tt.field)
-			}
+			assert.Equal(t, tt.field, e.Field, "got %+v", e)
+			assert.NotEmpty(t, e.Error, "got %+v", e)
 		})
 	}
 }
@@ -123,18 +114,12 @@ func TestPublishNeedsJSONContentType(t *testing.T) {
 			req.Header.Set("Content-Type", ct)
 		}
 		res, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		_ = res.Body.Close()
-		if res.StatusCode != http.StatusUnsupportedMediaType {
-			t.Errorf("Content-Type %q: status %d, want 415", ct, res.StatusCode)
-		}
+		assert.Equal(t, http.StatusUnsupportedMediaType, res.StatusCode, "Content-Type %q: status %d, want 415", ct, res.StatusCode)
 	}
 	status, body := post(t, srv.Client(), srv.URL, "", `{"broadcast":true,"event":"a"}`)
-	if status != http.StatusOK {
-		t.Fatalf("application/json: %d %s", status, body)
-	}
+	require.Equal(t, http.StatusOK, status, "application/json: %d %s", status, body)
 }
 
 func TestPublishSecret(t *testing.T) {
@@ -147,22 +132,15 @@ func TestPublishSecret(t *testing.T) {
 			req.Header.Set("Authorization", auth)
 		}
 		res, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		b, _ := io.ReadAll(res.Body)
 		_ = res.Body.Close()
-		if res.StatusCode != http.StatusUnauthorized {
-			t.Errorf("Authorization %q: status %d, want 401", auth, res.StatusCode)
-		}
-		if res.Header.Get("WWW-Authenticate") == "" {
-			t.Errorf("Authorization %q: no WWW-Authenticate", auth)
-		}
+		assert.Equal(t, http.StatusUnauthorized, res.StatusCode, "Authorization %q: status %d, want 401", auth, res.StatusCode)
+		assert.NotEqual(t, "", res.Header.Get("WWW-Authenticate"), "Authorization %q: no WWW-Authenticate", auth)
 		decodeError(t, string(b))
 	}
-	if status, b := post(t, srv.Client(), srv.URL, "s3cret", body); status != http.StatusOK {
-		t.Fatalf("right secret: %d %s", status, b)
-	}
+	status, b := post(t, srv.Client(), srv.URL, "s3cret", body)
+	require.Equal(t, http.StatusOK, status, "right secret: %d %s", status, b)
 }
 
 // openStream opens a stream and returns its decoder and a function that
@@ -175,11 +153,11 @@ func openStream(t *testing.T, c *http.Client, url string) (*core.Decoder, func()
 	res, err := c.Do(req)
 	if err != nil {
 		cancel()
-		t.Fatal(err)
+		require.NoError(t, err)
 	}
 	if res.StatusCode != http.StatusOK {
 		cancel()
-		t.Fatalf("stream %s: %d", url, res.StatusCode)
+		require.FailNow(t, fmt.Sprintf("stream %s: %d", url, res.StatusCode))
 	}
 	return core.NewDecoder(res.Body), func() { cancel(); _ = res.Body.Close() }
 }
@@ -204,25 +182,19 @@ func TestPublishDelivers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		status, body := post(t, srv.Client(), srv.URL, "", tt.body)
-		if status != http.StatusOK {
-			t.Fatalf("%s: %d %s", tt.body, status, body)
-		}
+		require.Equal(t, http.StatusOK, status, "%s: %d %s", tt.body, status, body)
 		var out struct{ ID string }
-		if err := json.Unmarshal([]byte(body), &out); err != nil || out.ID == "" {
-			t.Fatalf("response %q: %v", body, err)
-		}
+		require.NoError(t, json.Unmarshal([]byte(body), &out), "response %q", body)
+		require.NotEmpty(t, out.ID, "response %q", body)
 		ev, err := dec.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ev.ID != out.ID || ev.Type != tt.typ || ev.Data != tt.data {
-			t.Errorf("got {id %q type %q data %q}, want {id %q type %q data %q}", ev.ID, ev.Type, ev.Data, out.ID, tt.typ, tt.data)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, out.ID, ev.ID, "event id")
+		assert.Equal(t, tt.typ, ev.Type, "event type")
+		assert.Equal(t, tt.data, ev.Data, "event data")
 	}
 	// Other tenants see nothing of acme's.
-	if got := b.Tenant("").OnlineUsers(); len(got) != 0 {
-		t.Errorf("default tenant online: %v", got)
-	}
+	got := b.Tenant("").OnlineUsers()
+	assert.Empty(t, got, "default tenant online: %v", got)
 }
 
 func TestStatsOnlineHealthz(t *testing.T) {
@@ -233,49 +205,48 @@ func TestStatsOnlineHealthz(t *testing.T) {
 
 	get := func(path string) (int, string) {
 		res, err := srv.Client().Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer res.Body.Close()
 		b, _ := io.ReadAll(res.Body)
-		if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-			t.Errorf("%s: Content-Type %q", path, ct)
-		}
+		ct := res.Header.Get("Content-Type")
+		assert.True(t, strings.HasPrefix(ct, "application/json"), "%s: Content-Type %q", path, ct)
 		return res.StatusCode, string(b)
 	}
 
 	status, body := get("/online?tenant=acme")
 	var users []string
-	if err := json.Unmarshal([]byte(body), &users); status != 200 || err != nil || len(users) != 1 || users[0] != user.String() {
-		t.Errorf("/online?tenant=acme: %d %s", status, body)
+	err := json.Unmarshal([]byte(body), &users)
+	assert.Equal(t, http.StatusOK, status, "/online?tenant=acme: %s", body)
+	if assert.NoError(t, err, "/online?tenant=acme: %s", body) {
+		assert.Equal(t, []string{user.String()}, users, "/online?tenant=acme")
 	}
-	if status, body := get("/online"); status != 200 || strings.TrimSpace(body) != "[]" {
-		t.Errorf("/online: %d %s (want an empty list, not null)", status, body)
-	}
-	if status, body := get("/online?tenant=a%2Fb"); status != 400 || decodeError(t, body).Field != "tenant" {
-		t.Errorf("/online bad tenant: %d %s", status, body)
+	status, body = get("/online")
+	assert.Equal(t, http.StatusOK, status, "/online: %s", body)
+	assert.Equal(t, "[]", strings.TrimSpace(body), "/online: want an empty list, not null")
+	status, body = get("/online?tenant=a%2Fb")
+	if assert.Equal(t, http.StatusBadRequest, status, "/online bad tenant: %s", body) {
+		assert.Equal(t, "tenant", decodeError(t, body).Field, "/online bad tenant: %s", body)
 	}
 
 	status, body = get("/stats")
 	var st core.Stats
-	if err := json.Unmarshal([]byte(body), &st); status != 200 || err != nil || st.Connections != 1 || st.Users != 1 {
-		t.Errorf("/stats: %d %s", status, body)
+	err = json.Unmarshal([]byte(body), &st)
+	assert.Equal(t, http.StatusOK, status, "/stats: %s", body)
+	if assert.NoError(t, err, "/stats: %s", body) {
+		assert.Equal(t, 1, st.Connections, "/stats connections")
+		assert.Equal(t, 1, st.Users, "/stats users")
 	}
-	if status, body := get("/healthz"); status != 200 || !strings.Contains(body, "ok") {
-		t.Errorf("/healthz: %d %s", status, body)
-	}
+	status, body = get("/healthz")
+	assert.Equal(t, http.StatusOK, status, "/healthz: %s", body)
+	assert.Contains(t, body, "ok", "/healthz")
 }
 
 func TestStreamRejectsBadUser(t *testing.T) {
 	srv, _ := newTestHub(t, core.Config{}, hubConfig{})
 	res, err := srv.Client().Get(srv.URL + "/events?user=alice")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_ = res.Body.Close()
-	if res.StatusCode != http.StatusBadRequest {
-		t.Errorf("status %d, want 400", res.StatusCode)
-	}
+	assert.Equal(t, http.StatusBadRequest, res.StatusCode, "status %d, want 400", res.StatusCode)
 }
 
 func TestPageServed(t *testing.T) {
@@ -286,43 +257,28 @@ func TestPageServed(t *testing.T) {
 		"/style.css": "--accent",
 	} {
 		res, err := srv.Client().Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		b, _ := io.ReadAll(res.Body)
 		_ = res.Body.Close()
-		if res.StatusCode != 200 || !strings.Contains(string(b), want) {
-			t.Errorf("%s: %d, body lacks %q", path, res.StatusCode, want)
-		}
-		if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
-			t.Errorf("%s: CSP %q", path, csp)
-		}
+		assert.Equal(t, http.StatusOK, res.StatusCode, path)
+		assert.Contains(t, string(b), want, path)
+
+		csp := res.Header.Get("Content-Security-Policy")
+		assert.Contains(t, csp, "default-src 'self'", "%s: CSP %q", path, csp)
 	}
 	res, err := srv.Client().Get(srv.URL + "/nope")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_ = res.Body.Close()
-	if res.StatusCode != http.StatusNotFound {
-		t.Errorf("/nope: %d", res.StatusCode)
-	}
+	assert.Equal(t, http.StatusNotFound, res.StatusCode, "/nope: %d", res.StatusCode)
 	res, err = srv.Client().Get(srv.URL + "/publish")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_ = res.Body.Close()
-	if res.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("GET /publish: %d, want 405", res.StatusCode)
-	}
+	assert.Equal(t, http.StatusMethodNotAllowed, res.StatusCode, "GET /publish: %d, want 405", res.StatusCode)
 }
 
 func TestPublishWhileClosing(t *testing.T) {
 	srv, b := newTestHub(t, core.Config{}, hubConfig{})
-	if err := b.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.Close(context.Background()))
 	status, body := post(t, srv.Client(), srv.URL, "", `{"broadcast":true,"event":"a"}`)
-	if status != http.StatusServiceUnavailable {
-		t.Errorf("status %d: %s", status, body)
-	}
+	assert.Equal(t, http.StatusServiceUnavailable, status, "status %d: %s", status, body)
 }

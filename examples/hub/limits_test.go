@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 )
@@ -29,12 +31,10 @@ const hangGuard = 20 * time.Second
 func rawRequest(t *testing.T, addr, head, body string) net.Conn {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	if _, err := io.WriteString(conn, head+"\r\n\r\n"+body); err != nil {
-		t.Fatal(err)
+		require.NoError(t, err)
 	}
 	return conn
 }
@@ -48,8 +48,8 @@ func readAnswer(t *testing.T, conn net.Conn) (res *http.Response, body string, c
 	res, body = readResponse(t, conn, br)
 	_, err := br.ReadByte()
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatal("the hub kept the connection open after its answer")
+	if errors.As(err, &ne) {
+		require.False(t, ne.Timeout(), "the hub kept the connection open after its answer")
 	}
 	return res, body, err != nil
 }
@@ -59,13 +59,9 @@ func readResponse(t *testing.T, conn net.Conn, br *bufio.Reader) (*http.Response
 	t.Helper()
 	_ = conn.SetReadDeadline(time.Now().Add(hangGuard))
 	res, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatalf("reading the answer: %v", err)
-	}
+	require.NoError(t, err, "reading the answer")
 	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("reading the answer's body: %v", err)
-	}
+	require.NoError(t, err, "reading the answer's body")
 	return res, string(b)
 }
 
@@ -82,17 +78,13 @@ func TestBodyTimeout(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			conn := rawRequest(t, host(srv.URL), tc.head, tc.body)
 			res, body, closed := readAnswer(t, conn)
-			if res.StatusCode != http.StatusRequestTimeout || decodeError(t, body).Field != "body" {
-				t.Fatalf("got %d %s, want 408 on body", res.StatusCode, body)
-			}
-			if !closed {
-				t.Fatal("the connection stayed open after the body timed out")
-			}
+			require.Equal(t, http.StatusRequestTimeout, res.StatusCode, "got %d %s, want 408 on body", res.StatusCode, body)
+			require.Equal(t, "body", decodeError(t, body).Field, "got %d %s, want 408 on body", res.StatusCode, body)
+			require.True(t, closed, "the connection stayed open after the body timed out")
 		})
 	}
-	if got := b.Stats().Published; got != 0 {
-		t.Fatalf("published %d events from bodies that never arrived", got)
-	}
+	got := b.Stats().Published
+	require.Equal(t, uint64(0), got, "published %d events from bodies that never arrived", got)
 }
 
 // TestEarlyAnswersDoNotWaitForTheBody: a request answered without reading
@@ -120,12 +112,8 @@ func TestEarlyAnswersDoNotWaitForTheBody(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			conn := rawRequest(t, tc.addr, tc.head, "{")
 			res, body, closed := readAnswer(t, conn)
-			if res.StatusCode != tc.status {
-				t.Fatalf("got %d %s, want %d", res.StatusCode, body, tc.status)
-			}
-			if !closed {
-				t.Fatal("the connection stayed open with an unread body")
-			}
+			require.Equal(t, tc.status, res.StatusCode, "got %d %s, want %d", res.StatusCode, body, tc.status)
+			require.True(t, closed, "the connection stayed open with an unread body")
 		})
 	}
 }
@@ -146,18 +134,12 @@ func TestKeepAliveSurvives(t *testing.T) {
 			},
 		}))
 		res, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		_, _ = io.Copy(io.Discard, res.Body)
 		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			t.Fatalf("publish %d: %d", i, res.StatusCode)
-		}
+		require.Equal(t, http.StatusOK, res.StatusCode, "publish %d: %d", i, res.StatusCode)
 	}
-	if reused != 2 {
-		t.Fatalf("%d of 2 later publishes reused the connection", reused)
-	}
+	require.Equal(t, 2, reused, "%d of 2 later publishes reused the connection", reused)
 }
 
 // TestPublishCap: past -max-publishing requests in flight, a publish is
@@ -184,96 +166,68 @@ func TestPublishCap(t *testing.T) {
 		res, answer = readResponse(t, conn, br)
 		status = res.StatusCode
 		if status == http.StatusServiceUnavailable {
-			if _, err := br.ReadByte(); err == nil || isTimeout(err) {
-				t.Fatalf("a refused publish kept its connection: %v", err)
-			}
-			if decodeError(t, answer).Error == "" {
-				t.Fatalf("503 without an error: %s", answer)
-			}
+			_, err := br.ReadByte()
+			require.Error(t, err, "a refused publish kept its connection: %v", err)
+			require.False(t, isTimeout(err), "a refused publish kept its connection: %v", err)
+			require.NotEqual(t, "", decodeError(t, answer).Error, "503 without an error: %s", answer)
 			break
 		}
-		if status != http.StatusOK || time.Now().After(deadline) {
-			t.Fatalf("third publish: %d %s, want 503 once two are held", status, answer)
-		}
+		require.Equal(t, http.StatusOK, status, "third publish: %d %s, want 503 once two are held", status, answer)
+		require.False(t, time.Now().After(deadline), "third publish: %d %s, want 503 once two are held", status, answer)
 		time.Sleep(10 * time.Millisecond)
 	}
-	if ra := res.Header.Get("Retry-After"); ra != "1" {
-		t.Fatalf("Retry-After %q, want 1", ra)
-	}
+	ra := res.Header.Get("Retry-After")
+	require.Equal(t, "1", ra, "Retry-After %q, want 1", ra)
 
 	// Streams and /healthz do not depend on publish slots.
 	_, stop := openStream(t, srv.Client(), srv.URL+"/events?user="+uuid.NewString())
 	defer stop()
 	hres, err := srv.Client().Get(srv.URL + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	hres.Body.Close()
-	if hres.StatusCode != http.StatusOK {
-		t.Fatalf("/healthz while publishes are held: %d", hres.StatusCode)
-	}
+	require.Equal(t, http.StatusOK, hres.StatusCode, "/healthz while publishes are held: %d", hres.StatusCode)
 
 	// The held publishes complete and free their slots.
 	var wg sync.WaitGroup
 	for _, conn := range held {
 		wg.Go(func() {
 			if _, err := io.WriteString(conn, body[5:]); err != nil {
-				t.Error(err)
+				assert.NoError(t, err)
 				return
 			}
-			if res, answer := readResponse(t, conn, bufio.NewReader(conn)); res.StatusCode != http.StatusOK {
-				t.Errorf("held publish: %d %s", res.StatusCode, answer)
-			}
+			res, answer := readResponse(t, conn, bufio.NewReader(conn))
+			assert.Equal(t, http.StatusOK, res.StatusCode, "held publish: %d %s", res.StatusCode, answer)
 		})
 	}
 	wg.Wait()
-	if status, answer := post(t, srv.Client(), srv.URL, "", body); status != http.StatusOK {
-		t.Fatalf("publish after the slots freed: %d %s", status, answer)
-	}
-	if got := b.Stats().Published; got < 3 {
-		t.Fatalf("published %d, want the two held and the last", got)
-	}
+	status, answer := post(t, srv.Client(), srv.URL, "", body)
+	require.Equal(t, http.StatusOK, status, "publish after the slots freed: %s", answer)
+
+	got := b.Stats().Published
+	require.GreaterOrEqual(t, got, uint64(3), "published %d, want the two held and the last", got)
 }
 
 // TestLimitFlags: the limit flags, their environment variables, defaults
 // and refusals.
 func TestLimitFlags(t *testing.T) {
 	o, err := parseOptions(nil, envMap(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.hub.limits != (limits{bodyTimeout: defaultBodyTimeout, maxPublishing: defaultMaxPublishing}) {
-		t.Fatalf("defaults %+v", o.hub.limits)
-	}
+	require.NoError(t, err)
+	require.Equal(t, (limits{bodyTimeout: defaultBodyTimeout, maxPublishing: defaultMaxPublishing}), o.hub.limits, "defaults %+v", o.hub.limits)
 	o, err = parseOptions([]string{"-body-timeout", "3s", "-max-publishing", "5"}, envMap(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.hub.limits != (limits{bodyTimeout: 3 * time.Second, maxPublishing: 5}) {
-		t.Fatalf("flags %+v", o.hub.limits)
-	}
+	require.NoError(t, err)
+	require.Equal(t, (limits{bodyTimeout: 3 * time.Second, maxPublishing: 5}), o.hub.limits, "flags %+v", o.hub.limits)
 	o, err = parseOptions(nil, envMap(map[string]string{"SSEKIT_BODY_TIMEOUT": "4s", "SSEKIT_MAX_PUBLISHING": "6"}), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.hub.limits != (limits{bodyTimeout: 4 * time.Second, maxPublishing: 6}) {
-		t.Fatalf("environment %+v", o.hub.limits)
-	}
+	require.NoError(t, err)
+	require.Equal(t, (limits{bodyTimeout: 4 * time.Second, maxPublishing: 6}), o.hub.limits, "environment %+v", o.hub.limits)
 	_, err = parseOptions([]string{"-body-timeout", "0s", "-max-publishing", "0"}, envMap(nil), io.Discard)
 	var ue *usageError
-	if !errors.As(err, &ue) {
-		t.Fatalf("got %v, want a usage error", err)
-	}
+	require.True(t, errors.As(err, &ue), "got %v, want a usage error", err)
 	for _, w := range []string{"-body-timeout (SSEKIT_BODY_TIMEOUT)", "-max-publishing (SSEKIT_MAX_PUBLISHING)"} {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error does not name %s: %v", w, err)
-		}
+		assert.Contains(t, err.Error(), w, "error does not name %s: %v", w, err)
 	}
 	var help strings.Builder
 	_, _ = parseOptions([]string{"-h"}, envMap(nil), &help)
 	for _, w := range []string{"-body-timeout", "SSEKIT_MAX_PUBLISHING"} {
-		if !strings.Contains(help.String(), w) {
-			t.Errorf("usage does not mention %s", w)
-		}
+		assert.Contains(t, help.String(), w, "usage does not mention %s", w)
 	}
 }

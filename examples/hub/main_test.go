@@ -19,6 +19,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ssekit/ssekit/core"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/examples/internal/exampletest"
 )
@@ -53,16 +55,14 @@ func runMain(t *testing.T, args string, env ...string) (code int, stdout, stderr
 	case errors.As(err, &exit):
 		code = exit.ExitCode()
 	default:
-		t.Fatalf("running the hub: %v", err)
+		require.NoError(t, err, "running the hub")
 	}
 	return code, out.String(), errb.String()
 }
 
 func TestMainExitStatus(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer busy.Close()
 	tests := []struct {
 		name, args string
@@ -82,33 +82,24 @@ func TestMainExitStatus(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, _, stderr := runMain(t, tt.args, tt.env...)
-			if code != tt.code {
-				t.Errorf("exit status %d, want %d; stderr:\n%s", code, tt.code, stderr)
-			}
-			if !strings.Contains(stderr, tt.stderr) {
-				t.Errorf("stderr does not mention %q:\n%s", tt.stderr, stderr)
-			}
+			assert.Equal(t, tt.code, code, "exit status %d, want %d; stderr:\n%s", code, tt.code, stderr)
+			assert.Contains(t, stderr, tt.stderr, "stderr does not mention %q:\n%s", tt.stderr, stderr)
 		})
 	}
 }
 
 func TestExitCode(t *testing.T) {
 	var stderr bytes.Buffer
-	if got := exitCode(nil, &stderr); got != 0 {
-		t.Errorf("nil: %d", got)
-	}
-	if got := exitCode(flag.ErrHelp, &stderr); got != 0 {
-		t.Errorf("ErrHelp: %d", got)
-	}
-	if got := exitCode(&usageError{err: errors.New("bad")}, &stderr); got != 2 {
-		t.Errorf("usage error: %d", got)
-	}
-	if got := exitCode(fmt.Errorf("wrapped: %w", &usageError{err: errors.New("bad")}), &stderr); got != 2 {
-		t.Errorf("wrapped usage error: %d", got)
-	}
-	if got := exitCode(errors.New("boom"), &stderr); got != 1 {
-		t.Errorf("other error: %d", got)
-	}
+	got := exitCode(nil, &stderr)
+	assert.Equal(t, 0, got, "nil: %d", got)
+	got = exitCode(flag.ErrHelp, &stderr)
+	assert.Equal(t, 0, got, "ErrHelp: %d", got)
+	got = exitCode(&usageError{err: errors.New("bad")}, &stderr)
+	assert.Equal(t, 2, got, "usage error: %d", got)
+	got = exitCode(fmt.Errorf("wrapped: %w", &usageError{err: errors.New("bad")}), &stderr)
+	assert.Equal(t, 2, got, "wrapped usage error: %d", got)
+	got = exitCode(errors.New("boom"), &stderr)
+	assert.Equal(t, 1, got, "other error: %d", got)
 }
 
 // syncBuffer collects a process's output while a test reads it.
@@ -129,12 +120,10 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	var base string
 	deadline := time.Now().Add(10 * time.Second)
 	for base == "" {
-		if time.Now().After(deadline) {
-			t.Fatalf("no listening line; stdout:\n%s", stdout.String())
-		}
+		require.False(t, time.Now().After(deadline), "no listening line; stdout:\n%s", stdout.String())
 		select {
 		case err := <-done:
-			t.Fatalf("run returned early: %v", err)
+			require.FailNow(t, fmt.Sprintf("run returned early: %v", err))
 		case <-time.After(10 * time.Millisecond):
 		}
 		if _, rest, ok := strings.Cut(stdout.String(), "listening on "); ok {
@@ -147,62 +136,42 @@ func TestRunServesAndShutsDown(t *testing.T) {
 
 	for _, path := range []string{"/", "/app.js", "/style.css", "/healthz", "/stats", "/online"} {
 		res, err := client.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		_, _ = io.Copy(io.Discard, res.Body)
 		_ = res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			t.Errorf("GET %s: %d", path, res.StatusCode)
-		}
+		assert.Equal(t, http.StatusOK, res.StatusCode, "GET %s: %d", path, res.StatusCode)
 	}
 
 	res, err := client.Get(base + "/events?topic=news")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer res.Body.Close()
-	if ct := res.Header.Get("Content-Type"); ct != "text/event-stream" {
-		t.Fatalf("stream Content-Type %q", ct)
-	}
+	ct := res.Header.Get("Content-Type")
+	require.Equal(t, "text/event-stream", ct, "stream Content-Type %q", ct)
 	dec := core.NewDecoder(res.Body)
 	status, body := post(t, client, base, "", `{"topic":"news","event":"headline","data":{"title":"hub up"}}`)
-	if status != http.StatusOK {
-		t.Fatalf("publish: %d %s", status, body)
-	}
+	require.Equal(t, http.StatusOK, status, "publish: %d %s", status, body)
 	ev, err := dec.Next()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ev.Type != "headline" || ev.Data != `{"title":"hub up"}` {
-		t.Fatalf("got event %+v", ev)
-	}
+	require.NoError(t, err)
+	require.Equal(t, "headline", ev.Type, "got event %+v", ev)
+	require.Equal(t, `{"title":"hub up"}`, ev.Data, "got event %+v", ev)
 
 	cancel()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
+		require.NoError(t, err, "run")
 	case <-time.After(15 * time.Second):
-		t.Fatal("run did not return after cancel")
+		require.FailNow(t, "run did not return after cancel")
 	}
 	// The stream ended cleanly, after a reconnect hint.
 	for {
 		_, err := dec.Next()
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				t.Fatalf("stream ended with %v, want EOF", err)
-			}
+			require.ErrorIs(t, err, io.EOF, "stream ended with %v, want EOF", err)
 			break
 		}
 	}
-	if dec.Retry() <= 0 {
-		t.Errorf("no retry hint on the stream")
-	}
-	if !strings.Contains(stdout.String(), "shutting down") {
-		t.Errorf("stdout:\n%s", stdout.String())
-	}
+	assert.Greater(t, dec.Retry(), time.Duration(0), "no retry hint on the stream")
+	assert.Contains(t, stdout.String(), "shutting down", "stdout:\n%s", stdout.String())
 }
 
 // TestMainSignal: the real process shuts down gracefully on SIGTERM and
@@ -214,22 +183,13 @@ func TestMainSignal(t *testing.T) {
 	cmd.Env = append(os.Environ(), runMainEnv+"=1", runMainEnv+"_ARGS=-addr 127.0.0.1:0")
 	var stdout syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, cmd.Start())
 	for !strings.Contains(stdout.String(), "listening on") {
-		if ctx.Err() != nil {
-			t.Fatalf("no listening line:\n%s", stdout.String())
-		}
+		require.NoError(t, ctx.Err(), "no listening line:\n%s", stdout.String())
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("exit: %v\n%s", err, stdout.String())
-	}
-	if !strings.Contains(stdout.String(), "shutting down") {
-		t.Errorf("output:\n%s", stdout.String())
-	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	err := cmd.Wait()
+	require.NoError(t, err, "exit: %v\n%s", err, stdout.String())
+	assert.Contains(t, stdout.String(), "shutting down", "output:\n%s", stdout.String())
 }

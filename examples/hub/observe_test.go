@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 )
@@ -20,43 +22,32 @@ import (
 func TestMetricsAndTracing(t *testing.T) {
 	var spans syncBuffer
 	obs, err := newObservability(context.Background(), traceStdout, &spans)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b, err := core.New(core.Config{Observer: obs.observer, Authenticator: core.InsecureQueryAuthenticator()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	h, err := newHub(b, hubConfig{obs: obs})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 
 	user := uuid.New()
 	dec, stop := openStream(t, srv.Client(), srv.URL+"/events?user="+user.String())
-	if status, body := post(t, srv.Client(), srv.URL, "", `{"user":"`+user.String()+`","event":"note","data":"x"}`); status != http.StatusOK {
-		t.Fatalf("publish: %d %s", status, body)
-	}
+	status, body := post(t, srv.Client(), srv.URL, "", `{"user":"`+user.String()+`","event":"note","data":"x"}`)
+	require.Equal(t, http.StatusOK, status, "publish: %d %s", status, body)
 	if _, err := dec.Next(); err != nil {
-		t.Fatal(err)
+		require.NoError(t, err)
 	}
 	// A batch goes through the same instrumented route: one request span,
 	// one publish span per event.
 	item := `{"user":"` + user.String() + `","event":"note","data":"b"}`
-	if status, body := post(t, srv.Client(), srv.URL, "", "["+item+","+item+"]"); status != http.StatusOK {
-		t.Fatalf("batch publish: %d %s", status, body)
-	}
+	status, body = post(t, srv.Client(), srv.URL, "", "["+item+","+item+"]")
+	require.Equal(t, http.StatusOK, status, "batch publish: %d %s", status, body)
 	for range 2 {
-		if _, err := dec.Next(); err != nil {
-			t.Fatal(err)
-		}
+		_, err := dec.Next()
+		require.NoError(t, err)
 	}
 	res, err := srv.Client().Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	page, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	for _, want := range []string{
@@ -66,26 +57,19 @@ func TestMetricsAndTracing(t *testing.T) {
 		`go_goroutines `,
 		`process_resident_memory_bytes `,
 	} {
-		if !strings.Contains(string(page), want) {
-			t.Errorf("/metrics lacks %q", want)
-		}
+		assert.Contains(t, string(page), want, "/metrics lacks %q", want)
 	}
 	stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := b.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := obs.shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.Close(ctx))
+	require.NoError(t, obs.shutdown(ctx))
 	out := strings.ReplaceAll(spans.String(), `": "`, `":"`)
 	for _, want := range []string{`"Name":"POST /publish"`, `"Name":"publish user"`, `"Name":"deliver"`, `"Name":"sse connection"`} {
-		if !strings.Contains(out, want) {
-			t.Errorf("spans lack %s", want)
-		}
+		assert.Contains(t, out, want, "spans lack %s", want)
 	}
-	if n, m := strings.Count(out, `"Name":"POST /publish"`), strings.Count(out, `"Name":"publish user"`); n != 2 || m != 3 {
-		t.Errorf("%d request spans and %d publish spans, want 2 and 3 (one request of 1 event, one batch of 2)", n, m)
-	}
+	n, m := strings.Count(out, `"Name":"POST /publish"`), strings.Count(out, `"Name":"publish user"`)
+	assert.Equal(t, 2, n, "request spans: one request of 1 event, one batch of 2")
+	assert.Equal(t, 3, m, "publish spans: one request of 1 event, one batch of 2")
+
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/ssekit/ssekit/core"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // envMap returns a getenv reading from m.
@@ -18,12 +20,8 @@ func envMap(m map[string]string) func(string) string {
 
 func TestOptionsDefaults(t *testing.T) {
 	o, err := parseOptions(nil, envMap(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.addr != "127.0.0.1:8080" {
-		t.Errorf("addr %q", o.addr)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:8080", o.addr, "addr %q", o.addr)
 	want := core.Config{
 		HeartbeatInterval: core.DefaultHeartbeatInterval,
 		ClientTimeout:     core.DefaultClientTimeout,
@@ -33,22 +31,13 @@ func TestOptionsDefaults(t *testing.T) {
 		MaxEventSize:      core.DefaultMaxEventSize,
 	}
 	got := o.broker
-	if got.Authenticator == nil {
-		t.Error("no authenticator: the demo page could not name its user")
-	}
+	assert.NotNil(t, got.Authenticator, "no authenticator: the demo page could not name its user")
 	got.Authenticator = nil
-	if got != want {
-		t.Errorf("broker config\n got %+v\nwant %+v", got, want)
-	}
-	if o.hub.publishSecret != "" || o.insecurePublish {
-		t.Errorf("publishing protection %+v %v", o.hub, o.insecurePublish)
-	}
-	if !o.hub.takeover {
-		t.Error("takeover is off by default, want on")
-	}
-	if o.hub.maxBatch != defaultMaxBatch {
-		t.Errorf("max batch %d, want %d", o.hub.maxBatch, defaultMaxBatch)
-	}
+	assert.Equal(t, want, got, "broker config")
+	assert.Empty(t, o.hub.publishSecret, "publish secret set by default")
+	assert.False(t, o.insecurePublish, "insecure publishing on by default")
+	assert.True(t, o.hub.takeover, "takeover is off by default, want on")
+	assert.Equal(t, defaultMaxBatch, o.hub.maxBatch, "max batch %d, want %d", o.hub.maxBatch, defaultMaxBatch)
 }
 
 // TestOptionsEveryField sets every Config field once by flag and once by
@@ -88,20 +77,15 @@ func TestOptionsEveryField(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			o, err := o()
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			got := o.broker
 			got.Authenticator = nil
-			if got != want {
-				t.Errorf("broker config\n got %+v\nwant %+v", got, want)
-			}
-			if o.addr != "localhost:9000" || o.hub.publishSecret != "s3cret" || o.shutdownTimeout != 3*time.Second {
-				t.Errorf("addr %q secret %q shutdown %v", o.addr, o.hub.publishSecret, o.shutdownTimeout)
-			}
-			if o.hub.maxEventSize != 4096 || o.hub.maxBatch != 50 {
-				t.Errorf("hub max event size %d, max batch %d", o.hub.maxEventSize, o.hub.maxBatch)
-			}
+			assert.Equal(t, want, got, "broker config")
+			assert.Equal(t, "localhost:9000", o.addr, "addr")
+			assert.Equal(t, "s3cret", o.hub.publishSecret, "publish secret")
+			assert.Equal(t, 3*time.Second, o.shutdownTimeout, "shutdown timeout")
+			assert.Equal(t, 4096, o.hub.maxEventSize, "hub max event size")
+			assert.Equal(t, 50, o.hub.maxBatch, "hub max batch")
 		})
 	}
 }
@@ -109,28 +93,17 @@ func TestOptionsEveryField(t *testing.T) {
 func TestOptionsFlagWinsOverEnv(t *testing.T) {
 	env := envMap(map[string]string{"SSEKIT_ADDR": "127.0.0.1:1111", "SSEKIT_RETRY": "9s", "SSEKIT_BUFFER_SIZE": "x"})
 	o, err := parseOptions([]string{"-addr", "127.0.0.1:2222", "-buffer-size", "5"}, env, io.Discard)
-	if err != nil {
-		t.Fatal(err) // the bad SSEKIT_BUFFER_SIZE is never read: the flag is set
-	}
-	if o.addr != "127.0.0.1:2222" {
-		t.Errorf("addr %q: the flag must win", o.addr)
-	}
-	if o.broker.RetryHint != 9*time.Second {
-		t.Errorf("retry %v: the environment fills unset flags", o.broker.RetryHint)
-	}
-	if o.broker.ClientBufferSize != 5 {
-		t.Errorf("buffer size %d", o.broker.ClientBufferSize)
-	}
+	// the bad SSEKIT_BUFFER_SIZE is never read: the flag is set
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:2222", o.addr, "addr %q: the flag must win", o.addr)
+	assert.Equal(t, 9*time.Second, o.broker.RetryHint, "retry %v: the environment fills unset flags", o.broker.RetryHint)
+	assert.Equal(t, 5, o.broker.ClientBufferSize, "buffer size %d", o.broker.ClientBufferSize)
 }
 
 func TestOptionsHistoryMinusOneTurnsReplayOff(t *testing.T) {
 	o, err := parseOptions([]string{"-history-size", "-1"}, envMap(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.broker.HistorySize != core.NoHistory {
-		t.Errorf("HistorySize %d, want core.NoHistory", o.broker.HistorySize)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, core.NoHistory, o.broker.HistorySize, "HistorySize %d, want core.NoHistory", o.broker.HistorySize)
 }
 
 // TestOptionsErrors checks that each bad setting is a usage error naming
@@ -166,13 +139,9 @@ func TestOptionsErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := parseOptions(tt.args, envMap(tt.env), io.Discard)
 			var ue *usageError
-			if !errors.As(err, &ue) {
-				t.Fatalf("got %v, want a usage error", err)
-			}
+			require.True(t, errors.As(err, &ue), "got %v, want a usage error", err)
 			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error does not mention %q: %v", w, err)
-				}
+				assert.Contains(t, err.Error(), w, "error does not mention %q: %v", w, err)
 			}
 		})
 	}
@@ -181,22 +150,17 @@ func TestOptionsErrors(t *testing.T) {
 func TestOptionsReportsEveryProblem(t *testing.T) {
 	_, err := parseOptions([]string{"-buffer-size", "-1", "-max-connections", "-1", "-slow-consumer", "x"}, envMap(nil), io.Discard)
 	for _, w := range []string{"-buffer-size", "-max-connections", "-slow-consumer"} {
-		if err == nil || !strings.Contains(err.Error(), w) {
-			t.Errorf("error does not mention %s: %v", w, err)
-		}
+		assert.ErrorContains(t, err, w, "error does not mention %s", w)
+
 	}
 }
 
 func TestOptionsHelp(t *testing.T) {
 	var out strings.Builder
 	_, err := parseOptions([]string{"-h"}, envMap(nil), &out)
-	if !errors.Is(err, flag.ErrHelp) {
-		t.Fatalf("got %v", err)
-	}
+	require.ErrorIs(t, err, flag.ErrHelp, "got")
 	for _, w := range []string{"-addr", "SSEKIT_ADDR", "-publish-secret", "SSEKIT_PUBLISH_SECRET", "-max-connections-per-user", "127.0.0.1:8080"} {
-		if !strings.Contains(out.String(), w) {
-			t.Errorf("usage does not mention %s", w)
-		}
+		assert.Contains(t, out.String(), w, "usage does not mention %s", w)
 	}
 }
 
@@ -231,21 +195,15 @@ func TestOptionsLoopbackRefusal(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			_, err := parseOptions(append([]string{"-addr", tt.addr}, tt.extra...), envMap(tt.env), io.Discard)
 			refused := err != nil && strings.Contains(err.Error(), "refusing to listen")
-			if refused != tt.refuse {
-				t.Fatalf("refused=%v, want %v (err %v)", refused, tt.refuse, err)
-			}
+			require.Equal(t, tt.refuse, refused, "refused=%v, want %v (err %v)", refused, tt.refuse, err)
 			if refused {
 				var ue *usageError
-				if !errors.As(err, &ue) {
-					t.Errorf("refusal is not a usage error (exit status 2): %v", err)
-				}
+				assert.True(t, errors.As(err, &ue), "refusal is not a usage error (exit status 2): %v", err)
 				for _, w := range []string{"-publish-secret", "-insecure-publish"} {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("refusal does not mention %s: %v", w, err)
-					}
+					assert.Contains(t, err.Error(), w, "refusal does not mention %s: %v", w, err)
 				}
 			} else if err != nil {
-				t.Fatal(err)
+				require.NoError(t, err)
 			}
 		})
 	}

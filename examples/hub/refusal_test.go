@@ -14,6 +14,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/core"
 	"github.com/ssekit/ssekit/middleware/auth"
@@ -63,18 +65,14 @@ func authHub(t *testing.T, cfg func(*options)) (*httptest.Server, *logBuffer, fu
 	t.Helper()
 	secret := auth.NewSecret()
 	o, err := parseOptions([]string{"-jwt-secret", string(secret)}, envMap(nil), &strings.Builder{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	log, buf := newTestLog()
 	o.hub.log = log
 	signer := o.hub.jwt // cfg may replace the verifier
 	mint := func(g auth.Grant) string {
 		t.Helper()
 		tok, err := signer.MintAdmin(secret, g)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return tok
 	}
 	if cfg != nil {
@@ -98,23 +96,19 @@ func TestPublishRefusalHidesReason(t *testing.T) {
 		{"users not granted", `{"user":"` + uuid.NewString() + `","event":"e"}`, "target", "does not allow this target"},
 	} {
 		status, body := post(t, srv.Client(), srv.URL, writer, tc.body)
-		if status != http.StatusForbidden {
-			t.Errorf("%s: got %d %s, want 403", tc.name, status, body)
+		if !assert.Equal(t, http.StatusForbidden, status, "%s: body %s", tc.name, body) {
 			continue
 		}
 		e := decodeError(t, body)
-		if e.Field != tc.field || !strings.Contains(e.Error, tc.want) {
-			t.Errorf("%s: got %+v", tc.name, e)
-		}
+		assert.Equal(t, tc.field, e.Field, "%s: got %+v", tc.name, e)
+		assert.Contains(t, e.Error, tc.want, "%s: got %+v", tc.name, e)
 		for _, leak := range []string{"billing-secret", "ssekit", "needs", "publish not allowed"} {
-			if strings.Contains(body, leak) {
-				t.Errorf("%s: the answer %s echoes the error (%q)", tc.name, body, leak)
-			}
+			assert.NotContains(t, body, leak, "%s: the answer %s echoes the error (%q)", tc.name, body, leak)
 		}
 	}
-	if got := log.String(); !strings.Contains(got, "publish refused") || !strings.Contains(got, "billing-secret") {
-		t.Errorf("the log lacks the refusals and their reasons:\n%s", got)
-	}
+	got := log.String()
+	assert.Contains(t, got, "publish refused", "the log lacks the refusals")
+	assert.Contains(t, got, "billing-secret", "the log lacks the refusals' reasons")
 }
 
 // downKeys is a JWT verifier whose key source is down, as a JWKS
@@ -127,9 +121,7 @@ func downKeys(t *testing.T) *auth.JWT {
 			return nil, fmt.Errorf("%w: jwks: dial tcp 10.0.0.5:443: connection refused", core.ErrUnavailable)
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return j
 }
 
@@ -142,12 +134,10 @@ func TestVerifyUnavailableIs503(t *testing.T) {
 	token := mint(auth.Grant{User: uuid.New(), Tenant: "acme", Publish: []string{"news"}})
 	check := func(what string, status int, hdr http.Header, body string) {
 		t.Helper()
-		if status != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
-			t.Errorf("%s: got %d (Retry-After %q) %s, want 503 with Retry-After", what, status, hdr.Get("Retry-After"), body)
-		}
-		if strings.Contains(body, "10.0.0.5") || strings.Contains(body, "jwks") {
-			t.Errorf("%s: the answer %s echoes the error", what, body)
-		}
+		assert.Equal(t, http.StatusServiceUnavailable, status, "%s: body %s", what, body)
+		assert.NotEmpty(t, hdr.Get("Retry-After"), "%s: no Retry-After", what)
+		assert.NotContains(t, body, "10.0.0.5", "%s: the answer echoes the error", what)
+		assert.NotContains(t, body, "jwks", "%s: the answer echoes the error", what)
 	}
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/publish", strings.NewReader(`{"topic":"news","event":"e"}`))
 	req.Header.Set("Content-Type", "application/json")
@@ -163,24 +153,20 @@ func TestVerifyUnavailableIs503(t *testing.T) {
 		}
 		check("GET "+path, status, hdr, body)
 	}
-	if got := log.String(); !strings.Contains(got, "10.0.0.5") {
-		t.Errorf("the log lacks the cause:\n%s", got)
-	}
+	got := log.String()
+	assert.Contains(t, got, "10.0.0.5", "the log lacks the cause:\n%s", got)
 
 	// A token that does not verify is still a 401.
 	req, _ = http.NewRequest(http.MethodGet, srv.URL+"/stats", nil)
 	req.Header.Set("Authorization", "Bearer not-a-jwt")
-	if status, _, body := do(t, srv, req); status != http.StatusUnauthorized {
-		t.Errorf("malformed token: got %d %s, want 401", status, body)
-	}
+	status, _, body = do(t, srv, req)
+	assert.Equal(t, http.StatusUnauthorized, status, "malformed token: body %s", body)
 }
 
 func do(t *testing.T, srv *httptest.Server, req *http.Request) (int, http.Header, string) {
 	t.Helper()
 	res, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, res.Header, string(b)
@@ -204,15 +190,12 @@ func TestPublishFailureHidesCause(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/publish", strings.NewReader(`{"broadcast":true,"event":"e"}`))
 	req.Header.Set("Content-Type", "application/json")
 	status, hdr, body := do(t, srv, req)
-	if status != http.StatusServiceUnavailable || hdr.Get("Retry-After") != "15" {
-		t.Errorf("got %d (Retry-After %q) %s, want 503 with Retry-After 15 (5 x RetryHint)", status, hdr.Get("Retry-After"), body)
-	}
-	if strings.Contains(body, "10.0.0.7") || strings.Contains(body, "redis") {
-		t.Errorf("the answer %s echoes the error", body)
-	}
-	if got := buf.String(); !strings.Contains(got, "10.0.0.7") {
-		t.Errorf("the log lacks the cause:\n%s", got)
-	}
+	assert.Equal(t, http.StatusServiceUnavailable, status, "body %s", body)
+	assert.Equal(t, "15", hdr.Get("Retry-After"), "want Retry-After 15 (5 x RetryHint)")
+	assert.NotContains(t, body, "10.0.0.7", "the answer echoes the error")
+	assert.NotContains(t, body, "redis", "the answer echoes the error")
+	got := buf.String()
+	assert.Contains(t, got, "10.0.0.7", "the log lacks the cause:\n%s", got)
 }
 
 // TestStreamRefusalLogged: a refused stream is logged with its reason,
@@ -220,9 +203,7 @@ func TestPublishFailureHidesCause(t *testing.T) {
 // put there, as tracing puts a span).
 func TestStreamRefusalLogged(t *testing.T) {
 	obs, err := newObservability(context.Background(), traceOff, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	log, buf := newTestLog()
 	obs.log = log
 	b, err := core.New(core.Config{
@@ -231,14 +212,10 @@ func TestStreamRefusalLogged(t *testing.T) {
 			return core.Identity{}, fmt.Errorf("%w: session store: dial tcp 10.0.0.9:5432", core.ErrUnavailable)
 		}),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer b.Close(context.Background())
 	h, err := newHub(b, hubConfig{obs: obs})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, "req-42")))
 	}))
@@ -246,14 +223,12 @@ func TestStreamRefusalLogged(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/events", nil)
 	req.Header.Set(core.RejectModeHeader, "status")
 	status, _, body := do(t, srv, req)
-	if status != http.StatusServiceUnavailable || strings.Contains(body, "10.0.0.9") {
-		t.Errorf("got %d %s, want 503 without the error's text", status, body)
-	}
+	assert.Equal(t, http.StatusServiceUnavailable, status, "body %s", body)
+	assert.NotContains(t, body, "10.0.0.9", "the answer echoes the error")
+
 	got := buf.String()
 	for _, want := range []string{"stream refused", "reason=unavailable", "10.0.0.9", "request=req-42", "level=WARN"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("the log lacks %q:\n%s", want, got)
-		}
+		assert.Contains(t, got, want, "the log lacks %q:\n%s", want, got)
 	}
 }
 
@@ -262,27 +237,20 @@ func TestStreamRefusalLogged(t *testing.T) {
 // broker even when several hubs serve it.
 func TestMetricsTrackBroker(t *testing.T) {
 	obs, err := newObservability(context.Background(), traceOff, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b, err := core.New(core.Config{Observer: obs.observer, Authenticator: core.InsecureQueryAuthenticator()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer b.Close(context.Background())
 	if _, err := newHub(b, hubConfig{obs: obs}); err != nil { // a first server
-		t.Fatal(err)
+		require.NoError(t, err)
 	}
 	h, err := newHub(b, hubConfig{obs: obs})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	for range 3 {
-		if status, body := post(t, srv.Client(), srv.URL, "", `{"broadcast":true,"event":"e","data":"x"}`); status != http.StatusOK {
-			t.Fatalf("publish: %d %s", status, body)
-		}
+		status, body := post(t, srv.Client(), srv.URL, "", `{"broadcast":true,"event":"e","data":"x"}`)
+		require.Equal(t, http.StatusOK, status, "publish: %d %s", status, body)
 	}
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/metrics", nil)
 	_, _, page := do(t, srv, req)
@@ -292,11 +260,7 @@ func TestMetricsTrackBroker(t *testing.T) {
 		"ssekit_history_oldest_age_seconds ",
 		"ssekit_events_delivered_total 3\n",
 	} {
-		if !strings.Contains(page, want) {
-			t.Errorf("/metrics lacks %q", want)
-		}
+		assert.Contains(t, page, want, "/metrics lacks %q", want)
 	}
-	if st.HeldBytes <= 0 {
-		t.Errorf("held bytes %d: the broker holds the 3 events", st.HeldBytes)
-	}
+	assert.Greater(t, st.HeldBytes, int64(0), "held bytes %d: the broker holds the 3 events", st.HeldBytes)
 }
