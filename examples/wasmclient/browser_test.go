@@ -17,6 +17,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/internal/testenv"
 )
@@ -56,9 +58,7 @@ type front struct {
 func newFront(t *testing.T, hubBase string) *front {
 	t.Helper()
 	target, err := url.Parse(hubBase)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// Its own transport, whose idle connections to the old hub process
 	// are closed at the end.
 	tr := &http.Transport{}
@@ -127,9 +127,7 @@ func TestBrowser(t *testing.T) {
 	c, cancel := context.WithTimeout(ctx, startGuard)
 	err := chromedp.Do(c, chromedp.Navigate(page))
 	cancel()
-	if err != nil {
-		t.Fatalf("opening %s: %v", page, err)
-	}
+	require.NoError(t, err, "opening %s", page)
 	reports := func() []report { return pageReports(t, ctx) }
 	waitFor(t, "the stream to open", startGuard, reports, isOpen)
 	hub.waitOnline(user)
@@ -143,9 +141,8 @@ func TestBrowser(t *testing.T) {
 	hub.publish(`{"topic":"sports","event":"headline","data":"not subscribed"}`)
 	want = append(want, event{hub.publish(`{"broadcast":true,"event":"alert","data":"restarting soon"}`), "alert", "restarting soon"})
 	waitFor(t, "the live events", stepGuard, reports, func(rs []report) bool { return len(events(rs)) >= len(want) })
-	if got := events(reports()); !slices.Equal(got, want) {
-		t.Fatalf("live events in the browser:\n got %q\nwant %q", got, want)
-	}
+	got := events(reports())
+	require.True(t, slices.Equal(got, want), "live events in the browser:\n got %q\nwant %q", got, want)
 	lastBefore := want[len(want)-1].ID
 
 	// 2. Restart the hub on the same address, as a deploy does.
@@ -165,12 +162,9 @@ func TestBrowser(t *testing.T) {
 		LastEventID string `json:"lastEventId"`
 		Reason      string `json:"reason"`
 	}
-	if err := json.Unmarshal([]byte(gap.Data), &gapData); err != nil {
-		t.Fatalf("gap event data %q: %v", gap.Data, err)
-	}
-	if gapData.LastEventID != lastBefore || gapData.Reason != "unknown" {
-		t.Errorf("gap event data %q, want lastEventId %q and reason \"unknown\" (the new process never issued it)", gap.Data, lastBefore)
-	}
+	require.NoError(t, json.Unmarshal([]byte(gap.Data), &gapData), "gap event data %q", gap.Data)
+	assert.Equal(t, lastBefore, gapData.LastEventID, "gap event data %q: lastEventId", gap.Data)
+	assert.Equal(t, "unknown", gapData.Reason, "gap event data %q: reason (the new process never issued the ID)", gap.Data)
 	want = append(want, gap)
 
 	// 3. Events from the new process reach the page; the stop event ends
@@ -182,33 +176,30 @@ func TestBrowser(t *testing.T) {
 	)
 	waitFor(t, "the app to end on the stop event", stepGuard, reports, isDone)
 	rs := reports()
-	if got := events(rs); !slices.Equal(got, want) {
-		t.Fatalf("events in the browser (want each once, in order, the gap between the two hubs):\n got %q\nwant %q\nreports:\n%s", got, want, dump(rs))
-	}
-	if last := rs[len(rs)-1]; last.Kind != "done" || last.Error != "" {
-		t.Errorf("last report %+v, want done without error", last)
-	}
+	got = events(rs)
+	require.True(t, slices.Equal(got, want), "events in the browser (want each once, in order, the gap between the two hubs):\n got %q\nwant %q\nreports:\n%s", got, want, dump(rs))
+	last := rs[len(rs)-1]
+	assert.Equal(t, "done", last.Kind, "last report %+v", last)
+	assert.Empty(t, last.Error, "last report %+v", last)
 
 	// The client reconnected by itself, sending the last ID it had: the
 	// first request had none, every later one (refused while the hub was
 	// down, then the one the new hub took) the last event's.
 	ids, sent := site.lastEventIDs()
-	if len(ids) < 2 || sent[0] {
-		t.Fatalf("stream requests' Last-Event-ID %q (sent %v): want a first request without one, then reconnections", ids, sent)
-	}
+	require.GreaterOrEqual(t, len(ids), 2, "stream requests' Last-Event-ID %q (sent %v): want a first request without one, then reconnections", ids, sent)
+	require.False(t, sent[0], "stream requests' Last-Event-ID %q (sent %v): want a first request without one, then reconnections", ids, sent)
 	for i, id := range ids[1:] {
-		if !sent[i+1] || id != lastBefore {
-			t.Errorf("reconnection %d sent Last-Event-ID %q (sent %v), want %q", i+1, id, sent[i+1], lastBefore)
-		}
+		assert.True(t, sent[i+1], "reconnection %d sent no Last-Event-ID", i+1)
+		assert.Equal(t, lastBefore, id, "reconnection %d: Last-Event-ID", i+1)
 	}
 	var stats struct {
 		Gaps     uint64 `json:"gaps"`
 		Replayed uint64 `json:"replayed"`
 	}
 	hub.get("/stats", &stats)
-	if stats.Gaps != 1 || stats.Replayed != 0 {
-		t.Errorf("new hub's stats: %d gaps, %d replayed; want 1 gap, nothing replayed", stats.Gaps, stats.Replayed)
-	}
+	assert.Equal(t, uint64(1), stats.Gaps, "new hub's stats: gaps")
+	assert.Zero(t, stats.Replayed, "new hub's stats: replayed")
+
 	var retries []string
 	for _, r := range rs {
 		if r.Kind == "retry" {
@@ -226,9 +217,8 @@ func pageReports(t *testing.T, ctx context.Context) []report {
 	rs := make([]report, 0, len(lines))
 	for _, l := range lines {
 		var r report
-		if err := json.Unmarshal([]byte(l), &r); err != nil {
-			t.Fatalf("the page reported %q: %v", l, err)
-		}
+		err := json.Unmarshal([]byte(l), &r)
+		require.NoError(t, err, "the page reported %q", l)
 		rs = append(rs, r)
 	}
 	return rs
@@ -268,11 +258,9 @@ func newBrowser(t *testing.T, exe string) context.Context {
 	go func() { started <- chromedp.Do(ctx) }()
 	select {
 	case err := <-started:
-		if err != nil {
-			t.Fatalf("starting %s: %v", exe, err)
-		}
+		require.NoError(t, err, "starting %s", exe)
 	case <-time.After(60 * time.Second):
-		t.Fatalf("starting %s: no answer after 60s", exe)
+		require.FailNow(t, fmt.Sprintf("starting %s: no answer after 60s", exe))
 	}
 	return ctx
 }
@@ -283,8 +271,6 @@ func eval[T any](t *testing.T, ctx context.Context, js string) T {
 	c, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	v, err := chromedp.Run(c, chromedp.Evaluate[T](js))
-	if err != nil {
-		t.Fatalf("evaluating %s: %v", js, err)
-	}
+	require.NoError(t, err, "evaluating %s", js)
 	return v
 }

@@ -22,6 +22,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ssekit/ssekit/internal/leaktest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/examples/internal/exampletest"
 )
@@ -151,9 +153,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, reports func() []
 		if cond(rs) {
 			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; the app reported:\n%s", timeout, what, dump(rs))
-		}
+		require.False(t, time.Now().After(deadline), "timed out after %v waiting for %s; the app reported:\n%s", timeout, what, dump(rs))
 		time.Sleep(50 * time.Millisecond)
 	}
 }
@@ -188,13 +188,9 @@ type hubProc struct {
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, ln.Close())
 	return addr
 }
 
@@ -211,9 +207,8 @@ func startHub(t *testing.T, addr string) *hubProc {
 			t.Cleanup(h.stop)
 			return h
 		}
-		if !strings.Contains(h.output.String(), "address already in use") || time.Now().After(deadline) {
-			t.Fatalf("the hub did not start on %s: %v\n%s", addr, h.waitErr, h.output)
-		}
+		require.Contains(t, h.output.String(), "address already in use", "the hub did not start on %s: %v\n%s", addr, h.waitErr, h.output)
+		require.False(t, time.Now().After(deadline), "the hub did not start on %s: %v\n%s", addr, h.waitErr, h.output)
 		time.Sleep(100 * time.Millisecond)
 	}
 }
@@ -231,12 +226,8 @@ func tryHub(t *testing.T, addr string) (*hubProc, bool) {
 	h := &hubProc{t: t, cmd: cmd, output: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = h.output
 	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
 	listening := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -261,7 +252,7 @@ func tryHub(t *testing.T, addr string) (*hubProc, bool) {
 	case <-time.After(startGuard):
 		_ = cmd.Process.Kill()
 		<-h.exited
-		t.Fatalf("the hub did not report listening within %v\n%s", startGuard, h.output)
+		require.FailNow(t, fmt.Sprintf("the hub did not report listening within %v\n%s", startGuard, h.output))
 		return nil, false
 	}
 }
@@ -277,20 +268,18 @@ func (h *hubProc) stop() {
 	h.stopped = true
 	select {
 	case <-h.exited:
-		h.t.Errorf("the hub had exited before it was stopped: %v\n%s", h.waitErr, h.output)
+		assert.Fail(h.t, fmt.Sprintf("the hub had exited before it was stopped: %v\n%s", h.waitErr, h.output))
 		return
 	default:
 	}
 	_ = h.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-h.exited:
-		if h.waitErr != nil {
-			h.t.Errorf("the hub's shutdown failed: %v\n%s", h.waitErr, h.output)
-		}
+		assert.NoError(h.t, h.waitErr, "the hub's shutdown failed: %v\n%s", h.waitErr, h.output)
 	case <-time.After(stepGuard):
 		_ = h.cmd.Process.Kill()
 		<-h.exited
-		h.t.Errorf("the hub did not shut down within %v of SIGTERM\n%s", stepGuard, h.output)
+		assert.Fail(h.t, fmt.Sprintf("the hub did not shut down within %v of SIGTERM\n%s", stepGuard, h.output))
 	}
 }
 
@@ -302,17 +291,15 @@ var api = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Dis
 func (h *hubProc) publish(body string) string {
 	h.t.Helper()
 	resp, err := api.Post(h.base+"/publish", "application/json", strings.NewReader(body))
-	if err != nil {
-		h.t.Fatalf("publish %s: %v", body, err)
-	}
+	require.NoError(h.t, err, "publish %s", body)
 	defer resp.Body.Close()
 	var out struct {
 		ID string `json:"id"`
 	}
 	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &out) != nil || out.ID == "" {
-		h.t.Fatalf("publish %s: %d %s", body, resp.StatusCode, raw)
-	}
+	require.Equal(h.t, http.StatusOK, resp.StatusCode, "publish %s: %d %s", body, resp.StatusCode, raw)
+	require.NoError(h.t, json.Unmarshal(raw, &out), "publish %s: %d %s", body, resp.StatusCode, raw)
+	require.NotEmpty(h.t, out.ID, "publish %s: %d %s", body, resp.StatusCode, raw)
 	return out.ID
 }
 
@@ -320,17 +307,12 @@ func (h *hubProc) publish(body string) string {
 func (h *hubProc) get(path string, v any) {
 	h.t.Helper()
 	resp, err := api.Get(h.base + path)
-	if err != nil {
-		h.t.Fatalf("GET %s: %v", path, err)
-	}
+	require.NoError(h.t, err, "GET %s", path)
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		h.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, raw)
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		h.t.Fatalf("GET %s: %v in %s", path, err, raw)
-	}
+	require.Equal(h.t, http.StatusOK, resp.StatusCode, "GET %s: %d %s", path, resp.StatusCode, raw)
+	require.NoError(h.t, json.Unmarshal(raw, v), "GET %s: body %s", path, raw)
+
 }
 
 // online reports whether the hub has a stream of user (default tenant).
@@ -347,9 +329,7 @@ func (h *hubProc) waitOnline(user string) {
 	h.t.Helper()
 	deadline := time.Now().Add(stepGuard)
 	for !h.online(user) {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("the hub did not see user %s online within %v", user, stepGuard)
-		}
+		require.False(h.t, time.Now().After(deadline), "the hub did not see user %s online within %v", user, stepGuard)
 		time.Sleep(50 * time.Millisecond)
 	}
 }

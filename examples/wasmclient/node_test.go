@@ -3,6 +3,7 @@ package wasmclient
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ssekit/ssekit/internal/testenv"
 )
@@ -65,12 +68,8 @@ func runNode(t *testing.T, nodeBin, stream string) *nodeApp {
 	a := &nodeApp{exited: make(chan struct{})}
 	cmd.Stderr = &a.stderr
 	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -112,9 +111,8 @@ func TestNode(t *testing.T) {
 		rs := app.snapshot()
 		select {
 		case <-app.exited:
-			if !isDone(rs) || app.waitErr != nil {
-				t.Fatalf("the app exited early: %v\n%s\nstderr:\n%s", app.waitErr, dump(rs), app.stderr.String())
-			}
+			require.True(t, isDone(rs), "the app exited early: %v\n%s\nstderr:\n%s", app.waitErr, dump(rs), app.stderr.String())
+			require.NoError(t, app.waitErr, "the app exited early: %v\n%s\nstderr:\n%s", app.waitErr, dump(rs), app.stderr.String())
 		default:
 		}
 		return rs
@@ -138,22 +136,18 @@ func TestNode(t *testing.T) {
 	select {
 	case <-app.exited:
 	case <-time.After(stepGuard):
-		t.Fatalf("the app did not exit within %v of the stop event; it reported:\n%s\nstderr:\n%s", stepGuard, dump(app.snapshot()), app.stderr.String())
+		require.FailNow(t, fmt.Sprintf("the app did not exit within %v of the stop event; it reported:\n%s\nstderr:\n%s", stepGuard, dump(app.snapshot()), app.stderr.String()))
 	}
 	rs := app.snapshot()
-	if app.waitErr != nil {
-		t.Fatalf("the app failed: %v\n%s\nstderr:\n%s", app.waitErr, dump(rs), app.stderr.String())
-	}
-	if got := events(rs); !slices.Equal(got, want) {
-		t.Fatalf("events under Node (want each once, in order):\n got %q\nwant %q\nreports:\n%s", got, want, dump(rs))
-	}
-	if last := rs[len(rs)-1]; last.Kind != "done" || last.Error != "" {
-		t.Errorf("last report %+v, want done without error", last)
-	}
+	require.NoError(t, app.waitErr, "the app failed: %v\n%s\nstderr:\n%s", app.waitErr, dump(rs), app.stderr.String())
+	got := events(rs)
+	require.True(t, slices.Equal(got, want), "events under Node (want each once, in order):\n got %q\nwant %q\nreports:\n%s", got, want, dump(rs))
+	last := rs[len(rs)-1]
+	assert.Equal(t, "done", last.Kind, "last report %+v", last)
+	assert.Empty(t, last.Error, "last report %+v", last)
+
 	for _, r := range rs {
-		if r.Kind == "retry" {
-			t.Errorf("the stream was retried (%s) though the hub never dropped it", r.Error)
-		}
+		assert.NotEqual(t, "retry", r.Kind, "the stream was retried (%s) though the hub never dropped it", r.Error)
 	}
 	t.Logf("Node received %d events over fetch, each once, in order", len(want))
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"maps"
 	"os"
 	"os/exec"
@@ -27,13 +29,9 @@ func TestWasmSize(t *testing.T) {
 	bin, gz := sizes(t, appWasm)
 	baseBin, baseGz := sizes(t, baseWasm)
 	m, err := parseWasm(bin)
-	if err != nil {
-		t.Fatalf("reading %s: %v", appWasm, err)
-	}
+	require.NoError(t, err, "reading %s", appWasm)
 	base, err := parseWasm(baseBin)
-	if err != nil {
-		t.Fatalf("reading %s: %v", baseWasm, err)
-	}
+	require.NoError(t, err, "reading %s", baseWasm)
 	pkgOf := packageNamer(t)
 	byPkg, code := m.codeByPackage(pkgOf)
 	baseByPkg, _ := base.codeByPackage(pkgOf)
@@ -83,12 +81,8 @@ func TestWasmSize(t *testing.T) {
 	}
 	t.Log(b.String())
 
-	if byPkg["github.com/ssekit/ssekit/client"] == 0 {
-		t.Errorf("no code of package client in %s: the measurement reads the wrong binary or names", appWasm)
-	}
-	if broker > 0 {
-		t.Errorf("%d methods of core.Broker are linked into the client's wasm: something the client calls reaches the broker", broker)
-	}
+	assert.NotZero(t, byPkg["github.com/ssekit/ssekit/client"], "no code of package client in %s: the measurement reads the wrong binary or names", appWasm)
+	assert.Zero(t, broker, "methods of core.Broker are linked into the client's wasm: something the client calls reaches the broker")
 }
 
 // sizes returns the binary at path and its size compressed by gzip -9,
@@ -98,16 +92,12 @@ func TestWasmSize(t *testing.T) {
 func sizes(t *testing.T, path string) ([]byte, int) {
 	t.Helper()
 	bin, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if _, err := exec.LookPath("gzip"); err != nil {
 		return bin, 0
 	}
 	gz, err := exec.Command("gzip", "-9", "-c", path).Output()
-	if err != nil {
-		t.Fatalf("gzip -9 -c %s: %v", path, err)
-	}
+	require.NoError(t, err, "gzip -9 -c %s", path)
 	return bin, len(gz)
 }
 
@@ -147,9 +137,7 @@ func packageNamer(t *testing.T) func(name string) string {
 	cmd.Dir = ".."
 	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
 	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list -deps ./wasmclient/app: %v", err)
-	}
+	require.NoError(t, err, "go list -deps ./wasmclient/app")
 	// The program's own package is "main" in symbol names.
 	paths := append(strings.Fields(string(out)), "main")
 	// Longest first, so that net/http wins over net.
