@@ -65,11 +65,9 @@ type MemoryHistory struct {
 	limits HistoryLimits
 
 	mu   sync.RWMutex
-	ring []held // oldest first, from head; grows and shrinks with the load
-	head int
-	n    int
-	size int64  // total cost of the held messages
-	last uint64 // sequence number of the newest message; the first is 1
+	kept fifo[held] // oldest first
+	size int64      // total cost of the held messages
+	last uint64     // sequence number of the newest message; the first is 1
 	// acct, when set, is the broker window this history keeps for it:
 	// messages are numbered with the history's own sequence.
 	acct *window
@@ -96,12 +94,13 @@ func (h *MemoryHistory) Append(_ context.Context, m *Message) error {
 	h.last++
 	seq := h.last
 	if h.limits.Events != NoHistory {
-		h.push(held{m: m, cost: cost, at: at})
+		h.kept.push(held{m: m, cost: cost, at: at})
+		h.size += cost
 		h.evict(at)
 	}
 	if h.acct != nil {
 		m.seq = seq
-		h.acct.mirror(h.last-uint64(h.n)+1, seq, h.size, h.ring[h.head].at)
+		h.acct.mirror(h.last-uint64(h.kept.len())+1, seq, h.size, h.kept.front().at)
 	}
 	h.mu.Unlock()
 	// Formatting outside the lock keeps the critical section short.
@@ -109,45 +108,16 @@ func (h *MemoryHistory) Append(_ context.Context, m *Message) error {
 	return nil
 }
 
-func (h *MemoryHistory) push(e held) {
-	if h.n == len(h.ring) {
-		h.resize(max(2*len(h.ring), 64))
-	}
-	i := h.head + h.n
-	if i >= len(h.ring) {
-		i -= len(h.ring)
-	}
-	h.ring[i] = e
-	h.n++
-	h.size += e.cost
-}
-
 // evict drops the oldest messages until the history is within its limits.
 // The newest stays whatever its cost, so that a reconnecting client can
 // always resume from it.
 func (h *MemoryHistory) evict(now int64) {
 	minAt := now - int64(h.limits.Age)
-	for h.n > 1 && (h.size > h.limits.Bytes || h.ring[h.head].at < minAt ||
-		(h.limits.Events > 0 && h.n > h.limits.Events)) {
-		h.size -= h.ring[h.head].cost
-		h.ring[h.head] = held{}
-		h.head++
-		if h.head == len(h.ring) {
-			h.head = 0
-		}
-		h.n--
+	for n := h.kept.len(); n > 1 && (h.size > h.limits.Bytes || h.kept.front().at < minAt ||
+		(h.limits.Events > 0 && n > h.limits.Events)); n-- {
+		h.size -= h.kept.front().cost
+		h.kept.pop()
 	}
-	if h.n < len(h.ring)/4 && len(h.ring) > 1024 {
-		h.resize(len(h.ring) / 2)
-	}
-}
-
-func (h *MemoryHistory) resize(size int) {
-	ring := make([]held, size)
-	for i := range h.n {
-		ring[i] = h.ring[(h.head+i)%len(h.ring)]
-	}
-	h.ring, h.head = ring, 0
 }
 
 // Origin implements History.
@@ -157,7 +127,7 @@ func (h *MemoryHistory) Origin() string { return h.epoch + "-0" }
 func (h *MemoryHistory) Held() (events int, bytes int64) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return h.n, h.size
+	return h.kept.len(), h.size
 }
 
 // Replay implements History.
@@ -171,7 +141,7 @@ func (h *MemoryHistory) Replay(_ context.Context, tenant, afterID, uptoID string
 	if after > h.last {
 		return fmt.Errorf("%w: %q", ErrEventUnknown, truncate(afterID))
 	}
-	oldest := h.last - uint64(h.n) + 1
+	oldest := h.last - uint64(h.kept.len()) + 1
 	if after+1 < oldest {
 		return fmt.Errorf("%w: %q", ErrEventExpired, truncate(afterID))
 	}
@@ -180,11 +150,7 @@ func (h *MemoryHistory) Replay(_ context.Context, tenant, afterID, uptoID string
 		return nil
 	}
 	for seq := after + 1; seq <= upto && seq <= h.last; seq++ {
-		i := h.head + int(seq-oldest)
-		if i >= len(h.ring) {
-			i -= len(h.ring)
-		}
-		m := h.ring[i].m
+		m := h.kept.at(int(seq - oldest)).m
 		if m.Target.Tenant == tenant && !fn(m) {
 			return nil
 		}

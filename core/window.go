@@ -21,9 +21,7 @@ type window struct {
 	maxAge   time.Duration
 
 	mu    sync.Mutex
-	ring  []span // costs of the held messages, oldest first
-	head  int
-	n     int
+	spans fifo[span] // costs of the held messages, oldest first
 	held  int64
 	next  uint64 // the sequence number of the next message; the first is 1
 	start atomic.Uint64
@@ -54,51 +52,22 @@ func newWindow(maxBytes int64, maxAge time.Duration) *window {
 func (w *window) add(cost, now int64) uint64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.n == len(w.ring) {
-		ring := make([]span, max(2*len(w.ring), 64))
-		for i := range w.n {
-			ring[i] = w.ring[(w.head+i)%len(w.ring)]
-		}
-		w.ring, w.head = ring, 0
-	}
-	i := w.head + w.n
-	if i >= len(w.ring) {
-		i -= len(w.ring)
-	}
-	w.ring[i] = span{cost: cost, at: now}
-	w.n++
+	w.spans.push(span{cost: cost, at: now})
 	w.held += cost
 	seq := w.next
 	w.next++
 	w.last.Store(seq)
 	start := w.start.Load()
 	minAt := now - int64(w.maxAge)
-	for w.n > 1 && (w.held > w.maxBytes || w.ring[w.head].at < minAt) {
-		w.held -= w.ring[w.head].cost
-		w.head++
-		if w.head == len(w.ring) {
-			w.head = 0
-		}
-		w.n--
+	for w.spans.len() > 1 && (w.held > w.maxBytes || w.spans.front().at < minAt) {
+		w.held -= w.spans.front().cost
+		w.spans.pop()
 		start++
-	}
-	if w.n < len(w.ring)/4 && len(w.ring) > 1024 {
-		w.shrink()
 	}
 	w.start.Store(start)
 	w.bytes.Store(w.held)
-	w.oldest.Store(w.ring[w.head].at)
+	w.oldest.Store(w.spans.front().at)
 	return seq
-}
-
-// shrink halves the ring after a burst has left, so an idle broker does
-// not keep the burst's bookkeeping.
-func (w *window) shrink() {
-	ring := make([]span, len(w.ring)/2)
-	for i := range w.n {
-		ring[i] = w.ring[(w.head+i)%len(w.ring)]
-	}
-	w.ring, w.head = ring, 0
 }
 
 // mirror records the state of a history that does the window's
