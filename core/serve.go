@@ -58,14 +58,14 @@ var heartbeat = []byte(":\n\n")
 // BuffersWriter is implemented by Streams that can send several buffers
 // with one system call (writev). Serve then hands it a batch's shared
 // frames as they are, instead of copying them into a buffer of its own,
-// and calls Flush after each call.
+// and calls Flush once the batch is written.
 type BuffersWriter interface {
 	WriteBuffers(bufs [][]byte) error
 }
 
 const (
-	// maxBatchFrames and maxBatchBytes bound one write of a BuffersWriter
-	// (Linux takes up to 1,024 buffers per writev).
+	// maxBatchFrames and maxBatchBytes bound one batch: what a writer
+	// takes from its queue and the log at a time, then flushes once.
 	maxBatchFrames = 1024
 	maxBatchBytes  = 1 << 20
 	// maxVecFrames bounds one WriteBuffers call: the kernel copies a
@@ -300,12 +300,11 @@ const (
 // burst coalesces into few writes with no timer. It returns a stop when
 // the stream must end, and whether it wrote anything.
 func (l *loop) flushQueue() (end *stop, wrote bool) {
-	// A batch may span several staging copies: send flushes once, after
-	// the last, which spares a system call per copy.
-	limit := maxBatchBytes
 	for {
 		l.sc = scratchPool.Get().(*scratch)
-		batch, cut, left, leftBytes := l.s.drain(l.sc.batch[:0], maxBatchFrames, limit)
+		// A batch may span several staging copies: send flushes once,
+		// after the last, which spares a system call per copy.
+		batch, cut, left, leftBytes := l.s.drain(l.sc.batch[:0], maxBatchFrames, maxBatchBytes)
 		l.sc.batch = batch
 		if len(batch) == 0 {
 			l.release()
@@ -360,7 +359,7 @@ func (l *loop) release() {
 }
 
 // send writes frames, in order, with as few writes as the Stream allows:
-// one WriteBuffers per maxBatchFrames, or else one Write of a copy per
+// one WriteBuffers per maxVecFrames, or else one Write of a copy per
 // copyBytes (a frame that large alone is written as it is); then one
 // Flush.
 func (l *loop) send(frames [][]byte) *stop {
@@ -373,7 +372,7 @@ func (l *loop) send(frames [][]byte) *stop {
 			}
 			frames = frames[n:]
 		}
-		return l.do(nil)
+		return l.flush()
 	}
 	if l.sc == nil {
 		l.sc = scratchPool.Get().(*scratch)
@@ -409,7 +408,7 @@ func (l *loop) send(frames [][]byte) *stop {
 			return end
 		}
 	}
-	return l.do(nil)
+	return l.flush()
 }
 
 // putBytes writes p without flushing it.
@@ -435,22 +434,15 @@ func (l *loop) put(write func() error) *stop {
 
 // write sends p with one Write and one Flush, bounded by ClientTimeout.
 func (l *loop) write(p []byte) *stop {
-	return l.do(func() error {
-		_, err := l.st.Write(p)
-		return err
-	})
+	if end := l.putBytes(p); end != nil {
+		return end
+	}
+	return l.flush()
 }
 
-// do runs one write of the stream (none when write is nil), then Flush,
-// bounded by ClientTimeout. It returns nil only when both succeeded.
-func (l *loop) do(write func() error) *stop {
-	if write != nil {
-		if end := l.put(write); end != nil {
-			return end
-		}
-	} else if !l.s.armDeadline(time.Now(), l.b.cfg.ClientTimeout) {
-		return l.failed(nil)
-	}
+// flush sends what the writes before it left buffered. It runs right after
+// them, so the deadline they armed still bounds it.
+func (l *loop) flush() *stop {
 	if err := l.st.Flush(); err != nil {
 		return l.failed(err)
 	}
