@@ -136,10 +136,10 @@ func TestWindowAge(t *testing.T) {
 		time.Sleep(31 * time.Second)
 		require.NoError(t, b.Broadcast(ctx, "e", "new"))
 		assert.Zero(t, b.Stats().OldestAge, "the old event left; the new one is the oldest")
-		err = b.history.Replay(ctx, "", old, old, func(*Message) bool { return true })
+		err = b.backend.Replay(ctx, "", old, old, func(*Message) bool { return true })
 		require.NoError(t, err, "the newest kept event can still be resumed from")
-		origin := b.history.Origin()
-		err = b.history.Replay(ctx, "", origin, old, func(*Message) bool { return true })
+		origin := b.backend.Origin()
+		err = b.backend.Replay(ctx, "", origin, old, func(*Message) bool { return true })
 		assert.ErrorIs(t, err, ErrEventExpired)
 	})
 }

@@ -16,18 +16,22 @@ import (
 // is safe for concurrent use; create one with New and end it with Close.
 type Broker struct {
 	cfg     Config
-	history History
-	bus     Bus
+	backend Backend
+	local   bool     // backend is a MemoryBackend: delivery is in-process
+	catchUp CatchUp  // nil unless the backend implements it
+	pres    Presence // nil unless the backend implements it
 	detach  func()
 	obs     *Observer
 	win     *window
-	idem    dedupe // idempotency keys published on the in-process bus
+	idem    dedupe // idempotency keys published on a MemoryBackend
 	// winShared: the broker's own MemoryHistory numbers messages and
 	// keeps the window, so deliver need not.
 	winShared bool
 
-	mu      sync.RWMutex // guards tenants, conns, closed
-	tenants map[string]*tenant
+	mu sync.RWMutex // guards tenant creation, conns, closed
+	// tenants is replaced, never modified, so that publishes find their
+	// tenant without a lock that every publish would share.
+	tenants atomic.Pointer[map[string]*tenant]
 	def     *tenant // the default tenant, looked up without the map
 	conns   map[string]*Subscription
 	closed  bool
@@ -50,7 +54,11 @@ type tenant struct {
 	users  map[uuid.UUID][]*Subscription
 	topics map[string][]*Subscription
 	lastID string // newest event delivered to this tenant on this broker
-	stamp  uint64
+	// last is the window number of the newest message of the tenant, set
+	// before it is routed: a writer that reads it first knows that every
+	// message of its tenant up to it is routed, or being routed now.
+	last  atomic.Uint64
+	stamp uint64
 	// userConns counts connections per user, reservations included, for
 	// MaxConnectionsPerUser.
 	userConns map[uuid.UUID]int
@@ -70,31 +78,29 @@ func New(cfg Config) (*Broker, error) {
 	cfg = cfg.withDefaults()
 	b := &Broker{
 		cfg:     cfg,
-		history: cfg.History,
-		bus:     cfg.Bus,
+		backend: cfg.Backend,
 		obs:     cfg.Observer,
-		tenants: make(map[string]*tenant),
 		conns:   make(map[string]*Subscription),
 		closing: make(chan struct{}),
 		drained: make(chan struct{}),
 	}
 	b.win = newWindow(cfg.HistoryBytes, cfg.HistoryAge)
-	if b.history == nil {
-		h := NewMemoryHistory(HistoryLimits{Bytes: cfg.HistoryBytes, Age: cfg.HistoryAge, Events: cfg.HistorySize})
-		if cfg.HistorySize == 0 && cfg.Bus == nil {
-			// Same limits, same order (the in-process bus appends and
-			// delivers under one lock): the history is the window, and
-			// a publish does its accounting once.
-			h.acct, b.winShared = b.win, true
+	if b.backend == nil {
+		mb := NewMemoryBackend(HistoryLimits{Bytes: cfg.HistoryBytes, Age: cfg.HistoryAge, Events: cfg.HistorySize})
+		if cfg.HistorySize == 0 {
+			// Same limits, same order per tenant (the backend appends
+			// and delivers under the tenant's lock): the history is the
+			// window, and a publish does its accounting once.
+			mb.acct, b.winShared = b.win, true
 		}
-		b.history = h
+		b.backend = mb
 	}
+	_, b.local = b.backend.(interface{ inProcess() })
+	b.catchUp, _ = b.backend.(CatchUp)
+	b.pres, _ = b.backend.(Presence)
 	b.def = b.newTenant("")
-	b.tenants[""] = b.def
-	if b.bus == nil {
-		b.bus = &localBus{history: b.history}
-	}
-	detach, err := b.bus.Attach(b.deliver)
+	b.tenants.Store(&map[string]*tenant{"": b.def})
+	detach, err := b.backend.Attach(b.deliver)
 	if err != nil {
 		return nil, fmt.Errorf("ssekit: attaching to bus: %w", err)
 	}
@@ -127,9 +133,10 @@ func (b *Broker) publish(ctx context.Context, m *Message) (string, error) {
 	if err := b.check(m); err != nil {
 		return "", err
 	}
-	if _, local := b.bus.(*localBus); local && m.IdempotencyKey != "" {
-		// A Bus that spans brokers deduplicates keys itself (Redis does,
-		// across nodes); the in-process one has the broker remember them.
+	if b.local && m.IdempotencyKey != "" {
+		// A Backend that spans brokers deduplicates keys itself (Redis
+		// does, across nodes); the in-process one has the broker
+		// remember them.
 		return b.publishIdempotent(ctx, m)
 	}
 	return b.send(ctx, m)
@@ -137,7 +144,7 @@ func (b *Broker) publish(ctx context.Context, m *Message) (string, error) {
 
 // send hands a checked message to the Bus and returns its event ID.
 func (b *Broker) send(ctx context.Context, m *Message) (string, error) {
-	if b.obs != nil || b.cfg.Bus != nil {
+	if b.obs != nil || !b.local {
 		// Only observers and remote brokers read it, and the clock costs
 		// more than routing a message to one user.
 		m.PublishedAt = time.Now()
@@ -147,7 +154,7 @@ func (b *Broker) send(ctx context.Context, m *Message) (string, error) {
 		done = b.obs.Publish(ctx, m)
 	}
 	m.recipients = -1
-	err := b.bus.Publish(ctx, m)
+	err := b.backend.Publish(ctx, m)
 	if done != nil {
 		done(PublishDone{ID: m.Event.ID, Recipients: m.recipients, Err: err})
 	}
@@ -201,13 +208,16 @@ func (b *Broker) deliver(m *Message) {
 		return
 	}
 	b.delivered.Add(1)
-	if !b.winShared {
-		// With a shared window the in-process bus has numbered m in the
-		// history's Append, just before this call.
-		m.seq = b.win.add(m.Cost(), m.stamp())
-	}
 	t := b.tenant(m.Target.Tenant)
 	t.mu.Lock()
+	if !b.winShared {
+		// Numbered under the tenant's lock, so that a tenant's numbers
+		// follow its delivery order. With a shared window the
+		// MemoryBackend has numbered m in Append, under its own lock
+		// for the tenant, just before this call.
+		m.seq = b.win.add(m.Cost(), m.stamp())
+	}
+	t.last.Store(m.seq)
 	t.lastID = m.Event.ID
 	m.recipients = t.route(m, b.win)
 	t.mu.Unlock()
@@ -268,18 +278,24 @@ func (b *Broker) tenant(name string) *tenant {
 	if name == "" {
 		return b.def
 	}
-	b.mu.RLock()
-	t := b.tenants[name]
-	b.mu.RUnlock()
-	if t != nil {
+	if t := (*b.tenants.Load())[name]; t != nil {
 		return t
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if t = b.tenants[name]; t == nil {
-		t = b.newTenant(name)
-		b.tenants[name] = t
+	old := *b.tenants.Load()
+	if t := old[name]; t != nil {
+		return t
 	}
+	// Copied once per new tenant: tenants are few and long-lived, and
+	// publishes read the map without a lock.
+	next := make(map[string]*tenant, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	t := b.newTenant(name)
+	next[name] = t
+	b.tenants.Store(&next)
 	return t
 }
 
@@ -297,9 +313,7 @@ func (b *Broker) newTenant(name string) *tenant {
 }
 
 func (b *Broker) lookupTenant(name string) *tenant {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b.tenants[name]
+	return (*b.tenants.Load())[name]
 }
 
 // Subscribe registers a connection. From this moment events for it are
@@ -343,6 +357,12 @@ func (b *Broker) subscribe(ctx context.Context, r SubscribeRequest) (*Subscripti
 	if err := b.authorize(ctx, id, r.Topics); err != nil {
 		return nil, err
 	}
+	if b.catchUp != nil && r.LastEventID != "" {
+		// Before the replay boundary is taken below: were this broker
+		// behind the one the client left, the events in between would
+		// be sent twice, once replayed and once live.
+		b.catchUp.CatchUp(ctx, id.Tenant, r.LastEventID)
+	}
 	// Reserve both limits first, so the Connect hook runs before the
 	// connection becomes visible to publishers and is never undone.
 	if n := b.nconns.Add(1); b.cfg.MaxConnections > 0 && n > int64(b.cfg.MaxConnections) {
@@ -370,6 +390,9 @@ func (b *Broker) subscribe(ctx context.Context, r SubscribeRequest) (*Subscripti
 		obsCtx:      context.WithoutCancel(ctx),
 		topics:      topics,
 		notify:      make(chan struct{}, 1),
+	}
+	if b.pres != nil {
+		b.pres.Track(id, 1)
 	}
 	if b.obs != nil && b.obs.Connect != nil {
 		s.obsCtx = b.obs.Connect(s.obsCtx, s)
@@ -435,6 +458,9 @@ func (b *Broker) unregister(s *Subscription, reason CloseReason) {
 func (b *Broker) release(s *Subscription, reason CloseReason) {
 	// Deferred: the slot comes back even if the Disconnect hook panics.
 	defer b.dropConn()
+	if b.pres != nil {
+		b.pres.Track(s.id, -1)
+	}
 	if s.id.User != uuid.Nil {
 		t := s.t
 		t.mu.Lock()
@@ -549,30 +575,39 @@ func (b *Broker) conn(connID string) (*Subscription, error) {
 	return s, nil
 }
 
-// Connections returns the connections of user in tenant on this broker.
+// connections returns the connections of user in tenant: this broker's,
+// plus the other brokers' when the backend knows them.
 func (b *Broker) connections(tenant string, user uuid.UUID) int {
+	n := 0
+	if b.pres != nil {
+		n = b.pres.RemoteConnections(tenant, user)
+	}
 	t := b.lookupTenant(tenant)
 	if t == nil {
-		return 0
+		return n
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return len(t.users[user])
+	return n + len(t.users[user])
 }
 
 func (b *Broker) onlineUsers(tenant string) []uuid.UUID {
-	t := b.lookupTenant(tenant)
-	if t == nil {
-		return nil
+	var out []uuid.UUID
+	if b.pres != nil {
+		out = b.pres.RemoteUsers(tenant)
 	}
-	t.mu.RLock()
-	out := make([]uuid.UUID, 0, len(t.users))
-	for u := range t.users {
-		out = append(out, u)
+	if t := b.lookupTenant(tenant); t != nil {
+		t.mu.RLock()
+		for u := range t.users {
+			out = append(out, u)
+		}
+		t.mu.RUnlock()
 	}
-	t.mu.RUnlock()
+	if out == nil {
+		return []uuid.UUID{}
+	}
 	slices.SortFunc(out, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
-	return out
+	return slices.Compact(out)
 }
 
 // Stats is a snapshot of a broker's state and counters since New.
@@ -608,6 +643,17 @@ type Stats struct {
 	// OldestAge is the age of the oldest event held, against
 	// Config.HistoryAge (nanoseconds in JSON).
 	OldestAge time.Duration `json:"oldestAge"`
+	// Cluster counts the whole cluster, this broker included, when the
+	// Backend knows the other brokers (it implements ClusterCounter); nil
+	// otherwise. Every other figure is this broker's own.
+	Cluster *ClusterStats `json:"cluster,omitempty"`
+}
+
+// ClusterStats counts the brokers of a cluster and their connections, as
+// of the backend's view of the other brokers.
+type ClusterStats struct {
+	Brokers     int `json:"brokers"`
+	Connections int `json:"connections"`
 }
 
 // Stats returns a snapshot of the broker's state and counters.
@@ -627,13 +673,11 @@ func (b *Broker) Stats() Stats {
 		HeldBytes: b.win.bytes.Load(),
 		OldestAge: b.win.age(time.Now()),
 	}
-	b.mu.RLock()
-	tenants := make([]*tenant, 0, len(b.tenants))
-	for _, t := range b.tenants {
-		tenants = append(tenants, t)
+	if cc, ok := b.pres.(ClusterCounter); ok {
+		brokers, conns := cc.RemoteTotals()
+		st.Cluster = &ClusterStats{Brokers: brokers + 1, Connections: conns + st.Connections}
 	}
-	b.mu.RUnlock()
-	for _, t := range tenants {
+	for _, t := range *b.tenants.Load() {
 		t.mu.RLock()
 		st.Users += len(t.users)
 		st.Topics += len(t.topics)

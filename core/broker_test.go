@@ -306,11 +306,10 @@ func TestConfigValidate(t *testing.T) {
 		MaxEventSize:          -1,
 		FlushInterval:         -1,
 		SlowConsumer:          9,
-		Bus:                   &localBus{},
 	}.Validate()
 	require.ErrorIs(t, err, ErrInvalidConfig)
 	for _, field := range []string{"ClientBufferSize", "HeartbeatInterval", "ClientTimeout", "HistorySize", "HistoryBytes", "HistoryAge", "RetryHint",
-		"MaxConnections", "MaxConnectionsPerUser", "MaxEventSize", "FlushInterval", "SlowConsumer", "History must be set"} {
+		"MaxConnections", "MaxConnectionsPerUser", "MaxEventSize", "FlushInterval", "SlowConsumer"} {
 		assert.Contains(t, err.Error(), field)
 	}
 	_, err = New(Config{HeartbeatInterval: 10e9, ClientTimeout: 15e9})
@@ -338,7 +337,7 @@ func TestConfigValidate(t *testing.T) {
 func TestBusGapCounted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		bus := &manualBus{}
-		b := newBroker(t, Config{Bus: bus, History: NewMemoryHistory(HistoryLimits{})})
+		b := newBroker(t, Config{Backend: withHistory(bus)})
 		c1 := connect(t, b, SubscribeRequest{})
 		c2 := connect(t, b, SubscribeRequest{})
 		bus.deliver(&Message{
@@ -398,6 +397,14 @@ func TestLastEventIDLength(t *testing.T) {
 	s, err := b.Subscribe(context.Background(), SubscribeRequest{LastEventID: strings.Repeat("1", MaxLastEventIDLen)})
 	require.NoError(t, err)
 	s.Close()
+}
+
+// withHistory makes a Backend of a test Bus.
+func withHistory(bus Bus) Backend {
+	return struct {
+		Bus
+		*MemoryHistory
+	}{bus, NewMemoryHistory(HistoryLimits{})}
 }
 
 // manualBus is a Bus whose test delivers messages itself, as a remote

@@ -114,7 +114,7 @@ type Config struct {
 	HistoryAge time.Duration
 	// HistorySize, when positive, also caps the default in-memory History
 	// at that many events; NoHistory switches replay off. Default 0: no
-	// cap beyond HistoryBytes and HistoryAge. Ignored when History is set.
+	// cap beyond HistoryBytes and HistoryAge. Ignored when Backend is set.
 	HistorySize int
 	// RetryHint is the reconnection delay sent to clients in the retry
 	// field, with up to 50% random jitter added so that a restart does not
@@ -151,13 +151,11 @@ type Config struct {
 	// change that connection's topics (Broker.AddTopics).
 	AnnounceConnection bool
 
-	// History stores events for replay. Nil means the in-memory history
-	// (MemoryHistory), bounded by HistoryBytes and HistoryAge (and by
+	// Backend numbers, keeps and carries events: a cluster's whole wiring
+	// is this one field (the Redis backend, for one). Nil means a
+	// MemoryBackend bounded by HistoryBytes and HistoryAge (and by
 	// HistorySize when set).
-	History History
-	// Bus carries published messages to every broker of a cluster. Nil
-	// means in-process delivery, with History assigning IDs.
-	Bus Bus
+	Backend Backend
 	// Authenticator identifies connecting clients in Connect. Nil means
 	// every connection is anonymous in the default tenant.
 	Authenticator Authenticator
@@ -222,9 +220,6 @@ func (c Config) Validate() error {
 	}
 	if c.MaxEventSize > DefaultMaxLineSize {
 		bad("MaxEventSize", fmt.Sprintf("<= %d (DefaultMaxLineSize, the longest line the Go client's Decoder reads)", DefaultMaxLineSize), c.MaxEventSize)
-	}
-	if c.Bus != nil && c.History == nil {
-		errs = append(errs, fmt.Errorf("%w: History must be set when Bus is set (IDs and replay must be shared across brokers)", ErrInvalidConfig))
 	}
 	return errors.Join(errs...)
 }

@@ -100,7 +100,7 @@ func (h *MemoryHistory) Append(_ context.Context, m *Message) error {
 	}
 	if h.acct != nil {
 		m.seq = seq
-		h.acct.mirror(h.last-uint64(h.kept.len())+1, seq, h.size, h.kept.front().at)
+		h.acct.mirror(h.last-uint64(h.kept.len())+1, h.size, h.kept.front().at)
 	}
 	h.mu.Unlock()
 	// Formatting outside the lock keeps the critical section short.

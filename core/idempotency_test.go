@@ -30,7 +30,7 @@ func TestIdempotentPublishDeliversOnce(t *testing.T) {
 	}{
 		{"default history", Config{}},                // the history keeps the window
 		{"capped history", Config{HistorySize: 100}}, // the broker keeps the window
-		{"custom history", Config{History: NewMemoryHistory(HistoryLimits{})}},
+		{"custom history", Config{Backend: NewMemoryBackend(HistoryLimits{})}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBroker(t, tc.cfg)
@@ -154,10 +154,10 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 	assert.Equal(t, last, c.next().ID, "only one of the %d publishes was sent", n)
 }
 
-// flakyHistory fails its first n appends, or blocks each append until
+// flakyHistory is a MemoryBackend that fails its first n publishes, or blocks each append until
 // release is closed.
 type flakyHistory struct {
-	*MemoryHistory
+	*MemoryBackend
 	fail    int
 	entered chan struct{}
 	release chan struct{}
@@ -165,7 +165,7 @@ type flakyHistory struct {
 
 var errAppend = errors.New("test history: append failed")
 
-func (h *flakyHistory) Append(ctx context.Context, m *Message) error {
+func (h *flakyHistory) Publish(ctx context.Context, m *Message) error {
 	if h.fail > 0 {
 		h.fail--
 		return errAppend
@@ -174,14 +174,14 @@ func (h *flakyHistory) Append(ctx context.Context, m *Message) error {
 		h.entered <- struct{}{}
 		<-h.release
 	}
-	return h.MemoryHistory.Append(ctx, m)
+	return h.MemoryBackend.Publish(ctx, m)
 }
 
 // A failed attempt sent nothing, so it is not remembered: the retry
 // publishes.
 func TestIdempotencyFailedAttemptIsForgotten(t *testing.T) {
-	h := &flakyHistory{MemoryHistory: NewMemoryHistory(HistoryLimits{}), fail: 1}
-	b := newBroker(t, Config{History: h})
+	h := &flakyHistory{MemoryBackend: NewMemoryBackend(HistoryLimits{}), fail: 1}
+	b := newBroker(t, Config{Backend: h})
 	ctx := context.Background()
 	c := connect(t, b, SubscribeRequest{Topics: []string{"t"}})
 	defer c.close()
@@ -199,9 +199,9 @@ func TestIdempotencyFailedAttemptIsForgotten(t *testing.T) {
 // it and returns its ID, unless its own context ends first.
 func TestIdempotencyDuplicateWaitsForFirstAttempt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := &flakyHistory{MemoryHistory: NewMemoryHistory(HistoryLimits{}),
+		h := &flakyHistory{MemoryBackend: NewMemoryBackend(HistoryLimits{}),
 			entered: make(chan struct{}), release: make(chan struct{})}
-		b := newBroker(t, Config{History: h})
+		b := newBroker(t, Config{Backend: h})
 		ctx := context.Background()
 
 		firstID := make(chan string, 1)
@@ -254,7 +254,7 @@ func TestIdempotencyKeyValidation(t *testing.T) {
 	for _, key := range []string{"", "k", strings.Repeat("k", MaxIdempotencyKeyLen), "550e8400-e29b-41d4-a716-446655440000", "a!~/:=+"} {
 		assert.NoError(t, ValidateIdempotencyKey(key), "%q", key)
 	}
-	held, _ := b.history.(*MemoryHistory).Held()
+	held, _ := b.backend.(*MemoryBackend).Held()
 	assert.Zero(t, held, "invalid keys must send nothing")
 }
 
@@ -283,7 +283,7 @@ func (c *countingBus) Attach(deliver func(*Message)) (func(), error) {
 
 func TestIdempotencyKeyGoesToTheBus(t *testing.T) {
 	bus := &countingBus{}
-	b := newBroker(t, Config{Bus: bus, History: NewMemoryHistory(HistoryLimits{})})
+	b := newBroker(t, Config{Backend: withHistory(bus)})
 	for range 2 {
 		_, err := b.Publish(context.Background(), keyed("", "k", "d"))
 		require.NoError(t, err)

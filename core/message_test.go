@@ -46,7 +46,7 @@ func TestDataIsCopied(t *testing.T) {
 				assert.Equal(t, wantRaw, second.Data)
 
 				// A client that saw nothing yet is replayed the same bytes.
-				late := connect(t, b, SubscribeRequest{Identity: Identity{User: u}, LastEventID: b.history.Origin()})
+				late := connect(t, b, SubscribeRequest{Identity: Identity{User: u}, LastEventID: b.backend.Origin()})
 				assert.Equal(t, want, late.next().Data)
 				assert.Equal(t, wantRaw, late.next().Data)
 				assert.NoError(t, live.close())

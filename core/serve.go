@@ -175,7 +175,7 @@ func (l *loop) run() *stop {
 	l.bw, _ = l.st.(BuffersWriter)
 	position := s.replayUpto
 	if position == "" {
-		position = b.history.Origin()
+		position = b.backend.Origin()
 	}
 	// The opening frame restates the client's position (its own
 	// Last-Event-ID, or where the broker stands for a new client): a
@@ -487,7 +487,7 @@ func (l *loop) end(reason CloseReason, err error) *stop {
 func (l *loop) replay(head []byte, position string) *stop {
 	b, s := l.b, l.s
 	var missed []*Message
-	err := b.history.Replay(l.ctx, s.id.Tenant, s.lastEventID, s.replayUpto, func(m *Message) bool {
+	err := b.backend.Replay(l.ctx, s.id.Tenant, s.lastEventID, s.replayUpto, func(m *Message) bool {
 		if m.entitled(s) && m.Frame() != nil {
 			missed = append(missed, m)
 		}

@@ -234,10 +234,10 @@ func (s *Subscription) signal() {
 // maxBytes (at least one), and reports whether the connection was cut and
 // how many events and queued bytes are left.
 func (s *Subscription) drain(dst []*Message, maxN, maxBytes int) (batch []*Message, cut bool, left int, leftBytes int64) {
-	// Read first: every message numbered up to last is routed, or being
-	// routed now. A broadcast appended after this read may be newer than
+	// Read first: every message of the tenant numbered up to last is
+	// routed, or being routed now. A broadcast appended after this read may be newer than
 	// a queued message not yet seen, so it waits for the next round.
-	last := s.b.win.last.Load()
+	last := s.t.last.Load()
 	log := s.t.log
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -308,7 +308,7 @@ func (s *Subscription) logPending() bool {
 	// Numbered before it is appended, so this holds; were it not to, the
 	// writer would wait for the bell rather than spin on drain.
 	m := s.bcur.peek()
-	return m != nil && m.seq <= s.b.win.last.Load()
+	return m != nil && m.seq <= s.t.last.Load()
 }
 
 // abortLocked forces a blocked write to fail now, so a client that stopped

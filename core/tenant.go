@@ -66,13 +66,17 @@ func (t Tenant) send(ctx context.Context, m *Message, eventType string, data any
 	return err
 }
 
-// IsUserOnline reports whether user has a connection to this broker.
+// IsUserOnline reports whether user has a connection to this broker, or,
+// when the Backend implements Presence, to any broker of the cluster.
 func (t Tenant) IsUserOnline(user uuid.UUID) bool { return t.b.connections(t.name, user) > 0 }
 
-// UserConnections returns how many connections user has to this broker.
+// UserConnections returns how many connections user has to this broker,
+// plus those to the cluster's other brokers when the Backend implements
+// Presence.
 func (t Tenant) UserConnections(user uuid.UUID) int { return t.b.connections(t.name, user) }
 
-// OnlineUsers returns the users with a connection to this broker, sorted.
+// OnlineUsers returns the users with a connection to this broker (to any
+// broker of the cluster when the Backend implements Presence), sorted.
 func (t Tenant) OnlineUsers() []uuid.UUID { return t.b.onlineUsers(t.name) }
 
 // SendToUser pushes an event to every connection of user in the default

@@ -25,10 +25,6 @@ type window struct {
 	held  int64
 	next  uint64 // the sequence number of the next message; the first is 1
 	start atomic.Uint64
-	// last is the number of the newest message, set before it is routed:
-	// a writer that reads it first knows that every message up to it is
-	// routed, or being routed right now.
-	last atomic.Uint64
 	// bytes and oldest mirror held and the oldest message's time for
 	// Stats, which must not take mu.
 	bytes  atomic.Int64
@@ -56,7 +52,6 @@ func (w *window) add(cost, now int64) uint64 {
 	w.held += cost
 	seq := w.next
 	w.next++
-	w.last.Store(seq)
 	start := w.start.Load()
 	minAt := now - int64(w.maxAge)
 	for w.spans.len() > 1 && (w.held > w.maxBytes || w.spans.front().at < minAt) {
@@ -72,10 +67,9 @@ func (w *window) add(cost, now int64) uint64 {
 
 // mirror records the state of a history that does the window's
 // accounting itself (the broker's own MemoryHistory, whose limits are the
-// window's): the oldest and newest numbers it holds, their cost and the
+// window's): the oldest number it holds, the cost of what it holds and the
 // oldest's time.
-func (w *window) mirror(start, last uint64, bytes, oldestAt int64) {
-	w.last.Store(last)
+func (w *window) mirror(start uint64, bytes, oldestAt int64) {
 	w.start.Store(start)
 	w.bytes.Store(bytes)
 	w.oldest.Store(oldestAt)

@@ -21,8 +21,8 @@ import (
 // Redis Bus does when its stream was trimmed past a node's position: it
 // delivers a gap event to a whole tenant, which is in no History.
 type lossyBus struct {
-	mu      sync.Mutex
-	history core.History
+	mu sync.Mutex
+	core.History
 	deliver func(*core.Message)
 	last    string // the newest ID: where the stream resumes after a loss
 }
@@ -30,7 +30,7 @@ type lossyBus struct {
 func (l *lossyBus) Publish(ctx context.Context, m *core.Message) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.history.Append(ctx, m); err != nil {
+	if err := l.History.Append(ctx, m); err != nil {
 		return err
 	}
 	l.last = m.Event.ID
@@ -66,8 +66,8 @@ func TestStatsAgreeWithMetrics(t *testing.T) {
 		reg := prometheus.NewRegistry()
 		m, err := metrics.New(reg)
 		require.NoError(t, err)
-		bus := &lossyBus{history: core.NewMemoryHistory(core.HistoryLimits{})}
-		b, err := core.New(core.Config{Observer: m.Observer(), Bus: bus, History: bus.history})
+		bus := &lossyBus{History: core.NewMemoryHistory(core.HistoryLimits{})}
+		b, err := core.New(core.Config{Observer: m.Observer(), Backend: bus})
 		require.NoError(t, err)
 		// Within the bubble: a failed require still ends every stream.
 		t.Cleanup(func() { _ = b.Close(context.Background()) })

@@ -91,9 +91,9 @@ func hasToken(values []string, token string) bool {
 // the opening frame must reach the client at once, with the position a
 // client that is cut before its first event reconnects from.
 func checkPreamble(t *testing.T, s *suite) {
-	h := core.NewMemoryHistory(core.HistoryLimits{Events: 16})
+	h := core.NewMemoryBackend(core.HistoryLimits{Events: 16})
 	hint := 2 * time.Second
-	e := s.start(t, core.Config{History: h, RetryHint: hint}, startOptions{})
+	e := s.start(t, core.Config{Backend: h, RetryHint: hint}, startOptions{})
 	c := e.dial(t, "", nil)
 	c.Opened(t)
 	id, retry := c.Position(t)
