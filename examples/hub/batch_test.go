@@ -209,7 +209,7 @@ func TestPublishBatchBodyLimit(t *testing.T) {
 // failingBus delivers in-process like core's own bus until ok publishes
 // have gone through, then fails every publish.
 type failingBus struct {
-	history core.History
+	core.History
 	mu      sync.Mutex
 	ok      int
 	deliver func(*core.Message)
@@ -222,7 +222,7 @@ func (f *failingBus) Publish(ctx context.Context, m *core.Message) error {
 		return errors.New("bus down")
 	}
 	f.ok--
-	if err := f.history.Append(ctx, m); err != nil {
+	if err := f.History.Append(ctx, m); err != nil {
 		return err
 	}
 	if f.deliver != nil {
@@ -247,7 +247,7 @@ func (f *failingBus) Attach(deliver func(*core.Message)) (func(), error) {
 // item that failed; those events did reach the subscriber.
 func TestPublishBatchFailsMidway(t *testing.T) {
 	hist := core.NewMemoryHistory(core.HistoryLimits{Events: 64})
-	srv, _ := newTestHub(t, core.Config{History: hist, Bus: &failingBus{history: hist, ok: 2}}, hubConfig{})
+	srv, _ := newTestHub(t, core.Config{Backend: &failingBus{History: hist, ok: 2}}, hubConfig{})
 	user := uuid.NewString()
 	dec, stop := openStream(t, srv.Client(), srv.URL+"/events?user="+user)
 	defer stop()

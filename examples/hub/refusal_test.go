@@ -173,7 +173,7 @@ func do(t *testing.T, srv *httptest.Server, req *http.Request) (int, http.Header
 }
 
 // outageBus fails every publish the way a Redis Bus does during an outage.
-type outageBus struct{ history core.History }
+type outageBus struct{ core.History }
 
 func (b *outageBus) Publish(context.Context, *core.Message) error {
 	return fmt.Errorf("redis: %w: dial tcp 10.0.0.7:6379: i/o timeout", core.ErrUnavailable)
@@ -186,7 +186,7 @@ func (b *outageBus) Attach(func(*core.Message)) (func(), error) { return func() 
 func TestPublishFailureHidesCause(t *testing.T) {
 	log, buf := newTestLog()
 	hist := core.NewMemoryHistory(core.HistoryLimits{})
-	srv, _ := newTestHub(t, core.Config{History: hist, Bus: &outageBus{history: hist}}, hubConfig{log: log})
+	srv, _ := newTestHub(t, core.Config{Backend: &outageBus{hist}}, hubConfig{log: log})
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/publish", strings.NewReader(`{"broadcast":true,"event":"e"}`))
 	req.Header.Set("Content-Type", "application/json")
 	status, hdr, body := do(t, srv, req)

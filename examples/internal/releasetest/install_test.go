@@ -251,7 +251,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	broker, err := core.New(core.Config{Bus: backend, History: backend})
+	broker, err := core.New(core.Config{Backend: backend})
 	if err != nil {
 		log.Fatal(err)
 	}
