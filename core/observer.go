@@ -33,7 +33,7 @@ type PublishDone struct {
 	ID string
 	// Recipients counts the local connections the message was queued for
 	// when delivery happened in-process before Publish returned; -1 when a
-	// Bus delivers it later.
+	// cluster Backend delivers it later.
 	Recipients int
 	Err        error
 }
@@ -65,8 +65,11 @@ type ReplayInfo struct {
 }
 
 // Observer holds optional hooks that metrics and tracing layers fill in.
-// Every field may be nil; a nil hook costs one comparison. Hooks run on the
-// broker's hot paths and must not block. The context a hook receives for a
+// Every field may be nil; a nil hook costs one comparison. Hooks observe:
+// they run on the broker's hot paths, must not block, and nothing they do
+// changes what is delivered (what a cluster backend needs at connect time,
+// such as catching up, the broker asks of the Backend itself; see CatchUp
+// and Presence). The context a hook receives for a
 // connection is the one Connect returned, so a hook can keep per-connection
 // state (such as a span) in it.
 type Observer struct {
@@ -77,7 +80,7 @@ type Observer struct {
 	Disconnect func(ctx context.Context, s *Subscription, reason CloseReason)
 	// Reject runs when Connect or Subscribe refuses a request.
 	Reject func(ctx context.Context, tenant string, err error)
-	// Publish runs before a message is handed to History and Bus; it may
+	// Publish runs before a message is handed to the Backend; it may
 	// add to m.Metadata, and the function it returns (if any) runs when
 	// publishing is done.
 	Publish func(ctx context.Context, m *Message) func(PublishDone)
