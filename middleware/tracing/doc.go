@@ -20,13 +20,26 @@
 //
 // # Spans
 //
-// "publish <destination>" (kind Producer) is started by every publish, as
-// a child of the span in the publisher's context; the destination is the
-// topic when the message names exactly one, else "user", "topic" or
-// "broadcast". It follows the OpenTelemetry messaging conventions:
-// messaging.system "ssekit", messaging.operation.name "publish",
-// messaging.operation.type "send", messaging.destination.name,
-// messaging.message.id (the event ID), plus ssekit.target.kind and
+// Span names follow the OpenTelemetry messaging conventions: the
+// operation, then the destination in a form of low cardinality, never a
+// topic, a user ID or a tenant (a name per topic or per user would be a
+// name per entity, which trace backends cannot group). The
+// destination part is the template of the topics (WithTopicTemplate) when
+// there is one, else the kind of target: "broadcast", "topic" or "user";
+// a message to both users and topics has none. So a publish span is one of
+// "publish broadcast", "publish topic", "publish user", "publish" and
+// "publish <template>" (for example "publish order-{id}"), and a deliver
+// span one of the same with "deliver". The concrete destination is in the
+// attributes: messaging.destination.name is the topic when the message
+// names exactly one and no user, ssekit.topics lists them otherwise,
+// messaging.destination.template is the template, ssekit.target.kind the
+// kind, and ssekit.tenant the tenant (with WithTenantAttribute). User IDs
+// are never recorded.
+//
+// "publish ..." (kind Producer) is started by every publish, as a child of
+// the span in the publisher's context, with messaging.system "ssekit",
+// messaging.operation.name "publish", messaging.operation.type "send", the
+// destination attributes above, messaging.message.id (the event ID) and
 // ssekit.recipients (connections reached on this node, when known). Its
 // context is injected into Message.Metadata, which travels with the
 // message across a Bus, so every node can link to it (a publish the
@@ -40,12 +53,16 @@
 // is exported when it ends, so a stream shows up in the backend once it
 // closes; its deliver spans show up as they happen.
 //
-// "deliver" (kind Consumer) is one span per write of a connection, a child
-// of its connection span, with links (up to WithMaxLinks) to the publish
-// spans of the events the write carried, messaging.batch.message_count and
-// ssekit.bytes. It starts when the oldest linked event was published and
-// ends when the write completed, so its length is that event's delivery
-// latency.
+// "deliver ..." (kind Consumer) is one span per write of a connection, a
+// child of its connection span, with links (up to WithMaxLinks) to the
+// publish spans of the events the write carried, messaging.operation.name
+// "deliver", messaging.operation.type "process",
+// messaging.batch.message_count, ssekit.bytes, and messaging.message.id
+// when the write carried one event. Its destination, in its name and
+// attributes, is what the events it wrote have in common: a write of a
+// topic event and a user event is just "deliver". It starts when the
+// oldest linked event was published and ends when the write completed, so
+// its length is that event's delivery latency.
 //
 // # Bounded fan-out
 //

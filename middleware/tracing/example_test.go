@@ -67,7 +67,45 @@ func Example() {
 	fmt.Println(strings.Join(lines, "\n"))
 	// Output:
 	// POST /orders     internal  links=0
-	// deliver          consumer  links=1
+	// deliver user     consumer  links=1
 	// publish user     producer  links=0
 	// sse connection   internal  links=0
+}
+
+// Topics named after an entity ("order-123") would make a span name per
+// entity. The kind of target names the span ("publish topic") unless a
+// template says more.
+func ExampleWithTopicTemplate() {
+	ctx := context.Background()
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	defer tp.Shutdown(ctx)
+
+	tr := tracing.New(tracing.WithTracerProvider(tp), tracing.WithTopicTemplate(func(topic string) string {
+		if strings.HasPrefix(topic, "order-") {
+			return "order-{id}"
+		}
+		return "" // no template: "publish topic"
+	}))
+	broker, err := core.New(core.Config{Observer: tr.Observer()})
+	if err != nil {
+		panic(err)
+	}
+	defer broker.Close(ctx)
+
+	for _, topic := range []string{"order-123", "order-124", "lobby"} {
+		_ = broker.SendToTopic(ctx, topic, "update", "{}")
+	}
+	for _, s := range spans.Ended() {
+		a := map[string]string{}
+		for _, kv := range s.Attributes() {
+			a[string(kv.Key)] = kv.Value.Emit()
+		}
+		fmt.Printf("%-18s destination=%-9s template=%s\n", s.Name(),
+			a["messaging.destination.name"], a["messaging.destination.template"])
+	}
+	// Output:
+	// publish order-{id} destination=order-123 template=order-{id}
+	// publish order-{id} destination=order-124 template=order-{id}
+	// publish topic      destination=lobby     template=
 }

@@ -84,18 +84,31 @@ func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
 	return m
 }
 
-// waitSpans waits until the recorder holds at least n ended spans called
-// name: deliver spans end on the connection's goroutine, just after its
-// write reached the client.
-func waitSpans(t testing.TB, sr *tracetest.SpanRecorder, name string, n int) []sdktrace.ReadOnlySpan {
+// operation returns the ended spans of a messaging operation
+// (messaging.operation.name), whatever their destination: tracing.SpanDeliver
+// finds "deliver user", "deliver topic" and so on.
+func operation(spans []sdktrace.ReadOnlySpan, op string) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range spans {
+		if attrs(s)["messaging.operation.name"].AsString() == op {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// waitOperation waits until the recorder holds at least n ended spans of
+// the operation op: deliver spans end on the connection's goroutine, just
+// after its write reached the client.
+func waitOperation(t testing.TB, sr *tracetest.SpanRecorder, op string, n int) []sdktrace.ReadOnlySpan {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if got := named(sr.Ended(), name); len(got) >= n {
+		if got := operation(sr.Ended(), op); len(got) >= n {
 			return got
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("got %d %q spans, want %d", len(named(sr.Ended(), name)), name, n)
+			t.Fatalf("got %d %q spans, want %d", len(operation(sr.Ended(), op)), op, n)
 		}
 		time.Sleep(time.Millisecond)
 	}

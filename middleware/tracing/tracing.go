@@ -23,11 +23,16 @@ const (
 	DefaultMaxDeliverSpansPerMessage = 10
 )
 
-// Span names.
+// Span names. SpanPublish and SpanDeliver are also the operation names
+// (messaging.operation.name): a publish or deliver span is named by its
+// operation, followed by its destination's template (see WithTopicTemplate)
+// or else its kind of target when it has one, as in "publish topic" or
+// "deliver order-{id}"; never by a topic, a user or a tenant, which would
+// make span names unbounded. See the package documentation for the list.
 const (
 	SpanConnection = "sse connection"
+	SpanPublish    = "publish"
 	SpanDeliver    = "deliver"
-	spanPublish    = "publish " // + destination
 )
 
 // Attribute keys of this package; the others are OpenTelemetry semantic
@@ -49,8 +54,8 @@ const (
 
 var (
 	system      = semconv.MessagingSystemKey.String("ssekit")
-	opPublish   = semconv.MessagingOperationName("publish")
-	opDeliver   = semconv.MessagingOperationName("deliver")
+	opPublish   = semconv.MessagingOperationName(SpanPublish)
+	opDeliver   = semconv.MessagingOperationName(SpanDeliver)
 	typeSend    = semconv.MessagingOperationTypeSend
 	typeProcess = semconv.MessagingOperationTypeProcess
 )
@@ -65,6 +70,7 @@ type config struct {
 	tp         trace.TracerProvider
 	prop       propagation.TextMapPropagator
 	tenant     bool
+	template   func(topic string) string
 	maxLinks   int
 	maxDeliver int
 }
@@ -90,6 +96,24 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 // customers.
 func WithTenantAttribute() Option {
 	return func(c *config) { c.tenant = true }
+}
+
+// WithTopicTemplate sets how to find a topic's template: the
+// low-cardinality form of a name that embeds an entity, such as
+// "order-{id}" for "order-123", or "" when the topic has none. A template
+// is recorded as messaging.destination.template and names the span in
+// place of the kind of target ("publish order-{id}" rather than "publish
+// topic"), when every topic of the message (or, for a deliver span, of
+// every message of the write) has the same one. Without this option, or
+// for a topic without a template, the span is named by its kind of target:
+// topic names are only ever attributes.
+//
+// f runs on every traced publish and for every message of a write that
+// makes a deliver span, on the publisher's and the connections'
+// goroutines: it must be fast, safe for concurrent use and return few
+// distinct values, for they name spans.
+func WithTopicTemplate(f func(topic string) string) Option {
+	return func(c *config) { c.template = f }
 }
 
 // WithMaxLinks caps the links of one deliver span (default
@@ -158,25 +182,97 @@ func (t *Tracer) Extract(ctx context.Context, m *core.Message) context.Context {
 	return t.prop.Extract(ctx, propagation.MapCarrier(m.Metadata))
 }
 
-// destination names where a message goes, for span names: the topic when
-// there is exactly one and nothing else, else the target kind. User IDs
-// never appear: they would make span names unbounded.
-func destination(tg *core.Target) string {
-	if !tg.Broadcast && len(tg.Topics) == 1 && len(tg.Users) == 0 {
-		return tg.Topics[0]
+// dest is where a message goes, as its spans tell it.
+type dest struct {
+	// kind is "broadcast", "topic" or "user"; "" for a message to both
+	// users and topics, or a write of several kinds.
+	kind string
+	// name is the topic, when the message names exactly one and no user
+	// (messaging.destination.name).
+	name string
+	// template is the one of every topic named (WithTopicTemplate).
+	template string
+}
+
+// destOf says where tg goes. User IDs never appear: they identify people,
+// like tenant names (see WithTenantAttribute).
+func (t *Tracer) destOf(tg *core.Target) dest {
+	switch {
+	case tg.Broadcast:
+		return dest{kind: "broadcast"}
+	case len(tg.Topics) == 0:
+		return dest{kind: "user"}
+	case len(tg.Users) > 0:
+		return dest{}
 	}
-	return tg.Kind()
+	d := dest{kind: "topic"}
+	if len(tg.Topics) == 1 {
+		d.name = tg.Topics[0]
+	}
+	if t.template != nil {
+		d.template = t.template(tg.Topics[0])
+		for _, topic := range tg.Topics[1:] {
+			if d.template == "" {
+				break
+			}
+			if t.template(topic) != d.template {
+				d.template = ""
+			}
+		}
+	}
+	return d
+}
+
+// common keeps of d what e shares with it: a write's destination is what
+// all of its messages have in common.
+func (d dest) common(e dest) dest {
+	if d.kind != e.kind {
+		d.kind = ""
+	}
+	if d.name != e.name {
+		d.name = ""
+	}
+	if d.template != e.template {
+		d.template = ""
+	}
+	return d
+}
+
+// spanName returns op followed by d's template, else its kind, else
+// nothing: a name of low cardinality whatever the topics.
+func (d dest) spanName(op string) string {
+	switch {
+	case d.template != "":
+		return op + " " + d.template
+	case d.kind != "":
+		return op + " " + d.kind
+	}
+	return op
+}
+
+// appendAttrs appends the destination attributes of d.
+func (d dest) appendAttrs(attrs []attribute.KeyValue) []attribute.KeyValue {
+	if d.name != "" {
+		attrs = append(attrs, semconv.MessagingDestinationName(d.name))
+	}
+	if d.template != "" {
+		attrs = append(attrs, semconv.MessagingDestinationTemplate(d.template))
+	}
+	return attrs
 }
 
 func (t *Tracer) publish(ctx context.Context, m *core.Message) func(core.PublishDone) {
-	dest := destination(&m.Target)
-	attrs := make([]attribute.KeyValue, 0, 8)
-	attrs = append(attrs, system, opPublish, typeSend,
-		semconv.MessagingDestinationName(dest), AttrTargetKind.String(m.Target.Kind()))
+	d := t.destOf(&m.Target)
+	attrs := make([]attribute.KeyValue, 0, 9)
+	attrs = append(attrs, system, opPublish, typeSend, AttrTargetKind.String(m.Target.Kind()))
+	attrs = d.appendAttrs(attrs)
+	if len(m.Target.Topics) > 0 && d.name == "" { // several, or with users
+		attrs = append(attrs, AttrTopics.StringSlice(m.Target.Topics))
+	}
 	if t.tenant {
 		attrs = append(attrs, AttrTenant.String(m.Target.Tenant))
 	}
-	ctx, span := t.tracer.Start(ctx, spanPublish+dest,
+	ctx, span := t.tracer.Start(ctx, d.spanName(SpanPublish),
 		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
 	if !span.IsRecording() {
 		// Not sampled (or no SDK): deliver spans could only link to a
@@ -304,15 +400,25 @@ func (t *Tracer) flush(ctx context.Context, _ *core.Subscription, f core.FlushIn
 	if len(links) == 0 {
 		return
 	}
-	attrs := []attribute.KeyValue{
-		system, opDeliver, typeProcess,
+	d := t.destOf(&f.Messages[0].Target)
+	for _, m := range f.Messages[1:] {
+		d = d.common(t.destOf(&m.Target))
+	}
+	attrs := make([]attribute.KeyValue, 0, 10)
+	attrs = append(attrs, system, opDeliver, typeProcess,
 		semconv.MessagingBatchMessageCount(len(f.Messages)),
-		AttrBytes.Int(f.Bytes),
+		AttrBytes.Int(f.Bytes))
+	if d.kind != "" {
+		attrs = append(attrs, AttrTargetKind.String(d.kind))
+	}
+	attrs = d.appendAttrs(attrs)
+	if len(f.Messages) == 1 && f.Messages[0].Event.ID != "" {
+		attrs = append(attrs, semconv.MessagingMessageID(f.Messages[0].Event.ID))
 	}
 	if unlinked > 0 {
 		attrs = append(attrs, AttrUnlinked.Int(unlinked))
 	}
-	_, span := t.tracer.Start(ctx, SpanDeliver,
+	_, span := t.tracer.Start(ctx, d.spanName(SpanDeliver),
 		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(start),
 		trace.WithLinks(links...), trace.WithAttributes(attrs...))
 	span.End(trace.WithTimestamp(f.At))

@@ -48,7 +48,7 @@ func TestPublishToDeliver(t *testing.T) {
 	assert.Equal(t, map[string]string{"origin": "api"}, callerMeta, "the caller's map is not written to")
 
 	evs := c.st.WaitEvents(t, 2)
-	delivers := waitSpans(t, sr, tracing.SpanDeliver, 2)
+	delivers := waitOperation(t, sr, tracing.SpanDeliver, 2)
 	c.close(t)
 	streamReq.End()
 	spans := sr.Ended()
@@ -60,18 +60,17 @@ func TestPublishToDeliver(t *testing.T) {
 	assert.Equal(t, pubReq.SpanContext().TraceID(), p.SpanContext().TraceID())
 	assert.Equal(t, pubReq.SpanContext().SpanID(), p.Parent().SpanID(), "publish span is a child of the request span")
 	assert.Equal(t, map[attribute.Key]attribute.Value{
-		"messaging.system":           attribute.StringValue("ssekit"),
-		"messaging.operation.name":   attribute.StringValue("publish"),
-		"messaging.operation.type":   attribute.StringValue("send"),
-		"messaging.destination.name": attribute.StringValue("user"),
-		"messaging.message.id":       attribute.StringValue(id),
-		"ssekit.target.kind":         attribute.StringValue("user"),
-		"ssekit.recipients":          attribute.IntValue(1),
-	}, attrs(p))
+		"messaging.system":         attribute.StringValue("ssekit"),
+		"messaging.operation.name": attribute.StringValue("publish"),
+		"messaging.operation.type": attribute.StringValue("send"),
+		"messaging.message.id":     attribute.StringValue(id),
+		"ssekit.target.kind":       attribute.StringValue("user"),
+		"ssekit.recipients":        attribute.IntValue(1),
+	}, attrs(p), "no destination name: user IDs are never recorded")
 	assert.Equal(t, codes.Unset, p.Status().Code)
 
-	topic := named(spans, "publish orders")
-	require.Len(t, topic, 1, "a single topic names the span")
+	topic := named(spans, "publish topic")
+	require.Len(t, topic, 1, "named by the kind of target, never the topic")
 	assert.Equal(t, "orders", attrs(topic[0])["messaging.destination.name"].AsString())
 	assert.Equal(t, "topic", attrs(topic[0])["ssekit.target.kind"].AsString())
 
@@ -87,9 +86,11 @@ func TestPublishToDeliver(t *testing.T) {
 	assert.EqualValues(t, 0, ca["ssekit.dropped_events"].AsInt64())
 
 	// One deliver span per write (the test waited for each event), each
-	// a child of the connection span, linked to its publish span.
+	// a child of the connection span, linked to its publish span, named
+	// and described like it.
 	require.Len(t, delivers, 2)
 	for i, d := range delivers {
+		assert.Equal(t, []string{"deliver user", "deliver topic"}[i], d.Name())
 		assert.Equal(t, trace.SpanKindConsumer, d.SpanKind())
 		assert.Equal(t, conn.SpanContext().SpanID(), d.Parent().SpanID())
 		assert.Equal(t, conn.SpanContext().TraceID(), d.SpanContext().TraceID())
@@ -100,13 +101,19 @@ func TestPublishToDeliver(t *testing.T) {
 		assert.Contains(t, d.Links()[0].Attributes, attribute.String("messaging.message.id", evs[i].ID))
 		frame, err := core.AppendEvent(nil, evs[i])
 		require.NoError(t, err)
-		assert.Equal(t, map[attribute.Key]attribute.Value{
+		want := map[attribute.Key]attribute.Value{
 			"messaging.system":              attribute.StringValue("ssekit"),
 			"messaging.operation.name":      attribute.StringValue("deliver"),
 			"messaging.operation.type":      attribute.StringValue("process"),
 			"messaging.batch.message_count": attribute.IntValue(1),
+			"messaging.message.id":          attribute.StringValue(evs[i].ID),
+			"ssekit.target.kind":            attribute.StringValue([]string{"user", "topic"}[i]),
 			"ssekit.bytes":                  attribute.IntValue(len(frame)),
-		}, attrs(d))
+		}
+		if i == 1 {
+			want["messaging.destination.name"] = attribute.StringValue("orders")
+		}
+		assert.Equal(t, want, attrs(d))
 		assert.False(t, d.EndTime().Before(d.StartTime()))
 		assert.False(t, d.StartTime().Before(pub.StartTime().Add(-1e6)), "starts about when the event was published")
 	}
@@ -140,7 +147,7 @@ func TestBroadcastBudget(t *testing.T) {
 			pubs := named(spans, "publish broadcast")
 			require.Len(t, pubs, 2)
 			links := map[trace.SpanID]int{}
-			for _, d := range named(spans, tracing.SpanDeliver) {
+			for _, d := range named(spans, "deliver broadcast") {
 				for _, l := range d.Links() {
 					links[l.SpanContext.SpanID()]++
 				}
@@ -171,9 +178,11 @@ func TestMaxLinks(t *testing.T) {
 	st.WaitEvents(t, 5)
 	cancel()
 	<-done
-	d := named(sr.Ended(), tracing.SpanDeliver)
+	d := named(sr.Ended(), "deliver user")
 	require.Len(t, d, 1)
 	assert.Len(t, d[0].Links(), 2)
+	_, single := attrs(d[0])["messaging.message.id"]
+	assert.False(t, single, "a batch has no message ID")
 	assert.EqualValues(t, 5, attrs(d[0])["messaging.batch.message_count"].AsInt64())
 	assert.EqualValues(t, 3, attrs(d[0])["ssekit.unlinked_events"].AsInt64())
 }
@@ -181,7 +190,7 @@ func TestMaxLinks(t *testing.T) {
 // copyBus is a Bus that hands every attached broker its own copy of each
 // message, as a network Bus does: only what a message carries survives.
 type copyBus struct {
-	history  core.History
+	core.History
 	mu       sync.Mutex
 	delivers []func(*core.Message)
 	err      error
@@ -193,7 +202,7 @@ func (c *copyBus) Publish(ctx context.Context, m *core.Message) error {
 	if c.err != nil {
 		return c.err
 	}
-	if err := c.history.Append(ctx, m); err != nil {
+	if err := c.History.Append(ctx, m); err != nil {
 		return err
 	}
 	for _, deliver := range c.delivers {
@@ -217,8 +226,8 @@ func (c *copyBus) Attach(deliver func(*core.Message)) (func(), error) {
 // travels in Message.Metadata.
 func TestAcrossBus(t *testing.T) {
 	tp, sr := newProvider(t)
-	bus := &copyBus{history: core.NewMemoryHistory(core.HistoryLimits{Events: 16})}
-	cfg := core.Config{Bus: bus, History: bus.history, Observer: tracing.New(tracing.WithTracerProvider(tp)).Observer()}
+	bus := &copyBus{History: core.NewMemoryHistory(core.HistoryLimits{Events: 16})}
+	cfg := core.Config{Backend: bus, Observer: tracing.New(tracing.WithTracerProvider(tp)).Observer()}
 	node1, node2 := newBroker(t, cfg), newBroker(t, cfg)
 	ctx := context.Background()
 	c := connect(t, ctx, node2, core.SubscribeRequest{Topics: []string{"orders/eu"}})
@@ -229,20 +238,22 @@ func TestAcrossBus(t *testing.T) {
 	c.close(t)
 
 	spans := sr.Ended()
-	pub := named(spans, "publish orders/eu")
+	pub := named(spans, "publish topic")
 	require.Len(t, pub, 1)
+	assert.Equal(t, "orders/eu", attrs(pub[0])["messaging.destination.name"].AsString())
 	_, known := attrs(pub[0])["ssekit.recipients"]
 	assert.False(t, known, "the Bus delivers later: recipients unknown to the publisher")
-	d := named(spans, tracing.SpanDeliver)
+	d := named(spans, "deliver topic")
 	require.Len(t, d, 1)
+	assert.Equal(t, "orders/eu", attrs(d[0])["messaging.destination.name"].AsString())
 	require.Len(t, d[0].Links(), 1)
 	assert.Equal(t, pub[0].SpanContext(), d[0].Links()[0].SpanContext.WithRemote(false))
 }
 
 func TestPublishError(t *testing.T) {
 	tp, sr := newProvider(t)
-	bus := &copyBus{history: core.NewMemoryHistory(core.HistoryLimits{Events: 16}), err: errors.New("bus down")}
-	b := newBroker(t, core.Config{Bus: bus, History: bus.history, Observer: tracing.New(tracing.WithTracerProvider(tp)).Observer()})
+	bus := &copyBus{History: core.NewMemoryHistory(core.HistoryLimits{Events: 16}), err: errors.New("bus down")}
+	b := newBroker(t, core.Config{Backend: bus, Observer: tracing.New(tracing.WithTracerProvider(tp)).Observer()})
 	require.Error(t, b.Broadcast(context.Background(), "e", "x"))
 	p := named(sr.Ended(), "publish broadcast")
 	require.Len(t, p, 1)
@@ -268,7 +279,7 @@ func TestUnsampledStream(t *testing.T) {
 	c.close(t)
 	spans := sr.Ended()
 	assert.Len(t, named(spans, "publish broadcast"), 1)
-	assert.Empty(t, named(spans, tracing.SpanDeliver))
+	assert.Empty(t, operation(spans, tracing.SpanDeliver))
 	assert.Empty(t, named(spans, tracing.SpanConnection))
 }
 
