@@ -84,7 +84,8 @@ type config struct {
 // maxTenants distinct tenants seen get their own value; the others share the
 // value OtherTenant, so a client cannot grow the number of series. The
 // default tenant has the empty value and does not count against the cap. maxTenants <= 0 means
-// DefaultMaxTenants. Every tenant costs 27 series plus a latency histogram.
+// DefaultMaxTenants. Every tenant costs 28 series plus three histograms
+// (delivery latency, and lag in events and in bytes).
 func WithTenantLabel(maxTenants int) Option {
 	return func(c *config) {
 		if maxTenants <= 0 {
