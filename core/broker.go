@@ -34,14 +34,15 @@ type Broker struct {
 	tenants atomic.Pointer[map[string]*tenant]
 	def     *tenant // the default tenant, looked up without the map
 	conns   map[string]*Subscription
-	closed  bool
+	// closed is written under mu, and read without it on every publish.
+	closed  atomic.Bool
 	closing chan struct{} // closed by Close: streams flush and end
 	drained chan struct{} // closed when the last connection is gone after Close
 
-	nconns                                    atomic.Int64
-	published, delivered, sent, replayed, gap atomic.Uint64
-	droppedOldest, droppedNewest              atomic.Uint64
-	droppedDisconnect                         atomic.Uint64
+	nconns                         atomic.Int64
+	published, sent, replayed, gap atomic.Uint64
+	droppedOldest, droppedNewest   atomic.Uint64
+	droppedDisconnect              atomic.Uint64
 }
 
 // tenant holds the routing indexes of one tenant. Tenants are never
@@ -59,6 +60,9 @@ type tenant struct {
 	// message of its tenant up to it is routed, or being routed now.
 	last  atomic.Uint64
 	stamp uint64
+	// delivered counts the messages routed, for Stats: per tenant, so
+	// that publishes to different tenants share no counter.
+	delivered uint64
 	// userConns counts connections per user, reservations included, for
 	// MaxConnectionsPerUser.
 	userConns map[uuid.UUID]int
@@ -207,9 +211,9 @@ func (b *Broker) deliver(m *Message) {
 	if m.Frame() == nil {
 		return
 	}
-	b.delivered.Add(1)
 	t := b.tenant(m.Target.Tenant)
 	t.mu.Lock()
+	t.delivered++
 	if !b.winShared {
 		// Numbered under the tenant's lock, so that a tenant's numbers
 		// follow its delivery order. With a shared window the
@@ -398,7 +402,7 @@ func (b *Broker) subscribe(ctx context.Context, r SubscribeRequest) (*Subscripti
 		s.obsCtx = b.obs.Connect(s.obsCtx, s)
 	}
 	b.mu.Lock()
-	if b.closed {
+	if b.closed.Load() {
 		b.mu.Unlock()
 		s.gone = true
 		b.release(s, ReasonShutdown)
@@ -483,7 +487,7 @@ func (b *Broker) dropConn() {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.closed.Load() {
 		b.closeDrained()
 	}
 }
@@ -661,7 +665,6 @@ func (b *Broker) Stats() Stats {
 	st := Stats{
 		Connections: int(b.nconns.Load()),
 		Published:   b.published.Load(),
-		Delivered:   b.delivered.Load(),
 		Sent:        b.sent.Load(),
 		Replayed:    b.replayed.Load(),
 		Gaps:        b.gap.Load(),
@@ -679,6 +682,7 @@ func (b *Broker) Stats() Stats {
 	}
 	for _, t := range *b.tenants.Load() {
 		t.mu.RLock()
+		st.Delivered += t.delivered
 		st.Users += len(t.users)
 		st.Topics += len(t.topics)
 		if len(t.all) > 0 {
@@ -717,9 +721,7 @@ func (b *Broker) observeReject(ctx context.Context, tenant string, err error) {
 }
 
 func (b *Broker) isClosed() bool {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b.closed
+	return b.closed.Load()
 }
 
 // Close stops accepting connections and publishes, lets every stream flush
@@ -728,11 +730,11 @@ func (b *Broker) isClosed() bool {
 // error. Close is idempotent.
 func (b *Broker) Close(ctx context.Context) error {
 	b.mu.Lock()
-	if b.closed {
+	if b.closed.Load() {
 		b.mu.Unlock()
 		return b.wait(ctx)
 	}
-	b.closed = true
+	b.closed.Store(true)
 	close(b.closing)
 	var idle []*Subscription
 	for _, s := range b.conns {
