@@ -65,7 +65,7 @@ func TestMetricsAndTracing(t *testing.T) {
 	require.NoError(t, b.Close(ctx))
 	require.NoError(t, obs.shutdown(ctx))
 	out := strings.ReplaceAll(spans.String(), `": "`, `":"`)
-	for _, want := range []string{`"Name":"POST /publish"`, `"Name":"publish user"`, `"Name":"deliver"`, `"Name":"sse connection"`} {
+	for _, want := range []string{`"Name":"POST /publish"`, `"Name":"publish user"`, `"Name":"deliver user"`, `"Name":"sse connection"`} {
 		assert.Contains(t, out, want, "spans lack %s", want)
 	}
 	n, m := strings.Count(out, `"Name":"POST /publish"`), strings.Count(out, `"Name":"publish user"`)
