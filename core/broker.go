@@ -674,7 +674,7 @@ func (b *Broker) Stats() Stats {
 			DropDisconnected:    b.droppedDisconnect.Load(),
 		},
 		HeldBytes: b.win.bytes.Load(),
-		OldestAge: b.win.age(time.Now()),
+		OldestAge: b.win.age(monoNow()),
 	}
 	if cc, ok := b.pres.(ClusterCounter); ok {
 		brokers, conns := cc.RemoteTotals()

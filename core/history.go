@@ -76,7 +76,7 @@ type MemoryHistory struct {
 type held struct {
 	m    *Message
 	cost int64
-	at   int64 // UnixNano
+	at   int64 // monoNow when held
 }
 
 // NewMemoryHistory returns an empty history bounded by l.

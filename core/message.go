@@ -72,8 +72,9 @@ type Message struct {
 	flat       bool   // one data line, no comment: see encodedLen
 	borrowed   bool   // Event.Data still aliases the caller's []byte
 	inlineUsed bool   // inline holds the data copy or the frame
+	stamped    bool   // at is set
 	seq        uint64 // position in the broker's window, set by deliver
-	at         int64  // UnixNano when first held (history or window)
+	at         int64  // when first held (history or window), as monoNow
 	one        [1]uuid.UUID
 	idBuf      [idBufLen]byte // MemoryHistory writes the ID here
 	// inline holds a small message's data copy and frame, so that the
@@ -338,15 +339,24 @@ func (m *Message) Cost() int64 {
 
 // stamp returns when m was first held, reading the clock the first time.
 func (m *Message) stamp() int64 {
-	if m.at == 0 {
-		m.at = time.Now().UnixNano()
+	if !m.stamped {
+		m.at, m.stamped = monoNow(), true
 	}
 	return m.at
 }
+
+// monoBase anchors monoNow. It is read-only after package initialisation.
+var monoBase = time.Now()
+
+// monoNow returns a monotonic clock reading in nanoseconds, for the age
+// bounds: it reads one clock where time.Now reads two (wall and monotonic),
+// which halves what the age bound costs a publish. Readings are comparable
+// only with each other, and may be negative (inside a synctest bubble).
+func monoNow() int64 { return int64(time.Since(monoBase)) }
 
 // forget drops what a broker worked out for m, for a Message the caller
 // passed by value: a copy must be checked and encoded afresh.
 func (m *Message) forget() {
 	m.frame, m.spare, m.size, m.flat, m.borrowed, m.inlineUsed, m.prebuilt = nil, nil, 0, false, false, false, false
-	m.seq, m.at = 0, 0
+	m.seq, m.at, m.stamped = 0, 0, false
 }

@@ -28,12 +28,12 @@ type window struct {
 	// bytes and oldest mirror held and the oldest message's time for
 	// Stats, which must not take mu.
 	bytes  atomic.Int64
-	oldest atomic.Int64 // UnixNano of the oldest held message; 0 when none
+	oldest atomic.Int64 // monoNow of the oldest held message; 0 when none
 }
 
 type span struct {
 	cost int64
-	at   int64 // UnixNano when delivered
+	at   int64 // monoNow when delivered
 }
 
 func newWindow(maxBytes int64, maxAge time.Duration) *window {
@@ -42,7 +42,7 @@ func newWindow(maxBytes int64, maxAge time.Duration) *window {
 	return w
 }
 
-// add accounts for a message of the given cost delivered at now (UnixNano)
+// add accounts for a message of the given cost delivered at now (monoNow)
 // and returns its sequence number. The oldest messages leave the window
 // until it is back within its limits; the newest always stays.
 func (w *window) add(cost, now int64) uint64 {
@@ -78,11 +78,13 @@ func (w *window) mirror(start uint64, bytes, oldestAt int64) {
 // lapsed reports whether the message numbered seq has left the window.
 func (w *window) lapsed(seq uint64) bool { return seq < w.start.Load() }
 
-// age returns how long ago the oldest held message was delivered.
-func (w *window) age(now time.Time) time.Duration {
+// age returns how long ago the oldest held message was delivered; now is
+// a monoNow reading. (A reading of exactly 0, one nanosecond after the
+// package started, would read as nothing held: harmless.)
+func (w *window) age(now int64) time.Duration {
 	at := w.oldest.Load()
 	if at == 0 {
 		return 0
 	}
-	return max(now.Sub(time.Unix(0, at)), 0)
+	return time.Duration(max(now-at, 0))
 }
