@@ -3,6 +3,8 @@ package core
 import (
 	"errors"
 	"fmt"
+
+	"github.com/ssekit/ssekit/core/sse"
 )
 
 // Sentinel errors. Every error the broker returns wraps one of these, so
@@ -10,18 +12,24 @@ import (
 // HTTP answer with Broker.Reject.
 var (
 	// ErrInvalidID reports an event ID containing CR, LF, NUL or another
-	// control character, which would let a value inject SSE fields.
-	ErrInvalidID = errors.New("ssekit: invalid event ID")
+	// control character, which would let a value inject SSE fields. It is
+	// sse.ErrInvalidID.
+	ErrInvalidID = sse.ErrInvalidID
 	// ErrInvalidType reports an event type that is empty where one is
-	// required, or contains CR, LF, NUL or another control character.
-	ErrInvalidType = errors.New("ssekit: invalid event type")
+	// required, or contains CR, LF, NUL or another control character. It
+	// is sse.ErrInvalidType.
+	ErrInvalidType = sse.ErrInvalidType
 	// ErrInvalidUTF8 reports event text that is not valid UTF-8: the SSE
-	// stream is UTF-8, and a browser would silently rewrite such bytes.
-	ErrInvalidUTF8 = errors.New("ssekit: event text is not valid UTF-8")
-	// ErrInvalidRetry reports a negative retry hint.
-	ErrInvalidRetry = errors.New("ssekit: invalid retry")
-	// ErrEventTooLarge reports an encoded event larger than Config.MaxEventSize.
-	ErrEventTooLarge = errors.New("ssekit: event too large")
+	// stream is UTF-8, and a browser would silently rewrite such bytes. It
+	// is sse.ErrInvalidUTF8.
+	ErrInvalidUTF8 = sse.ErrInvalidUTF8
+	// ErrInvalidRetry reports a negative retry hint. It is
+	// sse.ErrInvalidRetry.
+	ErrInvalidRetry = sse.ErrInvalidRetry
+	// ErrEventTooLarge reports an encoded event larger than
+	// Config.MaxEventSize, or a line or event over a Decoder's limits. It
+	// is sse.ErrEventTooLarge.
+	ErrEventTooLarge = sse.ErrEventTooLarge
 	// ErrInvalidUser reports a missing (nil UUID) or malformed user ID.
 	ErrInvalidUser = errors.New("ssekit: invalid user ID")
 	// ErrInvalidTopic reports a topic name that breaks the topic rules

@@ -1,4 +1,4 @@
-package core
+package sse
 
 import (
 	"fmt"
@@ -8,18 +8,20 @@ import (
 	"unicode/utf8"
 )
 
-// Field prefixes. Every one ends in a single space so that a value that
-// itself starts with a space survives the client stripping one.
+// Field prefixes, as the encoder writes them: the field name, a colon and
+// a single space, so that a value that itself starts with a space survives
+// the client stripping one. A caller that lays out a frame itself (see
+// Measure) uses them to write exactly what AppendEvent would.
 const (
-	commentPrefix = ": "
-	retryPrefix   = "retry: "
-	idPrefix      = "id: "
-	eventPrefix   = "event: "
-	dataPrefix    = "data: "
-
-	// keepAliveFrame is what an Event with no content at all encodes to.
-	keepAliveFrame = ":\n\n"
+	CommentPrefix = ": "
+	RetryPrefix   = "retry: "
+	IDPrefix      = "id: "
+	EventPrefix   = "event: "
+	DataPrefix    = "data: "
 )
+
+// keepAliveFrame is what an Event with no content at all encodes to.
+const keepAliveFrame = ":\n\n"
 
 // AppendEvent validates e and appends it to dst as exactly one event block
 // of the text/event-stream format (WHATWG HTML, "Server-sent events"),
@@ -59,20 +61,28 @@ func AppendEvent(dst []byte, e Event) ([]byte, error) {
 			dst = grown
 		}
 	}
-	return appendEventUnchecked(dst, e), nil
+	return AppendValid(dst, e), nil
 }
 
-func appendEventUnchecked(dst []byte, e Event) []byte {
+// AppendValid appends e to dst like AppendEvent, without validating it
+// again: it is for a caller that has checked e with Validate already, such
+// as a broker that validates an event once when it is published and
+// encodes it later. It grows dst as append does; give it EncodedLen(e)
+// bytes of spare capacity and it does not allocate.
+//
+// An Event that fails Validate gives a frame that need not mean what e
+// says: a line break in ID or Type would inject fields.
+func AppendValid(dst []byte, e Event) []byte {
 	message := isMessage(e)
 	if !message && e.Comment == "" && e.Retry <= 0 {
 		return append(dst, keepAliveFrame...)
 	}
 	if e.Comment != "" {
-		dst = appendSSELines(dst, commentPrefix, e.Comment)
+		dst = appendSSELines(dst, CommentPrefix, e.Comment)
 	}
 	dst = appendFields(dst, e)
 	if message {
-		dst = appendSSELines(dst, dataPrefix, e.Data)
+		dst = appendSSELines(dst, DataPrefix, e.Data)
 	}
 	return append(dst, '\n')
 }
@@ -83,14 +93,20 @@ func appendEventUnchecked(dst []byte, e Event) []byte {
 // It does not validate e: for an Event that fails Validate it returns the
 // size the event would have, while AppendEvent appends nothing.
 func EncodedLen(e Event) int {
-	n, _ := encodedLen(e)
+	n, _ := Measure(e)
 	return n
 }
 
-// encodedLen is EncodedLen, also reporting whether e is a message whose
-// data is a single line and that has no comment, which appendFlatEvent
-// encodes without scanning for line breaks again.
-func encodedLen(e Event) (n int, flat bool) {
+// Measure returns EncodedLen(e) and whether e is simple: a message (ID,
+// Type or Data non-empty) with no Comment whose Data is a single line.
+// The frame of a simple event is its retry, id and event fields, in that
+// order and each only when set, then DataPrefix, Data and two LFs, so a
+// caller that has validated e can lay the frame out itself, for example
+// around a slot for an ID it learns later, without another scan of Data
+// for line breaks. One pass over the text serves both answers.
+//
+// Like EncodedLen, it does not validate e.
+func Measure(e Event) (n int, simple bool) {
 	message := isMessage(e)
 	if !message && e.Comment == "" && e.Retry <= 0 {
 		return len(keepAliveFrame), false
@@ -98,52 +114,43 @@ func encodedLen(e Event) (n int, flat bool) {
 	n = 1 // the blank line that ends the event
 	if e.Comment != "" {
 		lines, breaks := sseLineStats(e.Comment)
-		n += lines*(len(commentPrefix)+1) + len(e.Comment) - breaks
+		n += lines*(len(CommentPrefix)+1) + len(e.Comment) - breaks
 	}
 	if e.Retry > 0 {
-		n += len(retryPrefix) + decimalLen(uint64(e.Retry/time.Millisecond)) + 1
+		n += len(RetryPrefix) + decimalLen(uint64(e.Retry/time.Millisecond)) + 1
 	}
 	if e.ID != "" {
-		n += len(idPrefix) + len(e.ID) + 1
+		n += len(IDPrefix) + len(e.ID) + 1
 	}
 	if e.Type != "" {
-		n += len(eventPrefix) + len(e.Type) + 1
+		n += len(EventPrefix) + len(e.Type) + 1
 	}
 	if message {
 		lines, breaks := sseLineStats(e.Data)
-		n += lines*(len(dataPrefix)+1) + len(e.Data) - breaks
-		flat = lines == 1 && e.Comment == ""
+		n += lines*(len(DataPrefix)+1) + len(e.Data) - breaks
+		simple = lines == 1 && e.Comment == ""
 	}
-	return n, flat
+	return n, simple
 }
 
 // appendFields appends the single-line fields of e: retry, id, event.
 func appendFields(dst []byte, e Event) []byte {
 	if e.Retry > 0 {
-		dst = append(dst, retryPrefix...)
+		dst = append(dst, RetryPrefix...)
 		dst = strconv.AppendInt(dst, int64(e.Retry/time.Millisecond), 10)
 		dst = append(dst, '\n')
 	}
 	if e.ID != "" {
-		dst = append(dst, idPrefix...)
+		dst = append(dst, IDPrefix...)
 		dst = append(dst, e.ID...)
 		dst = append(dst, '\n')
 	}
 	if e.Type != "" {
-		dst = append(dst, eventPrefix...)
+		dst = append(dst, EventPrefix...)
 		dst = append(dst, e.Type...)
 		dst = append(dst, '\n')
 	}
 	return dst
-}
-
-// appendFlatEvent is appendEventUnchecked for an event encodedLen reported
-// flat.
-func appendFlatEvent(dst []byte, e Event) []byte {
-	dst = appendFields(dst, e)
-	dst = append(dst, dataPrefix...)
-	dst = append(dst, e.Data...)
-	return append(dst, '\n', '\n')
 }
 
 // Validate reports whether e can be encoded without changing its meaning

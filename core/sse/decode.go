@@ -1,4 +1,4 @@
-package core
+package sse
 
 import (
 	"bytes"
@@ -9,18 +9,22 @@ import (
 	"unicode/utf8"
 )
 
-// DefaultMaxLineSize bounds one line a Decoder reads when its MaxLineSize
-// is not set (1 MiB): far above any sane event line, far below what would
-// hurt a client. The Go client decodes with it, so Config.Validate refuses
-// a MaxEventSize above it: the broker would accept events its own client
-// refuses.
-const DefaultMaxLineSize = 1 << 20
+// Limits a Decoder applies when its fields leave them unset.
+const (
+	// DefaultMaxLineSize bounds one line a Decoder reads when its
+	// MaxLineSize is not set (1 MiB): far above any sane event line, far
+	// below what would hurt a client. ssekit's Go client decodes with it,
+	// so ssekit's broker refuses a maximum event size above it (core's
+	// Config.Validate): it would accept events its own client refuses.
+	DefaultMaxLineSize = 1 << 20
+	// DefaultMaxEventSize bounds the decoded data and comment text a
+	// Decoder collects for one event when its MaxEventSize is not set
+	// (16 MiB). It is a reader's safety net, unrelated to the far smaller
+	// limit a broker puts on the events it publishes.
+	DefaultMaxEventSize = 16 << 20
+)
 
 const (
-	// decoderDefaultMaxEventSize bounds the data and comment text collected
-	// for one event (16 MiB).
-	decoderDefaultMaxEventSize = 16 << 20
-
 	decoderInitialBuffer = 4 << 10
 	// decoderMaxEmptyReads mirrors bufio: a Reader that keeps returning
 	// (0, nil) is broken, and spinning on it forever would hide that.
@@ -56,7 +60,7 @@ type Decoder struct {
 	MaxLineSize int
 	// MaxEventSize bounds the decoded data and comment text collected for
 	// one event; exceeding it makes Next fail with an error wrapping
-	// ErrEventTooLarge. Zero or negative means 16 MiB.
+	// ErrEventTooLarge. Zero or negative means DefaultMaxEventSize (16 MiB).
 	MaxEventSize int
 
 	r          io.Reader
@@ -360,7 +364,7 @@ func (d *Decoder) spend(n int) error {
 	d.eventSize += n
 	limit := d.MaxEventSize
 	if limit <= 0 {
-		limit = decoderDefaultMaxEventSize
+		limit = DefaultMaxEventSize
 	}
 	if d.eventSize > limit {
 		return fmt.Errorf("%w: event text longer than %d bytes", ErrEventTooLarge, limit)
