@@ -20,7 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ssekit/ssekit/core"
+	"github.com/ssekit/ssekit/core/sse"
 )
 
 // State is where a Client stands in its connection cycle, reported to
@@ -126,10 +126,10 @@ func (c *Client) LastEventID() string {
 // Ranging over Events again, after the loop ended, resumes from
 // LastEventID. Ranging over it while another loop of the same Client runs
 // yields ErrInUse.
-func (c *Client) Events(ctx context.Context) iter.Seq2[core.Event, error] {
-	return func(yield func(core.Event, error) bool) {
+func (c *Client) Events(ctx context.Context) iter.Seq2[sse.Event, error] {
+	return func(yield func(sse.Event, error) bool) {
 		if !c.running.CompareAndSwap(false, true) {
-			yield(core.Event{}, ErrInUse)
+			yield(sse.Event{}, ErrInUse)
 			return
 		}
 		defer c.running.Store(false)
@@ -137,7 +137,7 @@ func (c *Client) Events(ctx context.Context) iter.Seq2[core.Event, error] {
 		err := r.loop()
 		r.setState(Closed)
 		if err != nil && !errors.Is(err, errStopped) && ctx.Err() == nil {
-			yield(core.Event{}, err)
+			yield(sse.Event{}, err)
 		}
 	}
 }
@@ -150,7 +150,7 @@ var errStopped = errors.New("stopped")
 type run struct {
 	c     *Client
 	ctx   context.Context
-	yield func(core.Event, error) bool
+	yield func(sse.Event, error) bool
 	state State
 }
 
@@ -249,7 +249,7 @@ func (c *Client) remember(id string, retry time.Duration, set bool) {
 
 // streamRetry returns the retry hint the stream has set so far, and whether
 // it set one: the decoder's, or 0 when it reads 0 because of a "retry: 0".
-func streamRetry(dec *core.Decoder, w *zeroRetryWatch) (time.Duration, bool) {
+func streamRetry(dec *sse.Decoder, w *zeroRetryWatch) (time.Duration, bool) {
 	if d := dec.Retry(); d > 0 {
 		return d, true
 	}
@@ -311,7 +311,7 @@ func (r *run) attempt() result {
 		idle.reset()
 		body = &idleReader{r: body, t: idle}
 	}
-	dec := core.NewDecoder(body)
+	dec := sse.NewDecoder(body)
 	dec.SetLastEventID(c.LastEventID())
 	dec.OnComment = c.opts.onComment
 	for {
@@ -319,12 +319,12 @@ func (r *run) attempt() result {
 		if err != nil {
 			retry, set := streamRetry(dec, watch)
 			c.remember(dec.LastEventID(), retry, set)
-			if errors.Is(err, core.ErrEventTooLarge) && r.ctx.Err() == nil {
+			if errors.Is(err, sse.ErrEventTooLarge) && r.ctx.Err() == nil {
 				return result{outcome: fatal, err: err}
 			}
 			return gone(ended, err)
 		}
-		if ev.Type == core.RejectedEventType {
+		if ev.Type == rejectedEventType {
 			// Not an event for the application: the server cannot take
 			// the stream now (a limit, shutdown, an auth outage). Its
 			// retry hint is for this once, not the stream's base.
@@ -344,9 +344,17 @@ func (r *run) attempt() result {
 	}
 }
 
+// The names of ssekit's rejection protocol, core.RejectedEventType and
+// core.RejectModeHeader. They are copied, not imported, so that the client
+// links no part of core (TestProtocolNames checks that they match).
+const (
+	rejectedEventType = "ssekit.rejected"
+	rejectModeHeader  = "SSEKit-Reject"
+)
+
 // rejected turns a core.RejectedEventType event into a failed attempt that
 // waits at least what the server asked.
-func rejected(ev core.Event, retry time.Duration) result {
+func rejected(ev sse.Event, retry time.Duration) result {
 	var data struct {
 		Reason  string `json:"reason"`
 		RetryMs int64  `json:"retryMs"`
@@ -373,7 +381,7 @@ func (c *Client) newRequest(ctx context.Context) (*http.Request, error) {
 	h.Set("Accept", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	if c.opts.rejectStatus {
-		h.Set(core.RejectModeHeader, "status")
+		h.Set(rejectModeHeader, "status")
 	}
 	for k, vs := range c.opts.header {
 		h[k] = slices.Clone(vs)

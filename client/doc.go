@@ -20,8 +20,10 @@
 //	}
 //	savedID = c.LastEventID()
 //
-// Events are parsed with core.Decoder, which follows the WHATWG algorithm to
-// the letter, so a Go client sees exactly what a browser sees. Between
+// Events are parsed with the Decoder of package
+// github.com/ssekit/ssekit/core/sse, which follows the WHATWG algorithm to
+// the letter, so a Go client sees exactly what a browser sees. The client
+// imports only that package of ssekit, never core and its broker. Between
 // connections the client waits the server's retry hint (3s when the server
 // sent none; "retry: 0" and other hints below MinRetryDelay, 100ms, wait
 // that long, so a broken server cannot make clients spin); after

@@ -9,7 +9,7 @@ import (
 
 // Sentinel errors, compared with errors.Is. The error that ends Events is
 // a *StatusError (which wraps ErrUnexpectedStatus) or wraps ErrGaveUp,
-// ErrNotEventStream, core.ErrEventTooLarge, a TLS certificate verification
+// ErrNotEventStream, sse.ErrEventTooLarge, a TLS certificate verification
 // error, or the error of the WithHeaderFunc function.
 var (
 	// ErrGaveUp ends Events when WithMaxRetries consecutive retries have

@@ -14,7 +14,7 @@ import (
 const MinRetryDelay = 100 * time.Millisecond
 
 // zeroRetryWatch passes a response body through to the decoder and notes
-// whether the stream held a valid "retry: 0" field. core.Decoder.Retry
+// whether the stream held a valid "retry: 0" field. sse.Decoder.Retry
 // reports 0 both for that and for a stream that set no retry at all; the
 // spec makes only the first one a reconnection time (of zero).
 //

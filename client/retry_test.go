@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ssekit/ssekit/core"
+	"github.com/ssekit/ssekit/core/sse"
 )
 
 // watchZero reads s through a zeroRetryWatch, in chunks of at most chunk
@@ -69,7 +69,7 @@ func TestZeroRetryWatch(t *testing.T) {
 	}
 }
 
-// FuzzZeroRetryWatch checks the watch against core.Decoder: together they
+// FuzzZeroRetryWatch checks the watch against sse.Decoder: together they
 // must report what the stream's last valid retry field set, or that it set
 // none. The decoder alone cannot say when that was 0, but it can when the
 // stream is prefixed with a hint no input sets.
@@ -89,7 +89,7 @@ func FuzzZeroRetryWatch(f *testing.F) {
 			return
 		}
 		watch := &zeroRetryWatch{r: iotest.OneByteReader(strings.NewReader(s))}
-		dec := core.NewDecoder(watch)
+		dec := sse.NewDecoder(watch)
 		if !drain(dec) {
 			return
 		}
@@ -111,7 +111,7 @@ const marker = 987654321 * time.Millisecond
 // lastRetry decodes s after a retry field of marker, so the result is
 // marker exactly when s sets no retry.
 func lastRetry(s string) (time.Duration, bool) {
-	dec := core.NewDecoder(strings.NewReader("retry: 987654321\n" + s))
+	dec := sse.NewDecoder(strings.NewReader("retry: 987654321\n" + s))
 	if !drain(dec) {
 		return 0, false
 	}
@@ -119,7 +119,7 @@ func lastRetry(s string) (time.Duration, bool) {
 }
 
 // drain reads dec to the end of its stream, false if it failed otherwise.
-func drain(dec *core.Decoder) bool {
+func drain(dec *sse.Decoder) bool {
 	for {
 		_, err := dec.Next()
 		if errors.Is(err, io.EOF) {

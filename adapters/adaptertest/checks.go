@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ssekit/ssekit/core"
+	"github.com/ssekit/ssekit/core/sse"
 )
 
 // checks is the conformance bar, in the order they are reported.
@@ -440,7 +441,7 @@ func rejected(t *testing.T, r response, reason string, hint time.Duration) {
 	if mt, _, _ := mime.ParseMediaType(r.header.Get("Content-Type")); r.status != http.StatusOK || mt != "text/event-stream" {
 		t.Fatalf("browser at a limit (%s): got %d %q %q, want a 200 event stream", reason, r.status, r.header.Get("Content-Type"), r.body)
 	}
-	d := core.NewDecoder(strings.NewReader(string(r.body)))
+	d := sse.NewDecoder(strings.NewReader(string(r.body)))
 	ev, err := d.Next()
 	if err != nil || ev.Type != core.RejectedEventType {
 		t.Fatalf("browser at a limit (%s): want a %s event, got %+v, %v in %q", reason, core.RejectedEventType, ev, err, r.body)

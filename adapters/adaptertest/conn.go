@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ssekit/ssekit/core"
+	"github.com/ssekit/ssekit/core/sse"
 )
 
 // WaitTimeout bounds every wait of the suite: for response headers, for an
@@ -20,8 +20,8 @@ import (
 // adapter never comes near it.
 const WaitTimeout = 30 * time.Second
 
-// Conn is one open stream as a client sees it: the response, and what core's
-// spec decoder (core.NewDecoder) parses from its body, read on a goroutine
+// Conn is one open stream as a client sees it: the response, and what the
+// spec decoder (sse.NewDecoder) parses from its body, read on a goroutine
 // of its own. Its methods are for the test goroutine; they fail the test
 // when what they wait for does not come within WaitTimeout.
 type Conn struct {
@@ -52,7 +52,7 @@ func (k kind) String() string {
 
 type item struct {
 	kind    kind
-	event   core.Event
+	event   sse.Event
 	comment string
 	lastID  string        // kindState, kindEnd: the decoder's LastEventID
 	retry   time.Duration // kindState, kindEnd: the decoder's Retry
@@ -154,7 +154,7 @@ func (c *Conn) read() {
 		return
 	}
 	hook := &hookReader{r: c.Resp.Body}
-	d := core.NewDecoder(hook)
+	d := sse.NewDecoder(hook)
 	var lastID string
 	var retry time.Duration
 	// The decoder reads only when it has parsed every complete line it
@@ -246,7 +246,7 @@ func (c *Conn) Position(t testing.TB) (lastID string, retry time.Duration) {
 }
 
 // Event returns the next dispatched event, skipping comments.
-func (c *Conn) Event(t testing.TB) core.Event {
+func (c *Conn) Event(t testing.TB) sse.Event {
 	t.Helper()
 	for {
 		it := c.next(t, WaitTimeout, "an event")
@@ -296,9 +296,9 @@ func (c *Conn) End(t testing.TB) (lastID string, retry time.Duration, err error)
 }
 
 // Drain returns the events left in the stream and the error that ended it.
-func (c *Conn) Drain(t testing.TB) ([]core.Event, error) {
+func (c *Conn) Drain(t testing.TB) ([]sse.Event, error) {
 	t.Helper()
-	var events []core.Event
+	var events []sse.Event
 	for {
 		it := c.next(t, WaitTimeout, "the end of the stream")
 		switch it.kind {

@@ -18,19 +18,20 @@
 // An adapter that runs its own server (fasthttp, Fiber) calls RunServer
 // with a ServerFactory that starts the server and returns its base URL.
 //
-// Each check is a parallel subtest with a broker of its own, configured
-// for what it checks; clients are plain http.Clients whose streams are
-// parsed with core.NewDecoder, exactly as a browser would. The checks:
-// response headers; the preamble arriving before anything is published;
-// user, topic and broadcast delivery; tenant isolation; replay after
-// Last-Event-ID given as a header and as the lastEventId query parameter;
-// the gap event; the heartbeat of an idle stream; a client leaving
-// (subscription and presence removed); a reader that stalls, which must not
-// delay others and is cut; 400, 401 and 403 answers; MaxConnections and
-// MaxConnectionsPerUser for browsers (a 200 stream with a retry hint and a
-// ssekit.rejected event) and for clients sending "SSEKit-Reject: status"
-// (503, 429 with Retry-After); broker Close ending every stream with a
-// reconnect hint; a stream outliving the server's WriteTimeout.
+// Each check is a parallel subtest with a broker of its own, configured for
+// what it checks; clients are plain http.Clients whose streams are parsed
+// with the wire format's decoder (core/sse), exactly as a browser would.
+// The checks: response headers; the preamble arriving before anything is
+// published; user, topic and broadcast delivery; tenant isolation; replay
+// after Last-Event-ID given as a header and as the lastEventId query
+// parameter; the gap event; the heartbeat of an idle stream; a client
+// leaving (subscription and presence removed); a reader that stalls, which
+// must not delay others and is cut; 400, 401 and 403 answers;
+// MaxConnections and MaxConnectionsPerUser for browsers (a 200 stream with
+// a retry hint and a ssekit.rejected event) and for clients sending
+// "SSEKit-Reject: status" (503, 429 with Retry-After); broker Close ending
+// every stream with a reconnect hint; a stream outliving the server's
+// WriteTimeout.
 //
 // Beyond the suite, an adapter's own tests share what reaches past a
 // Factory: RunCORS checks an adapter's CORS option over both protocols,
