@@ -22,9 +22,10 @@ import (
 // size, the name section its Go name.
 //
 // It checks that the measurement works (the client's code is found) and
-// that no method of core.Broker is linked: issue 17 wants the client
-// honest about its size, with no broker in it. The figures are logged
-// (go test -v -run TestWasmSize) and recorded in README.md.
+// that nothing of package core is linked, let alone core.Broker: issue 17
+// wants the client honest about its size, with no broker in it, so the
+// client decodes with the wire format's own package, core/sse. The figures
+// are logged (go test -v -run TestWasmSize) and recorded in README.md.
 func TestWasmSize(t *testing.T) {
 	bin, gz := sizes(t, appWasm)
 	baseBin, baseGz := sizes(t, baseWasm)
@@ -61,28 +62,35 @@ func TestWasmSize(t *testing.T) {
 			fmt.Fprintf(&b, "  %9s  %s\n", kib(byPkg[p]), p)
 		}
 	}
-	// The client imports core for the decoder; the linker drops what it
-	// does not call. These lines say what of core is left.
-	core := wasmName("github.com/ssekit/ssekit/core.")
-	var coreFuncs []wasmFunc
-	var broker int
-	for _, f := range m.funcs {
-		if strings.HasPrefix(f.name, core) {
-			coreFuncs = append(coreFuncs, f)
-			if strings.HasPrefix(f.name, wasmName("github.com/ssekit/ssekit/core.(*Broker)")) {
-				broker++
+	// The client decodes with core/sse, which imports only the standard
+	// library. These lines say what of it is linked, and what of core
+	// (nothing, or something the client calls reaches the broker's
+	// package). Mangled names keep the two apart: "core." is not a prefix
+	// of "core_sse.".
+	linked := func(pkg string) []wasmFunc {
+		var fs []wasmFunc
+		for _, f := range m.funcs {
+			if strings.HasPrefix(f.name, wasmName(pkg+".")) {
+				fs = append(fs, f)
 			}
 		}
+		slices.SortFunc(fs, func(a, b wasmFunc) int { return cmp.Or(cmp.Compare(b.size, a.size), strings.Compare(a.name, b.name)) })
+		return fs
 	}
-	slices.SortFunc(coreFuncs, func(a, b wasmFunc) int { return cmp.Or(cmp.Compare(b.size, a.size), strings.Compare(a.name, b.name)) })
-	fmt.Fprintf(&b, "core: %d functions linked, %d of them methods of core.Broker; largest:\n", len(coreFuncs), broker)
-	for _, f := range coreFuncs[:min(len(coreFuncs), 8)] {
+	wire, core := linked("github.com/ssekit/ssekit/core/sse"), linked("github.com/ssekit/ssekit/core")
+	fmt.Fprintf(&b, "core/sse: %d functions linked; largest:\n", len(wire))
+	for _, f := range wire[:min(len(wire), 8)] {
+		fmt.Fprintf(&b, "  %9s  %s\n", kib(f.size), f.name)
+	}
+	fmt.Fprintf(&b, "core: %d functions linked\n", len(core))
+	for _, f := range core[:min(len(core), 8)] {
 		fmt.Fprintf(&b, "  %9s  %s\n", kib(f.size), f.name)
 	}
 	t.Log(b.String())
 
 	assert.NotZero(t, byPkg["github.com/ssekit/ssekit/client"], "no code of package client in %s: the measurement reads the wrong binary or names", appWasm)
-	assert.Zero(t, broker, "methods of core.Broker are linked into the client's wasm: something the client calls reaches the broker")
+	assert.NotEmpty(t, wire, "no code of package core/sse in %s: the client no longer decodes with it?", appWasm)
+	assert.Empty(t, core, "functions of package core are linked into the client's wasm: something the client calls imports core (go list -deps ./client)")
 }
 
 // sizes returns the binary at path and its size compressed by gzip -9,
