@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,23 +25,25 @@ var (
 	ErrClosed = fmt.Errorf("ssekit/redis: %w", core.ErrClosed)
 )
 
-// Backend is a core.Bus and a core.History on one Redis stream: every
-// broker of a cluster appends to it and reads it, and the stream entry ID
-// is the event ID. Create it with New, hand it to core.Config as both Bus
-// and History (one Backend per broker), and Close it after the broker.
+// Backend is the core.Backend of every broker of a cluster, on Redis
+// streams: every broker appends to them and reads them, and the entry ID
+// (with its shard) is the event ID. It also implements core.CatchUp,
+// core.Presence and core.ClusterCounter, which the broker finds and calls
+// itself: core.Config{Backend: b} is the whole wiring. Create it with New,
+// one per broker, and Close it after the broker.
 type Backend struct {
 	client redis.UniversalClient
 	opt    Options
-	stream string // the stream of every event
-	heads  string // hash: "*" -> newest entry ID, tenant -> its newest entry ID
-	keys   string // hash: "tenant:idempotency key" -> the entry ID it was published as
-	keyAge string // sorted set: the same fields, scored by their entry's time, for forgetting
+	shards []*shard
+	// combined: one XREAD reads every shard (a *redis.Client, where all
+	// keys live on one server); otherwise a reader per shard, since in
+	// Redis Cluster one XREAD cannot span slots.
+	combined bool
 
 	mu     sync.RWMutex // guards closed, cons; held shared while enqueuing
 	closed bool
 	cons   *consumer
 
-	reqs      chan *pubReq
 	stop      chan struct{}
 	flushers  sync.WaitGroup
 	closeOnce sync.Once
@@ -48,16 +52,28 @@ type Backend struct {
 	deduped atomic.Uint64 // tests: publishes answered with an earlier entry's ID
 }
 
+// shard is one stream of the event log and the keys beside it, all under
+// one hash tag ("{bus}" with one shard, "{bus:<i>}" with several).
+type shard struct {
+	i      int
+	prefix string // of its event IDs: "" with one shard, "<i>:" otherwise
+	stream string // its events
+	heads  string // hash: "*" -> newest entry ID, tenant -> its newest entry ID, "#" -> root
+	keys   string // hash: "tenant:idempotency key" -> the entry ID it was published as
+	keyAge string // sorted set: the same fields, scored by their entry's time, for forgetting
+	reqs   chan *pubReq
+}
+
 var (
-	_ core.Bus     = (*Backend)(nil)
-	_ core.History = (*Backend)(nil)
+	_ core.Backend = (*Backend)(nil)
+	_ core.CatchUp = (*Backend)(nil)
 )
 
-// New returns a Backend that keeps its stream in the Redis client reaches:
-// a *redis.Client, a failover (Sentinel) client or a *redis.ClusterClient.
-// The client stays the caller's: close it after the Backend. It returns an
-// error wrapping core.ErrInvalidConfig for invalid options; it does not
-// contact Redis (Attach does).
+// New returns a Backend that keeps its streams in the Redis client reaches:
+// a *redis.Client (single Redis, or a Sentinel failover client) or a
+// *redis.ClusterClient. The client stays the caller's: close it after the
+// Backend. It returns an error wrapping core.ErrInvalidConfig for invalid
+// options; it does not contact Redis (Attach does).
 func New(client redis.UniversalClient, opt Options) (*Backend, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: ssekit/redis: nil client", core.ErrInvalidConfig)
@@ -66,22 +82,78 @@ func New(client redis.UniversalClient, opt Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Backend{
-		client: client,
-		opt:    opt,
-		stream: opt.Prefix + ":{bus}:events",
-		heads:  opt.Prefix + ":{bus}:heads",
-		keys:   opt.Prefix + ":{bus}:keys",
-		keyAge: opt.Prefix + ":{bus}:keys:age",
-		reqs:   make(chan *pubReq, opt.MaxBatch),
-		stop:   make(chan struct{}),
+	_, combined := client.(*redis.Client)
+	if opt.Shards == 0 {
+		opt.Shards = DefaultClusterShards
+		if combined {
+			opt.Shards = DefaultShards
+		}
 	}
-	b.flushers.Go(b.flushLoop)
+	b := &Backend{
+		client:   client,
+		opt:      opt,
+		combined: combined,
+		stop:     make(chan struct{}),
+	}
+	for i := range opt.Shards {
+		tag, prefix := "{bus}", ""
+		if opt.Shards > 1 {
+			tag, prefix = "{bus:"+strconv.Itoa(i)+"}", strconv.Itoa(i)+":"
+		}
+		base := opt.Prefix + ":" + tag + ":"
+		b.shards = append(b.shards, &shard{
+			i:      i,
+			prefix: prefix,
+			stream: base + "events",
+			heads:  base + "heads",
+			keys:   base + "keys",
+			keyAge: base + "keys:age",
+			reqs:   make(chan *pubReq, opt.MaxBatch),
+		})
+	}
+	for _, sh := range b.shards {
+		b.flushers.Go(func() { b.flushLoop(sh) })
+	}
 	return b, nil
 }
 
-// StreamKey returns the key of the stream, for operators (XINFO, XLEN).
-func (b *Backend) StreamKey() string { return b.stream }
+// StreamKeys returns the key of each shard's stream, in shard order, for
+// operators (XINFO, XLEN) and benchmarks.
+func (b *Backend) StreamKeys() []string {
+	keys := make([]string, len(b.shards))
+	for i, sh := range b.shards {
+		keys[i] = sh.stream
+	}
+	return keys
+}
+
+// Shards returns the number of shards in effect (Options.Shards, or its
+// default for the client).
+func (b *Backend) Shards() int { return len(b.shards) }
+
+// shardOf returns the shard of tenant: FNV-1a of its name, modulo the
+// number of shards. It depends on nothing else, so every node, whatever
+// its version, agrees.
+func (b *Backend) shardOf(tenant string) *shard {
+	if len(b.shards) == 1 {
+		return b.shards[0]
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(tenant))
+	return b.shards[h.Sum32()%uint32(len(b.shards))]
+}
+
+// entryOf returns the stream entry an event ID of tenant names: ok is false
+// when the ID is malformed, names another shard than the tenant's (the
+// number of shards changed since it was issued) or one out of range.
+func (b *Backend) entryOf(tenant, id string) (sh *shard, entry string, sid streamID, ok bool) {
+	sh = b.shardOf(tenant)
+	i, entry, sid, ok := parseEventID(id, len(b.shards))
+	if !ok || i >= 0 && i != sh.i {
+		return sh, "", streamID{}, false
+	}
+	return sh, entry, sid, true
+}
 
 // publishScript appends a batch of events, in order, and links each to
 // its predecessors: "g" is the stream's previous entry, "t" the tenant's.
@@ -101,6 +173,8 @@ func (b *Backend) StreamKey() string { return b.stream }
 // that fields whose entries were trimmed are forgotten, a bounded number
 // per call. Being in the script makes the check and the append one atomic
 // step for every node, and Redis persists and replicates both together.
+//
+// Each shard has its own stream, heads and keys: the chains are per shard.
 //
 // KEYS: stream, heads, keys hash, keys sorted set. ARGV: max length (0:
 // none), max age in ms (0: none), then a tenant, a payload and an
@@ -197,10 +271,11 @@ const (
 	reqAbandoned
 )
 
-// Publish appends m to the stream and sets m.Event.ID to the entry ID; every
-// attached broker, this one included, then delivers it from the stream in
-// the stream's order. Concurrent calls are pipelined together, up to
-// Options.MaxBatch per round trip.
+// Publish appends m to its tenant's shard and sets m.Event.ID to the entry
+// ID (prefixed with the shard when there are several); every attached
+// broker, this one included, then delivers it from the stream in the
+// stream's order. Concurrent calls to a shard are pipelined together, up
+// to Options.MaxBatch per round trip.
 //
 // A message that breaks Publish's rules (core.Broker checks them first) is
 // refused with the core sentinel error. A nil error means Redis holds the
@@ -225,6 +300,7 @@ func (b *Backend) Publish(ctx context.Context, m *core.Message) error {
 	if err := validate(m); err != nil {
 		return err
 	}
+	sh := b.shardOf(m.Target.Tenant)
 	r := &pubReq{
 		tenant:  m.Target.Tenant,
 		payload: encodePayload(make([]byte, 0, 64+len(m.Event.Data)), m),
@@ -237,7 +313,7 @@ func (b *Backend) Publish(ctx context.Context, m *core.Message) error {
 		return ErrClosed
 	}
 	select {
-	case b.reqs <- r:
+	case sh.reqs <- r:
 	case <-ctx.Done():
 		b.mu.RUnlock()
 		return ctx.Err()
@@ -254,7 +330,7 @@ func (b *Backend) Publish(ctx context.Context, m *core.Message) error {
 	if r.err != nil {
 		return fmt.Errorf("%w: %w", ErrPublish, r.err)
 	}
-	m.Event.ID = r.id
+	m.Event.ID = sh.prefix + r.id
 	return nil
 }
 
@@ -265,19 +341,21 @@ func (b *Backend) Append(ctx context.Context, m *core.Message) error { return b.
 // Origin implements core.History: "0-0" precedes every stream entry ID.
 func (b *Backend) Origin() string { return originID }
 
-// flushLoop sends queued publishes, every request queued meanwhile in the
-// same script call: one round trip for a burst, none wasted when idle.
-func (b *Backend) flushLoop() {
+// flushLoop sends the queued publishes of a shard, every request queued
+// meanwhile in the same script call: one round trip for a burst, none
+// wasted when idle. Each shard has its own, so shards on different
+// Cluster masters are written in parallel.
+func (b *Backend) flushLoop(sh *shard) {
 	batch := make([]*pubReq, 0, b.opt.MaxBatch)
 	for {
 		select {
-		case r := <-b.reqs:
+		case r := <-sh.reqs:
 			batch = append(batch[:0], r)
 		case <-b.stop:
 			// Close waited for every enqueuer: what is left was never sent.
 			for {
 				select {
-				case r := <-b.reqs:
+				case r := <-sh.reqs:
 					r.err = ErrClosed
 					close(r.done)
 				default:
@@ -288,18 +366,18 @@ func (b *Backend) flushLoop() {
 	fill:
 		for len(batch) < b.opt.MaxBatch {
 			select {
-			case r := <-b.reqs:
+			case r := <-sh.reqs:
 				batch = append(batch, r)
 			default:
 				break fill
 			}
 		}
-		b.send(batch)
+		b.send(sh, batch)
 		clear(batch)
 	}
 }
 
-func (b *Backend) send(batch []*pubReq) {
+func (b *Backend) send(sh *shard, batch []*pubReq) {
 	live := batch[:0]
 	for _, r := range batch {
 		if r.state.CompareAndSwap(reqQueued, reqTaken) {
@@ -318,7 +396,7 @@ func (b *Backend) send(batch []*pubReq) {
 	}
 	// Run loads the script again after a Redis restart emptied its cache
 	// (a refused EVALSHA appended nothing).
-	ids, err := publishScript.Run(ctx, b.client, []string{b.stream, b.heads, b.keys, b.keyAge}, args...).StringSlice()
+	ids, err := publishScript.Run(ctx, b.client, []string{sh.stream, sh.heads, sh.keys, sh.keyAge}, args...).StringSlice()
 	if err == nil && len(ids) != len(live) {
 		err = fmt.Errorf("%d IDs for %d events", len(ids), len(live))
 	}
@@ -338,8 +416,9 @@ func (b *Backend) send(batch []*pubReq) {
 }
 
 // Close stops publishing and, if a broker is still attached, detaches it.
-// Close the broker first (its Close detaches), then the Backend, then the
-// client. Close is idempotent.
+// Close the broker first (its Close detaches, which also removes this
+// node's presence), then the Backend, then the client. Close is
+// idempotent.
 func (b *Backend) Close() error {
 	b.closeOnce.Do(func() {
 		b.mu.Lock()
@@ -355,25 +434,14 @@ func (b *Backend) Close() error {
 	return nil
 }
 
-// Observer returns hooks to join into core.Config.Observer (with
-// core.JoinObservers when there are others). Its Connect hook lets a
-// reconnecting client that comes from a node ahead of this one wait, at
-// most Options.CatchUpTimeout, until this node has delivered the client's
-// Last-Event-ID: without it, such a client could be sent again the few
-// events this node had not yet delivered when it connected.
-func (b *Backend) Observer() *core.Observer {
-	return &core.Observer{
-		Connect: func(ctx context.Context, s *core.Subscription) context.Context {
-			b.catchUp(s.LastEventID())
-			return ctx
-		},
-	}
-}
-
-// catchUp waits until the attached consumer has delivered id, the timeout
-// passes or the consumer stops.
-func (b *Backend) catchUp(id string) {
-	want, ok := parseID(id)
+// CatchUp implements core.CatchUp: it returns once this node has delivered
+// lastEventID (a client coming from a node that was ahead), after
+// Options.CatchUpTimeout, or when ctx ends. Without it such a client could
+// be sent again the few events this node had not yet delivered when it
+// connected. It returns at once for an ID this node has reached, or one
+// that is not of tenant's shard.
+func (b *Backend) CatchUp(ctx context.Context, tenant, lastEventID string) {
+	sh, _, want, ok := b.entryOf(tenant, lastEventID)
 	if !ok || want.isZero() || want.ms > uint64(time.Now().Add(time.Minute).UnixMilli()) {
 		return // nothing to wait for, or an ID no Redis issued yet
 	}
@@ -383,12 +451,13 @@ func (b *Backend) catchUp(id string) {
 	if c == nil {
 		return
 	}
+	cur := c.cursors[sh.i]
 	var timer *time.Timer
 	for {
-		c.mu.Lock()
-		reached := !c.pos.less(want)
-		adv := c.adv
-		c.mu.Unlock()
+		cur.mu.Lock()
+		reached := !cur.pos.less(want)
+		adv := cur.adv
+		cur.mu.Unlock()
 		if reached {
 			break
 		}
@@ -399,6 +468,8 @@ func (b *Backend) catchUp(id string) {
 		select {
 		case <-adv:
 		case <-timer.C:
+			return
+		case <-ctx.Done():
 			return
 		case <-c.done:
 			return

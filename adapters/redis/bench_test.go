@@ -68,7 +68,7 @@ func BenchmarkPublish(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer be.Close()
-		br, err := core.New(core.Config{Bus: be, History: be})
+		br, err := core.New(core.Config{Backend: be})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -228,7 +228,7 @@ func BenchmarkLatency(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer be.Close()
-				cfg.Bus, cfg.History = be, be
+				cfg.Backend = be
 			}
 			br, err := core.New(cfg)
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,11 +23,18 @@ import (
 // entitled to, once each, with the same ID everywhere and in ID order (so
 // in the same order on every node).
 func TestThreeNodesExactlyOnceSameOrder(t *testing.T) {
+	forShards(t, testThreeNodesExactlyOnceSameOrder)
+}
+
+func testThreeNodesExactlyOnceSameOrder(t *testing.T, shards int) {
 	rs := startRedis(t)
 	var nodes []*node
 	for i := range 3 {
-		nodes = append(nodes, newNode(t, rs, fmt.Sprintf("n%d", i), nodeConfig{}))
+		nodes = append(nodes, newNode(t, rs, fmt.Sprintf("n%d", i), nodeConfig{opt: Options{Shards: shards}}))
 	}
+	// The second tenant: "t2" is in another shard than "" with 3 shards,
+	// so that two readers deliver concurrently.
+	const t2 = "t2"
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 
@@ -40,7 +48,7 @@ func TestThreeNodesExactlyOnceSameOrder(t *testing.T) {
 	for i, u := range users {
 		specs = append(specs, spec{user: u, topics: []string{"a"}}, spec{user: u, topics: []string{[]string{"b", "c", "a"}[i]}})
 	}
-	specs = append(specs, spec{topics: []string{"a", "b"}}, spec{}, spec{tenant: "acme", topics: []string{"a"}}, spec{tenant: "acme", user: users[0]})
+	specs = append(specs, spec{topics: []string{"a", "b"}}, spec{}, spec{tenant: t2, topics: []string{"a"}}, spec{tenant: t2, user: users[0]})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var subs []*subscriber
@@ -96,9 +104,9 @@ func TestThreeNodesExactlyOnceSameOrder(t *testing.T) {
 		case 3:
 			return core.Target{Topics: []string{"b", "c"}, Users: []uuid.UUID{users[0], users[1]}}
 		case 4:
-			return core.Target{Tenant: "acme", Topics: []string{"a"}}
+			return core.Target{Tenant: t2, Topics: []string{"a"}}
 		case 5:
-			return core.Target{Tenant: "acme", Users: []uuid.UUID{users[0]}, Topics: []string{"a"}}
+			return core.Target{Tenant: t2, Users: []uuid.UUID{users[0]}, Topics: []string{"a"}}
 		}
 		return core.Target{Topics: []string{"c"}}
 	}
@@ -145,8 +153,12 @@ func TestThreeNodesExactlyOnceSameOrder(t *testing.T) {
 		for _, r := range got {
 			require.Equal(t, "e", r.ev.Type, "subscriber %d: unexpected event %+v", i, r.ev)
 			require.Equal(t, r.ev.ID, ids[r.ev.Data], "subscriber %d: %s has ID %s, Publish returned %s", i, r.ev.Data, r.ev.ID, ids[r.ev.Data])
-			id, _ := parseID(r.ev.ID)
+			id := entryID(t, r.ev.ID)
 			require.True(t, prev.less(id), "subscriber %d: %s out of order", i, r.ev.ID)
+			if shards > 1 {
+				want := nodes[0].be.shardOf(specs[i].tenant).prefix
+				require.True(t, strings.HasPrefix(r.ev.ID, want), "subscriber %d: %s is not of shard %q", i, r.ev.ID, want)
+			}
 			prev = id
 		}
 	}

@@ -14,15 +14,18 @@ import (
 )
 
 // TestCatchUpLaggingNode moves a client from a node to one that delivers
-// 100ms late. Without the catch-up wait of Backend.Observer, the lagging
+// 100ms late. Without the catch-up wait of Backend.CatchUp, the lagging
 // node would register the client before delivering what the client
 // already has, and send it again.
-func TestCatchUpLaggingNode(t *testing.T) {
+func TestCatchUpLaggingNode(t *testing.T) { forShards(t, testCatchUpLaggingNode) }
+
+func testCatchUpLaggingNode(t *testing.T, shards int) {
 	for _, withCatchUp := range []bool{true, false} {
 		t.Run(fmt.Sprintf("catchup=%v", withCatchUp), func(t *testing.T) {
 			rs := startRedis(t)
-			fast := newNode(t, rs, "fast", nodeConfig{})
-			slow := newNodeWith(t, rs, "slow", nodeConfig{}, func(be *Backend) { be.lag = 100 * time.Millisecond }, withCatchUp)
+			nc := nodeConfig{opt: Options{Shards: shards}}
+			fast := newNode(t, rs, "fast", nc)
+			slow := newNodeWith(t, rs, "slow", nc, func(be *Backend) { be.lag = 100 * time.Millisecond }, withCatchUp)
 			tr := &http.Transport{}
 			defer tr.CloseIdleConnections()
 			s := newSubscriber([]*node{fast, slow}, 0, "?topic=x", tr)

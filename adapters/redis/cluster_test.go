@@ -69,12 +69,11 @@ func newNodeWith(t testing.TB, rs *redisServer, name string, nc nodeConfig, twea
 	n.pres, err = NewPresence(n.client, nc.popt)
 	require.NoError(t, err)
 	cfg := nc.core
-	cfg.Bus, cfg.History = n.be, n.be
-	var catch *core.Observer
-	if catchUp {
-		catch = n.be.Observer()
+	cfg.Backend = n.be
+	if !catchUp {
+		cfg.Backend = withoutCatchUp{n.be}
 	}
-	cfg.Observer = core.JoinObservers(cfg.Observer, catch, n.pres.Observer())
+	cfg.Observer = core.JoinObservers(cfg.Observer, n.pres.Observer())
 	if cfg.Authenticator == nil {
 		cfg.Authenticator = core.InsecureQueryAuthenticator()
 	}
@@ -87,6 +86,9 @@ func newNodeWith(t testing.TB, rs *redisServer, name string, nc nodeConfig, twea
 	t.Cleanup(n.kill)
 	return n
 }
+
+// withoutCatchUp hides the Backend's CatchUp from the broker.
+type withoutCatchUp struct{ core.Backend }
 
 // shutdown stops the node gracefully: streams end with a reconnect hint.
 func (n *node) shutdown() {

@@ -15,22 +15,32 @@ import (
 	"github.com/ssekit/ssekit/core"
 )
 
-// consumer reads the stream for one attached broker and calls deliver,
-// one entry at a time, in stream order: the order is the same on every
-// node because it is the stream's.
+// consumer reads the streams for one attached broker and calls deliver,
+// one entry at a time per shard, in stream order: the order of a shard,
+// so of each tenant, is the same on every node because it is the
+// stream's. Its readers are goroutines that each read some shards (all of
+// them with one XREAD, or one each in Redis Cluster); different shards
+// may be delivered concurrently, which core allows since they hold
+// different tenants.
 type consumer struct {
 	b       *Backend
 	deliver func(*core.Message)
 	stop    chan struct{}
-	done    chan struct{}
+	done    chan struct{} // closed once every reader returned
 	once    sync.Once
+	cursors []*cursor // by shard
+}
 
-	mu  sync.Mutex    // guards pos, adv (written by run only)
+// cursor is where a node stands in one shard's stream.
+type cursor struct {
+	sh *shard
+
+	mu  sync.Mutex    // guards pos, adv (written by its reader only)
 	pos streamID      // newest entry delivered (or skipped past)
 	adv chan struct{} // closed and replaced when pos advances
 
 	posStr  string              // pos as Redis wrote it
-	tenants map[string]struct{} // tenants this broker was delivered anything for
+	tenants map[string]struct{} // tenants of this shard this broker was delivered anything for
 }
 
 // nobody is a user no connection has: seed messages target it, so that
@@ -42,11 +52,12 @@ var nobody = uuid.Max
 const positionEventType = "ssekit.position"
 
 // Attach implements core.Bus. Before it returns, it tells the broker where
-// every tenant stands (the newest entry of each, from the heads hash), so
-// that a broker that has just started replays a reconnecting client
-// exactly as one that ran all along; then it reads the stream from there
-// on one goroutine. It fails when Redis cannot be read, and when a broker
-// is already attached: use one Backend per broker.
+// every tenant stands (the newest entry of each, from each shard's heads
+// hash), so that a broker that has just started replays a reconnecting
+// client exactly as one that ran all along; then it reads the streams from
+// there: one goroutine for every shard with a *redis.Client, one per shard
+// otherwise. It fails when Redis cannot be read, and when a broker is
+// already attached: use one Backend per broker.
 func (b *Backend) Attach(deliver func(*core.Message)) (func(), error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -58,7 +69,13 @@ func (b *Backend) Attach(deliver func(*core.Message)) (func(), error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opt.PublishTimeout)
 	defer cancel()
-	heads, err := b.client.HGetAll(ctx, b.heads).Result()
+	cmds := make([]*redis.MapStringStringCmd, len(b.shards))
+	_, err := b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, sh := range b.shards {
+			cmds[i] = p.HGetAll(ctx, sh.heads)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("ssekit/redis: reading stream heads: %w", err)
 	}
@@ -67,44 +84,54 @@ func (b *Backend) Attach(deliver func(*core.Message)) (func(), error) {
 		deliver: deliver,
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
-		adv:     make(chan struct{}),
-		posStr:  originID,
-		tenants: make(map[string]struct{}),
-	}
-	if id, ok := parseID(heads["*"]); ok {
-		c.pos, c.posStr = id, heads["*"]
 	}
 	type seed struct {
 		tenant string
 		id     streamID
 		raw    string
 	}
-	var seeds []seed
-	for tenant, raw := range heads {
-		id, ok := parseID(raw)
-		if tenant == "*" || !ok || core.ValidateTenant(tenant) != nil || c.pos.less(id) {
-			continue
+	for i, sh := range b.shards {
+		cur := &cursor{sh: sh, adv: make(chan struct{}), posStr: originID, tenants: make(map[string]struct{})}
+		c.cursors = append(c.cursors, cur)
+		heads := cmds[i].Val()
+		if id, ok := parseID(heads["*"]); ok {
+			cur.pos, cur.posStr = id, heads["*"]
 		}
-		seeds = append(seeds, seed{tenant, id, raw})
-	}
-	slices.SortFunc(seeds, func(x, y seed) int {
-		if x.id.less(y.id) {
-			return -1
+		var seeds []seed
+		for tenant, raw := range heads {
+			id, ok := parseID(raw)
+			if tenant == "*" || tenant == "#" || !ok || core.ValidateTenant(tenant) != nil || cur.pos.less(id) || b.shardOf(tenant) != sh {
+				continue
+			}
+			seeds = append(seeds, seed{tenant, id, raw})
 		}
-		if y.id.less(x.id) {
-			return 1
-		}
-		return strings.Compare(x.tenant, y.tenant)
-	})
-	for _, s := range seeds {
-		c.tenants[s.tenant] = struct{}{}
-		deliver(&core.Message{
-			Target: core.Target{Tenant: s.tenant, Users: []uuid.UUID{nobody}},
-			Event:  core.Event{ID: s.raw, Type: positionEventType},
+		slices.SortFunc(seeds, func(x, y seed) int {
+			if x.id.less(y.id) {
+				return -1
+			}
+			if y.id.less(x.id) {
+				return 1
+			}
+			return strings.Compare(x.tenant, y.tenant)
 		})
+		for _, s := range seeds {
+			cur.tenants[s.tenant] = struct{}{}
+			deliver(&core.Message{
+				Target: core.Target{Tenant: s.tenant, Users: []uuid.UUID{nobody}},
+				Event:  core.Event{ID: sh.prefix + s.raw, Type: positionEventType},
+			})
+		}
 	}
 	b.cons = c
-	go c.run()
+	var readers sync.WaitGroup
+	if b.combined {
+		readers.Go(func() { c.run(c.cursors) })
+	} else {
+		for _, cur := range c.cursors {
+			readers.Go(func() { c.run([]*cursor{cur}) })
+		}
+	}
+	go func() { readers.Wait(); close(c.done) }()
 	return c.halt, nil
 }
 
@@ -144,25 +171,32 @@ func (c *consumer) sleep(d time.Duration) bool {
 // idleChecks is how many empty reads in a row trigger a continuity check.
 const idleChecks = 10
 
-func (c *consumer) run() {
-	defer close(c.done)
+// run reads the streams of cs (with one XREAD BLOCK) until the consumer
+// stops.
+func (c *consumer) run(cs []*cursor) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		select {
 		case <-c.stop:
 			cancel()
-		case <-c.done:
+		case <-ctx.Done():
 		}
 	}()
 	o := &c.b.opt
+	byStream := make(map[string]*cursor, len(cs))
+	streams := make([]string, 2*len(cs))
+	for i, cur := range cs {
+		byStream[cur.sh.stream] = cur
+		streams[i] = cur.sh.stream
+	}
 	backoff := o.MinBackoff
 	check, failing, idle := false, false, 0
 	for !c.stopped() {
 		if check {
-			if err := c.verify(ctx); err != nil {
+			if err := c.verify(ctx, cs); err != nil {
 				if !c.stopped() {
-					c.logOnce(&failing, err)
+					c.logOnce(&failing, cs, err)
 				}
 				if !c.sleep(backoff) {
 					return
@@ -172,8 +206,11 @@ func (c *consumer) run() {
 			}
 			check = false
 		}
+		for i, cur := range cs {
+			streams[len(cs)+i] = cur.posStr
+		}
 		res, err := c.b.client.XRead(ctx, &redis.XReadArgs{
-			Streams: []string{c.b.stream, c.posStr},
+			Streams: streams,
 			Count:   int64(o.MaxBatch),
 			Block:   o.BlockTimeout,
 		}).Result()
@@ -190,7 +227,7 @@ func (c *consumer) run() {
 			if c.stopped() {
 				return
 			}
-			c.logOnce(&failing, err)
+			c.logOnce(&failing, cs, err)
 			check = true
 			if !c.sleep(backoff) {
 				return
@@ -200,106 +237,128 @@ func (c *consumer) run() {
 		}
 		failing, backoff, idle = false, o.MinBackoff, 0
 		for _, s := range res {
-			c.handle(ctx, s.Messages)
+			if cur := byStream[s.Stream]; cur != nil {
+				c.handle(ctx, cur, s.Messages)
+			}
 		}
 	}
 }
 
-func (c *consumer) logOnce(failing *bool, err error) {
+func (c *consumer) logOnce(failing *bool, cs []*cursor, err error) {
 	if !*failing {
 		*failing = true
-		c.b.opt.ErrorLog(fmt.Errorf("ssekit/redis: reading %s (retrying with backoff): %w", c.b.stream, err))
+		what := cs[0].sh.stream
+		if len(cs) > 1 {
+			what = fmt.Sprintf("%d streams", len(cs))
+		}
+		c.b.opt.ErrorLog(fmt.Errorf("ssekit/redis: reading %s (retrying with backoff): %w", what, err))
 	}
 }
 
-// verify checks, after a failed read or a long idle time, that the stream
-// still continues from pos. When Redis lost it (restarted without
-// persistence, or failed over to a replica that had not received the
-// newest entries), every tenant is sent the gap event and reading resumes
-// where the stream now ends.
-func (c *consumer) verify(ctx context.Context) error {
-	info, err := c.b.client.XInfoStream(ctx, c.b.stream).Result()
-	if isNoSuchKey(err) {
-		if !c.pos.isZero() {
-			c.gapAll(ctx, originID, "unknown")
-			c.advance(streamID{}, originID)
-			c.signal()
+// verify checks, after a failed read or a long idle time, that each stream
+// of cs still continues from its cursor. When Redis lost one (restarted
+// without persistence, or failed over to a replica that had not received
+// the newest entries), every tenant of that shard is sent the gap event
+// and reading resumes where the stream now ends.
+func (c *consumer) verify(ctx context.Context, cs []*cursor) error {
+	cmds := make([]*redis.XInfoStreamCmd, len(cs))
+	_, _ = c.b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, cur := range cs {
+			cmds[i] = p.XInfoStream(ctx, cur.sh.stream)
 		}
 		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if last, ok := parseID(info.LastGeneratedID); ok && last.less(c.pos) {
-		c.gapAll(ctx, info.LastGeneratedID, "unknown")
-		c.advance(last, info.LastGeneratedID)
-		c.signal()
+	})
+	for i, cur := range cs {
+		info, err := cmds[i].Result()
+		if isNoSuchKey(err) {
+			if !cur.pos.isZero() {
+				c.gapAll(ctx, cur, originID, "unknown")
+				cur.advance(streamID{}, originID)
+				cur.signal()
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if last, ok := parseID(info.LastGeneratedID); ok && last.less(cur.pos) {
+			c.gapAll(ctx, cur, info.LastGeneratedID, "unknown")
+			cur.advance(last, info.LastGeneratedID)
+			cur.signal()
+		}
 	}
 	return nil
 }
 
-// handle delivers a batch of entries. An entry whose predecessor ("g") is
-// not the last entry delivered proves that entries were lost in between:
-// trimmed before this node read them (it lagged by more than MaxLen), or
-// gone with a Redis that restarted or failed over. Every tenant is then
-// sent the gap event, positioned so that a replay from it is exact.
-func (c *consumer) handle(ctx context.Context, msgs []redis.XMessage) {
+// handle delivers a batch of entries of one shard. An entry whose
+// predecessor ("g") is not the last entry delivered proves that entries
+// were lost in between: trimmed before this node read them (it lagged by
+// more than MaxLen), or gone with a Redis that restarted or failed over.
+// Every tenant of the shard is then sent the gap event, positioned so that
+// a replay from it is exact.
+func (c *consumer) handle(ctx context.Context, cur *cursor, msgs []redis.XMessage) {
+	pre := cur.sh.prefix
 	for _, x := range msgs {
 		id, ok := parseID(x.ID)
 		if !ok {
 			continue
 		}
 		prev, _ := x.Values[fieldGlobalPrev].(string)
-		if prev != c.posStr {
+		if prev != cur.posStr {
 			reason := "expired"
-			if p, ok := parseID(prev); !ok || p.less(c.pos) {
+			if p, ok := parseID(prev); !ok || p.less(cur.pos) {
 				reason = "unknown" // the stream went back: Redis lost entries
 			}
-			c.gapAll(ctx, prev, reason)
+			c.gapAll(ctx, cur, prev, reason)
 		}
 		tenant, _ := x.Values[fieldTenant].(string)
 		payload, _ := x.Values[fieldPayload].(string)
-		m, err := decodeMessage(x.ID, tenant, []byte(payload))
+		m, err := decodeMessage(pre+x.ID, tenant, []byte(payload))
+		if err == nil && c.b.shardOf(tenant) != cur.sh {
+			err = fmt.Errorf("tenant %q is not of shard %d", tenant, cur.sh.i)
+		}
 		if c.b.lag > 0 {
 			time.Sleep(c.b.lag)
 		}
 		switch {
 		case err == nil:
-			c.tenants[tenant] = struct{}{}
+			cur.tenants[tenant] = struct{}{}
 			c.deliver(m)
-		case core.ValidateTenant(tenant) == nil:
+		case core.ValidateTenant(tenant) == nil && c.b.shardOf(tenant) == cur.sh:
 			// Subscribers of the tenant miss this entry: tell them.
 			c.b.opt.ErrorLog(fmt.Errorf("ssekit/redis: entry %s: %w", x.ID, err))
-			c.tenants[tenant] = struct{}{}
-			c.deliver(gapMessage(tenant, x.ID, c.posStr, "unknown"))
+			cur.tenants[tenant] = struct{}{}
+			c.deliver(gapMessage(tenant, pre+x.ID, pre+cur.posStr, "unknown"))
 		default:
-			c.b.opt.ErrorLog(fmt.Errorf("ssekit/redis: entry %s: %w", x.ID, err))
+			c.b.opt.ErrorLog(fmt.Errorf("ssekit/redis: entry %s of %s: %w", x.ID, cur.sh.stream, err))
 		}
-		c.advance(id, x.ID)
+		cur.advance(id, x.ID)
 	}
-	c.signal()
+	cur.signal()
 }
 
-// gapAll delivers the gap event, with ID at, to every tenant this broker
-// knows and every tenant the heads hash names.
-func (c *consumer) gapAll(ctx context.Context, at, reason string) {
-	last := c.posStr
-	names, err := c.b.client.HKeys(ctx, c.b.heads).Result()
+// gapAll delivers the gap event, with ID at (an entry of cur's shard), to
+// every tenant of the shard this broker knows and every tenant the
+// shard's heads hash names: the tenants of other shards lost nothing.
+func (c *consumer) gapAll(ctx context.Context, cur *cursor, at, reason string) {
+	sh := cur.sh
+	last := cur.posStr
+	names, err := c.b.client.HKeys(ctx, sh.heads).Result()
 	if err != nil {
 		c.b.opt.ErrorLog(fmt.Errorf("ssekit/redis: listing tenants for a gap: %w", err))
 	}
 	for _, t := range names {
-		if t != "*" && core.ValidateTenant(t) == nil {
-			c.tenants[t] = struct{}{}
+		if t != "*" && t != "#" && core.ValidateTenant(t) == nil && c.b.shardOf(t) == sh {
+			cur.tenants[t] = struct{}{}
 		}
 	}
-	list := make([]string, 0, len(c.tenants))
-	for t := range c.tenants {
+	list := make([]string, 0, len(cur.tenants))
+	for t := range cur.tenants {
 		list = append(list, t)
 	}
 	slices.Sort(list)
 	for _, t := range list {
-		c.deliver(gapMessage(t, at, last, reason))
+		c.deliver(gapMessage(t, sh.prefix+at, sh.prefix+last, reason))
 	}
 }
 
@@ -315,17 +374,17 @@ func gapMessage(tenant, id, lastID, reason string) *core.Message {
 	}
 }
 
-func (c *consumer) advance(id streamID, raw string) {
-	c.mu.Lock()
-	c.pos = id
-	c.mu.Unlock()
-	c.posStr = raw
+func (cur *cursor) advance(id streamID, raw string) {
+	cur.mu.Lock()
+	cur.pos = id
+	cur.mu.Unlock()
+	cur.posStr = raw
 }
 
 // signal wakes catch-up waiters once per batch.
-func (c *consumer) signal() {
-	c.mu.Lock()
-	close(c.adv)
-	c.adv = make(chan struct{})
-	c.mu.Unlock()
+func (cur *cursor) signal() {
+	cur.mu.Lock()
+	close(cur.adv)
+	cur.adv = make(chan struct{})
+	cur.mu.Unlock()
 }

@@ -22,16 +22,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer r.Close()
-	presence, err := sseredis.NewPresence(client, sseredis.PresenceOptions{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer presence.Close(ctx)
-	broker, err := core.New(core.Config{
-		Bus:      r,
-		History:  r,
-		Observer: core.JoinObservers(r.Observer(), presence.Observer()),
-	})
+	broker, err := core.New(core.Config{Backend: r}) // the whole wiring
 	if err != nil {
 		log.Fatal(err) // Redis unreachable at start, or invalid options
 	}
@@ -44,6 +35,6 @@ func Example() {
 	if err := broker.SendToTopic(ctx, "news", "headline", "hello"); err != nil {
 		log.Print(err) // wraps sseredis.ErrPublish when Redis did not take it
 	}
-	online, _ := presence.OnlineUsers(ctx, "") // users on every node
+	online := broker.OnlineUsers() // users on every node, from this node's view
 	_ = online
 }

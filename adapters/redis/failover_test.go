@@ -53,11 +53,15 @@ func TestFailoverNoGapNoDuplicate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long")
 	}
+	forShards(t, testFailoverNoGapNoDuplicate)
+}
+
+func testFailoverNoGapNoDuplicate(t *testing.T, shards int) {
 	const total, killAt, perNode = 12000, 4000, 4
 	rs := startRedis(t)
 	var nodes []*node
 	for i := range 3 {
-		nodes = append(nodes, newNode(t, rs, fmt.Sprintf("n%d", i), nodeConfig{opt: Options{MaxLen: 100000}}))
+		nodes = append(nodes, newNode(t, rs, fmt.Sprintf("n%d", i), nodeConfig{opt: Options{MaxLen: 100000, Shards: shards}}))
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	defer tr.CloseIdleConnections()

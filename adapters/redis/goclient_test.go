@@ -37,12 +37,14 @@ func balancer(nodes []*node, prefer int) *http.Client {
 // TestFailoverWithGoClient runs the failover with the project's Go client
 // (package client) behind a load balancer: the client only knows one URL,
 // and resumes on whichever node the balancer picks.
-func TestFailoverWithGoClient(t *testing.T) {
+func TestFailoverWithGoClient(t *testing.T) { forShards(t, testFailoverWithGoClient) }
+
+func testFailoverWithGoClient(t *testing.T, shards int) {
 	const total, killAt, clients = 3000, 1000, 6
 	rs := startRedis(t)
 	var nodes []*node
 	for i := range 3 {
-		nodes = append(nodes, newNode(t, rs, fmt.Sprintf("n%d", i), nodeConfig{core: core.Config{RetryHint: 20 * time.Millisecond}}))
+		nodes = append(nodes, newNode(t, rs, fmt.Sprintf("n%d", i), nodeConfig{opt: Options{Shards: shards}, core: core.Config{RetryHint: 20 * time.Millisecond}}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -10,7 +10,8 @@ import (
 // replayPage is how many entries one XRANGE of a replay reads.
 const replayPage = 512
 
-// Replay implements core.History with XRANGE over (afterID, uptoID],
+// Replay implements core.History with XRANGE over (afterID, uptoID] of the
+// tenant's shard,
 // keeping the tenant's entries. It proves the replay complete from the
 // links every entry carries: the first entry after afterID names afterID
 // as its predecessor, or, when afterID itself was trimmed, the tenant's
@@ -20,19 +21,23 @@ const replayPage = 512
 // it) or core.ErrEventUnknown (malformed, newer than the stream, or from
 // before Redis lost the stream). The common reconnect, a client that is up
 // to date, costs no round trip.
-func (b *Backend) Replay(ctx context.Context, tenant, afterID, uptoID string, fn func(*core.Message) bool) error {
-	after, ok := parseID(afterID)
+//
+// The tenant's events are all in its shard's stream. An ID of another
+// shard (the number of shards changed since it was issued) or of a shard
+// out of range is core.ErrEventUnknown: the client gets the gap event.
+func (b *Backend) Replay(ctx context.Context, tenant, afterEventID, uptoEventID string, fn func(*core.Message) bool) error {
+	sh, afterID, after, ok := b.entryOf(tenant, afterEventID)
 	if !ok {
-		return fmt.Errorf("%w: %q", core.ErrEventUnknown, short(afterID))
+		return fmt.Errorf("%w: %q", core.ErrEventUnknown, short(afterEventID))
 	}
-	upto, ok := parseID(uptoID)
-	if uptoID == "" || !ok {
+	_, uptoID, upto, ok := b.entryOf(tenant, uptoEventID)
+	if uptoEventID == "" || !ok {
 		// This broker has delivered nothing of the tenant: there is
 		// nothing to replay, but the client's position must be real.
 		if after.isZero() {
 			return nil
 		}
-		return b.classify(ctx, afterID, after)
+		return b.classify(ctx, sh, afterEventID, afterID, after)
 	}
 	if after == upto {
 		return nil
@@ -40,19 +45,19 @@ func (b *Backend) Replay(ctx context.Context, tenant, afterID, uptoID string, fn
 	if upto.less(after) {
 		// The client is ahead of this broker even after the catch-up wait
 		// (or never saw afterID here at all).
-		return b.classify(ctx, afterID, after)
+		return b.classify(ctx, sh, afterEventID, afterID, after)
 	}
 	cursor := "(" + afterID
 	first, checkTenant := true, false
 	for {
-		page, err := b.client.XRangeN(ctx, b.stream, cursor, uptoID, replayPage).Result()
+		page, err := b.client.XRangeN(ctx, sh.stream, cursor, uptoID, replayPage).Result()
 		if err != nil {
-			return fmt.Errorf("%w: %q: reading history: %w", core.ErrEventUnknown, short(afterID), err)
+			return fmt.Errorf("%w: %q: reading history: %w", core.ErrEventUnknown, short(afterEventID), err)
 		}
 		if first {
 			first = false
 			if len(page) == 0 {
-				return b.classify(ctx, afterID, after)
+				return b.classify(ctx, sh, afterEventID, afterID, after)
 			}
 			if prev, _ := page[0].Values[fieldGlobalPrev].(string); prev != afterID {
 				// afterID is not the entry right before the range: it was
@@ -60,7 +65,7 @@ func (b *Backend) Replay(ctx context.Context, tenant, afterID, uptoID string, fn
 				// it), or Redis never held it.
 				checkTenant = after.isZero()
 				if !checkTenant {
-					switch err := b.classify(ctx, afterID, after); err {
+					switch err := b.classify(ctx, sh, afterEventID, afterID, after); err {
 					case core.ErrEventExpired:
 						checkTenant = true
 					case nil:
@@ -78,13 +83,13 @@ func (b *Backend) Replay(ctx context.Context, tenant, afterID, uptoID string, fn
 				checkTenant = false
 				p, ok := parseID(stringValue(x.Values[fieldTenantPrev]))
 				if !ok || after.less(p) {
-					return fmt.Errorf("%w: %q", core.ErrEventExpired, short(afterID))
+					return fmt.Errorf("%w: %q", core.ErrEventExpired, short(afterEventID))
 				}
 			}
-			m, err := decodeMessage(x.ID, tenant, []byte(stringValue(x.Values[fieldPayload])))
+			m, err := decodeMessage(sh.prefix+x.ID, tenant, []byte(stringValue(x.Values[fieldPayload])))
 			if err != nil {
 				b.opt.ErrorLog(fmt.Errorf("ssekit/redis: entry %s: %w", x.ID, err))
-				return fmt.Errorf("%w: %q: entry %s is unreadable", core.ErrEventUnknown, short(afterID), x.ID)
+				return fmt.Errorf("%w: %q: entry %s is unreadable", core.ErrEventUnknown, short(afterEventID), x.ID)
 			}
 			if !fn(m) {
 				return nil
@@ -97,15 +102,16 @@ func (b *Backend) Replay(ctx context.Context, tenant, afterID, uptoID string, fn
 	}
 }
 
-// classify says whether id, which is not the predecessor of the entries
-// a replay needs, is a real position: nil when the stream holds it,
-// core.ErrEventExpired (unwrapped, for Replay to test) when it was
-// trimmed, an error wrapping core.ErrEventUnknown otherwise.
-func (b *Backend) classify(ctx context.Context, raw string, id streamID) error {
-	unknown := fmt.Errorf("%w: %q", core.ErrEventUnknown, short(raw))
+// classify says whether id (the entry raw of sh, event ID eventID), which
+// is not the predecessor of the entries a replay needs, is a real
+// position: nil when the stream holds it, core.ErrEventExpired
+// (unwrapped, for Replay to test) when it was trimmed, an error wrapping
+// core.ErrEventUnknown otherwise.
+func (b *Backend) classify(ctx context.Context, sh *shard, eventID, raw string, id streamID) error {
+	unknown := fmt.Errorf("%w: %q", core.ErrEventUnknown, short(eventID))
 	pipe := b.client.Pipeline()
-	infoCmd := pipe.XInfoStream(ctx, b.stream)
-	rootCmd := pipe.HGet(ctx, b.heads, "#")
+	infoCmd := pipe.XInfoStream(ctx, sh.stream)
+	rootCmd := pipe.HGet(ctx, sh.heads, "#")
 	_, _ = pipe.Exec(ctx)
 	info, err := infoCmd.Result()
 	if isNoSuchKey(err) {
@@ -122,7 +128,7 @@ func (b *Backend) classify(ctx context.Context, raw string, id streamID) error {
 	}
 	if first, ok := parseID(info.FirstEntry.ID); ok && !id.less(first) {
 		// Inside the stream's range: it must be an entry.
-		got, err := b.client.XRange(ctx, b.stream, raw, raw).Result()
+		got, err := b.client.XRange(ctx, sh.stream, raw, raw).Result()
 		if err != nil {
 			return fmt.Errorf("%w: reading history: %w", unknown, err)
 		}

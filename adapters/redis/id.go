@@ -52,3 +52,33 @@ func (a streamID) String() string {
 	b = append(b, '-')
 	return string(strconv.AppendUint(b, a.seq, 10))
 }
+
+// An event ID is a stream entry ID, prefixed with its shard when the
+// backend has more than one ("3:1712345678901-0"). With one shard it is
+// the entry ID verbatim, as it was before shards existed, so that a
+// cluster upgraded with Shards = 1 keeps its clients' positions.
+
+// parseEventID splits an event ID into its shard and entry: ok is false
+// when id is malformed or names a shard out of range for n shards. Plain
+// entry IDs (no shard) are shard 0 when n is 1, and refused otherwise,
+// except originID, which precedes every entry of every shard and comes
+// back as shard -1.
+func parseEventID(id string, n int) (shard int, entry string, sid streamID, ok bool) {
+	if id == originID {
+		return -1, originID, streamID{}, true
+	}
+	entry = id
+	if n > 1 {
+		pre, rest, found := strings.Cut(id, ":")
+		if !found || !digits(pre) || len(pre) > 1 && pre[0] == '0' {
+			return 0, "", streamID{}, false
+		}
+		i, err := strconv.Atoi(pre)
+		if err != nil || i >= n {
+			return 0, "", streamID{}, false
+		}
+		shard, entry = i, rest
+	}
+	sid, ok = parseID(entry)
+	return shard, entry, sid, ok
+}

@@ -30,16 +30,13 @@ func publishKeyed(t *testing.T, be *Backend, tenant, key, data string) string {
 
 // The publish script appends a keyed event once per tenant while its entry
 // is in the stream, and answers a repeat with that entry's ID.
-func TestIdempotencyKeyOnRedis(t *testing.T) {
+func TestIdempotencyKeyOnRedis(t *testing.T) { forShards(t, testIdempotencyKeyOnRedis) }
+
+func testIdempotencyKeyOnRedis(t *testing.T, shards int) {
 	rs := startRedis(t)
-	be := newBackend(t, rs, Options{})
+	be := newBackend(t, rs, Options{Shards: shards})
 	ctx := context.Background()
-	xlen := func() int64 {
-		t.Helper()
-		n, err := be.client.XLen(ctx, be.stream).Result()
-		require.NoError(t, err)
-		return n
-	}
+	xlen := func() int64 { return streamLen(t, be) }
 
 	first := publishKeyed(t, be, "", "k", "first")
 	again := publishKeyed(t, be, "", "k", "again")
@@ -72,15 +69,28 @@ func TestIdempotencyKeyOnRedis(t *testing.T) {
 
 	// Once the entry is trimmed the key is a new event, and the keys of
 	// trimmed entries are forgotten on the next keyed publish.
-	require.NoError(t, be.client.XTrimMaxLen(ctx, be.stream, 0).Err())
+	for _, k := range be.StreamKeys() {
+		require.NoError(t, be.client.XTrimMaxLen(ctx, k, 0).Err())
+	}
 	fresh := publishKeyed(t, be, "", "k", "fresh")
 	require.NotEqual(t, first, fresh, "a key whose entry was trimmed must publish anew")
-	fields, err := be.client.HLen(ctx, be.keys).Result()
-	require.NoError(t, err, "keys hash")
-	require.Equal(t, int64(1), fields, "fields in the keys hash")
-	members, err := be.client.ZCard(ctx, be.keyAge).Result()
-	require.NoError(t, err, "keys sorted set")
-	require.Equal(t, int64(1), members, "members of the keys sorted set")
+	// Forgetting is per shard: publish a keyed event in b's shard too.
+	publishKeyed(t, be, "b", "k2", "tenant b again")
+	for _, sh := range be.shards {
+		fields, err := be.client.HLen(ctx, sh.keys).Result()
+		require.NoError(t, err, "keys hash")
+		members, err := be.client.ZCard(ctx, sh.keyAge).Result()
+		require.NoError(t, err, "keys sorted set")
+		want := int64(0)
+		if sh == be.shardOf("") {
+			want++ // "fresh"
+		}
+		if sh == be.shardOf("b") {
+			want++ // "tenant b again"
+		}
+		require.Equal(t, want, fields, "fields in shard %d's keys hash", sh.i)
+		require.Equal(t, want, members, "members of shard %d's keys sorted set", sh.i)
+	}
 
 	bad := &core.Message{Target: core.Target{Broadcast: true}, Event: core.Event{Type: "e"}, IdempotencyKey: "a b"}
 	require.ErrorIs(t, be.Publish(ctx, bad), core.ErrInvalidIdempotencyKey, "a key with a space")
@@ -93,9 +103,11 @@ func TestIdempotencyKeyOnRedis(t *testing.T) {
 // (without keys the stream ends with duplicates: 203 entries). Every
 // subscriber must get each event exactly once, with the ID the publisher
 // was finally given, and the stream must hold no duplicate.
-func TestRetriesWhileRedisRestarts(t *testing.T) {
+func TestRetriesWhileRedisRestarts(t *testing.T) { forShards(t, testRetriesWhileRedisRestarts) }
+
+func testRetriesWhileRedisRestarts(t *testing.T, shards int) {
 	rs := startRedisAOF(t)
-	fast := Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, PublishTimeout: 300 * time.Millisecond}
+	fast := Options{Shards: shards, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, PublishTimeout: 300 * time.Millisecond}
 	var nodes []*node
 	for i := range 2 {
 		nodes = append(nodes, newNode(t, rs, fmt.Sprintf("n%d", i), nodeConfig{opt: fast, ctxTimeouts: true}))
@@ -187,8 +199,7 @@ func TestRetriesWhileRedisRestarts(t *testing.T) {
 	for _, n := range nodes {
 		deduped += n.be.deduped.Load()
 	}
-	entries, err := nodes[0].client.XLen(context.Background(), nodes[0].be.stream).Result()
-	require.NoError(t, err)
+	entries := streamLen(t, nodes[0].be)
 	t.Logf("%d events, %d failed attempts retried (%d around the kill, %d around the freeze), %d answered with the entry of an earlier attempt, %d stream entries",
 		events, failures.Load(), failedAtKill, failures.Load()-failedAtKill, deduped, entries)
 	require.NotEqual(t, int64(0), failedAtKill, "a fault caused no failed publish (kill: %d, total: %d): the test did not test retries", failedAtKill, failures.Load())

@@ -19,6 +19,19 @@ const (
 	DefaultMaxBackoff     = 2 * time.Second
 	DefaultPublishTimeout = 5 * time.Second
 	DefaultMaxBatch       = 256
+	// DefaultShards is the number of streams with a single Redis or a
+	// Sentinel-managed primary (*redis.Client): one server runs every
+	// script and every read whatever the layout, so more streams would
+	// only split publish batches and lengthen every XREAD.
+	DefaultShards = 1
+	// DefaultClusterShards is the number of streams with any other
+	// client, such as *redis.ClusterClient: enough hash tags to spread
+	// the event log over the masters of a cluster of up to about 8 (CRC16
+	// puts 16 tags on 3 masters as 5/5/6 or so); a reader per shard costs
+	// a blocked connection and a goroutine on every node.
+	DefaultClusterShards = 16
+	// MaxShards bounds Options.Shards.
+	MaxShards = 1024
 )
 
 // NoTrim, as Options.MaxLen, keeps every entry (trim by MaxAge only, or
@@ -31,18 +44,28 @@ type Options struct {
 	// several applications can share a Redis. It must not contain "{" or
 	// "}": the keys carry their own hash tags.
 	Prefix string
-	// MaxLen trims the stream, approximately (XADD MAXLEN ~), to this many
-	// entries of all tenants together (default 10,000; NoTrim keeps all).
-	// It is the replay window: a client that was away for more events
-	// than this gets the gap event.
+	// Shards is the number of streams the event log is split into (at
+	// most MaxShards). Each tenant belongs to one shard, chosen by a
+	// stable hash of its name, and each shard has its own stream, heads
+	// and idempotency keys under its own hash tag, so that in Redis
+	// Cluster the shards spread over the masters. The default is
+	// DefaultShards (1) for a *redis.Client (single Redis or Sentinel)
+	// and DefaultClusterShards (16) for any other client. Every node of a
+	// cluster must use the same value: changing it moves tenants to other
+	// streams, and their clients get the gap event once.
+	Shards int
+	// MaxLen trims each shard's stream, approximately (XADD MAXLEN ~), to
+	// this many entries of all its tenants together (default 10,000;
+	// NoTrim keeps all). It is the replay window: a client that was away
+	// for more events than this gets the gap event.
 	MaxLen int64
 	// MaxAge also trims entries older than this (XTRIM MINID ~, against
 	// the Redis server's clock); 0 trims by MaxLen only.
 	MaxAge time.Duration
-	// CatchUpTimeout bounds how long the Connect hook of Observer waits
-	// for this node to have delivered a reconnecting client's
-	// Last-Event-ID, when the client comes from a node that was ahead
-	// (default 1s).
+	// CatchUpTimeout bounds how long CatchUp (which the broker calls
+	// before it registers a client that sent a Last-Event-ID) waits for
+	// this node to have delivered that ID, when the client comes from a
+	// node that was ahead (default 1s).
 	CatchUpTimeout time.Duration
 	// BlockTimeout is how long one XREAD waits for new entries (default
 	// 200ms). Detaching takes up to this long, and an idle consumer
@@ -77,6 +100,9 @@ func (o Options) withDefaults() (Options, error) {
 		o.MaxLen = DefaultMaxLen
 	case o.MaxLen < NoTrim:
 		bad("MaxLen", "> 0 or NoTrim", o.MaxLen)
+	}
+	if o.Shards < 0 || o.Shards > MaxShards {
+		bad("Shards", fmt.Sprintf("between 1 and %d (0: the default)", MaxShards), o.Shards)
 	}
 	if o.MaxAge < 0 {
 		bad("MaxAge", ">= 0", o.MaxAge)

@@ -18,9 +18,11 @@ import (
 // Publishes during the outage must fail with ErrPublish; every event
 // Publish accepted must reach every subscriber, or the subscriber must
 // have been sent a gap event in its place.
-func TestRedisRestartWhilePublishing(t *testing.T) {
+func TestRedisRestartWhilePublishing(t *testing.T) { forShards(t, testRedisRestartWhilePublishing) }
+
+func testRedisRestartWhilePublishing(t *testing.T, shards int) {
 	rs := startRedis(t)
-	fast := Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, PublishTimeout: time.Second}
+	fast := Options{Shards: shards, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, PublishTimeout: time.Second}
 	var nodes []*node
 	for i := range 2 {
 		nodes = append(nodes, newNode(t, rs, fmt.Sprintf("n%d", i), nodeConfig{opt: fast}))

@@ -75,9 +75,8 @@ func run(addr string, addrs []string, master string, cluster bool, maxLen int64)
 		return err
 	}
 	broker, err := core.New(core.Config{
-		Bus:           backend,
-		History:       backend,
-		Observer:      core.JoinObservers(backend.Observer(), presence.Observer()),
+		Backend:       backend,
+		Observer:      presence.Observer(),
 		Authenticator: core.InsecureQueryAuthenticator(),
 	})
 	if err != nil {
