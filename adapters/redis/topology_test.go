@@ -100,6 +100,17 @@ func (p *redisProc) kill() {
 	<-p.done
 }
 
+// signal sends sig to the process: SIGSTOP freezes it with its sockets
+// open, SIGCONT resumes it.
+func (p *redisProc) signal(sig os.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.killed {
+		return fmt.Errorf("%s is not running", p.name)
+	}
+	return p.cmd.Process.Signal(sig)
+}
+
 func (p *redisProc) alive() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -189,6 +200,22 @@ type redisCluster struct {
 	nodes []*redisProc
 }
 
+// afterKills, registered before any client of a topology, runs after they
+// are closed: once a killed node made a go-redis pool fail PoolSize dials,
+// the pool probes it from a goroutine that sleeps 1s between dials and
+// only then sees that the pool was closed. Waiting that long when a node
+// was killed keeps goleak (TestMain) from reporting it.
+func afterKills(t testing.TB, nodes func() []*redisProc) {
+	t.Cleanup(func() {
+		for _, p := range nodes() {
+			if p != nil && !p.alive() {
+				time.Sleep(1100 * time.Millisecond)
+				return
+			}
+		}
+	})
+}
+
 // startRedisCluster starts masters*(1+replicasPerMaster) cluster nodes,
 // joins them with redis-cli --cluster create, and waits until every node
 // reports cluster_state:ok, knows every other node, and every replica is
@@ -198,6 +225,7 @@ func startRedisCluster(t testing.TB, masters, replicasPerMaster int) *redisClust
 	require.GreaterOrEqual(t, masters, 3, "redis-cli --cluster create needs at least 3 masters")
 	bin, cli := redisBinary(t), redisCLI(t)
 	c := &redisCluster{t: t}
+	afterKills(t, func() []*redisProc { return c.nodes })
 	total := masters * (1 + replicasPerMaster)
 	for i := range total {
 		dir := t.TempDir()
@@ -354,6 +382,34 @@ func (c *redisCluster) masterOf(t testing.TB, key string) string {
 	return ""
 }
 
+// replicaOf returns a live replica of the master at addr, from the
+// master's INFO replication.
+func (c *redisCluster) replicaOf(t testing.TB, addr string) *redisProc {
+	t.Helper()
+	m := c.node(addr)
+	require.NotNil(t, m, "no cluster node at %s", addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ri, err := m.info(ctx, "replication")
+	require.NoError(t, err)
+	for k, v := range ri {
+		if !strings.HasPrefix(k, "slave") {
+			continue
+		}
+		f := map[string]string{}
+		for _, kv := range strings.Split(v, ",") {
+			if a, b, ok := strings.Cut(kv, "="); ok {
+				f[a] = b
+			}
+		}
+		if r := c.node(f["ip"] + ":" + f["port"]); r != nil && r.alive() {
+			return r
+		}
+	}
+	require.FailNow(t, fmt.Sprintf("master %s has no live replica", addr))
+	return nil
+}
+
 // killMaster SIGKILLs the i-th master (in address order) and returns its
 // address. It does not wait for the failover: see waitHealthy.
 func (c *redisCluster) killMaster(t testing.TB, i int) string {
@@ -470,6 +526,7 @@ func startSentinel(t testing.TB) *sentinelSetup {
 	t.Helper()
 	bin := redisBinary(t)
 	s := &sentinelSetup{t: t}
+	afterKills(t, func() []*redisProc { return []*redisProc{s.master, s.replica} })
 	data := func(name string, port int, extra ...string) *redisProc {
 		dir := t.TempDir()
 		args := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--protected-mode", "no",
