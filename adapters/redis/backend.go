@@ -48,6 +48,8 @@ type Backend struct {
 	flushers  sync.WaitGroup
 	closeOnce sync.Once
 
+	pres *presence // nil with Options.Presence.Off
+
 	lag     time.Duration // tests: delay every delivery by this much
 	deduped atomic.Uint64 // tests: publishes answered with an earlier entry's ID
 }
@@ -65,8 +67,10 @@ type shard struct {
 }
 
 var (
-	_ core.Backend = (*Backend)(nil)
-	_ core.CatchUp = (*Backend)(nil)
+	_ core.Backend        = (*Backend)(nil)
+	_ core.CatchUp        = (*Backend)(nil)
+	_ core.Presence       = (*Backend)(nil)
+	_ core.ClusterCounter = (*Backend)(nil)
 )
 
 // New returns a Backend that keeps its streams in the Redis client reaches:
@@ -110,6 +114,9 @@ func New(client redis.UniversalClient, opt Options) (*Backend, error) {
 			keyAge: base + "keys:age",
 			reqs:   make(chan *pubReq, opt.MaxBatch),
 		})
+	}
+	if !opt.Presence.Off {
+		b.pres = newPresence(client, opt)
 	}
 	for _, sh := range b.shards {
 		b.flushers.Go(func() { b.flushLoop(sh) })

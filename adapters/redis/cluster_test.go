@@ -24,7 +24,6 @@ type node struct {
 	name   string
 	client *redis.Client
 	be     *Backend
-	pres   *Presence
 	b      *core.Broker
 	srv    *httptest.Server
 	url    string
@@ -35,7 +34,6 @@ type node struct {
 
 type nodeConfig struct {
 	opt  Options
-	popt PresenceOptions
 	core core.Config
 	// ctxTimeouts makes the node's client honour context deadlines
 	// (go-redis's ContextTimeoutEnabled).
@@ -66,14 +64,11 @@ func newNodeWith(t testing.TB, rs *redisServer, name string, nc nodeConfig, twea
 	if tweak != nil {
 		tweak(n.be)
 	}
-	n.pres, err = NewPresence(n.client, nc.popt)
-	require.NoError(t, err)
 	cfg := nc.core
 	cfg.Backend = n.be
 	if !catchUp {
 		cfg.Backend = withoutCatchUp{n.be}
 	}
-	cfg.Observer = core.JoinObservers(cfg.Observer, n.pres.Observer())
 	if cfg.Authenticator == nil {
 		cfg.Authenticator = core.InsecureQueryAuthenticator()
 	}
@@ -99,17 +94,17 @@ func (n *node) shutdown() {
 		err := n.b.Close(ctx)
 		assert.NoError(n.t, err, "%s: shutdown", n.name)
 		n.srv.Close()
-		_ = n.pres.Close(ctx)
 		_ = n.be.Close()
 	})
 }
 
-// kill stops the node abruptly: connections are cut mid-stream, nothing is
-// flushed, presence is not cleaned up (as if the process died).
+// kill stops the node abruptly: its Redis client is cut first, so that
+// nothing more reaches Redis and its presence entries are left behind,
+// then its connections are cut mid-stream (as if the process died).
 func (n *node) kill() {
 	n.once.Do(func() {
 		n.down.Store(true)
-		n.pres.abandon()
+		_ = n.client.Close()
 		n.srv.CloseClientConnections()
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()

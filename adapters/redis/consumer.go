@@ -23,12 +23,13 @@ import (
 // may be delivered concurrently, which core allows since they hold
 // different tenants.
 type consumer struct {
-	b       *Backend
-	deliver func(*core.Message)
-	stop    chan struct{}
-	done    chan struct{} // closed once every reader returned
-	once    sync.Once
-	cursors []*cursor // by shard
+	b        *Backend
+	deliver  func(*core.Message)
+	stop     chan struct{}
+	done     chan struct{} // closed once every reader returned
+	once     sync.Once
+	cursors  []*cursor // by shard
+	presence func()    // stops presence; nil without
 }
 
 // cursor is where a node stands in one shard's stream.
@@ -132,13 +133,21 @@ func (b *Backend) Attach(deliver func(*core.Message)) (func(), error) {
 		}
 	}
 	go func() { readers.Wait(); close(c.done) }()
+	if b.pres != nil {
+		c.presence = b.pres.start()
+	}
 	return c.halt, nil
 }
 
 // halt stops the consumer and waits for it; no delivery happens after it
 // returns.
 func (c *consumer) halt() {
-	c.once.Do(func() { close(c.stop) })
+	c.once.Do(func() {
+		close(c.stop)
+		if c.presence != nil {
+			c.presence()
+		}
+	})
 	<-c.done
 	c.b.mu.Lock()
 	if c.b.cons == c {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -243,13 +244,22 @@ func TestAttachFailsWhenRedisIsDown(t *testing.T) {
 func TestOptions(t *testing.T) {
 	rs := startRedis(t)
 	c := rs.client(t)
-	for _, o := range []Options{{Prefix: "a{b"}, {MaxLen: -2}, {MaxAge: -1}, {MinBackoff: time.Second, MaxBackoff: time.Millisecond}, {MaxBatch: -1}} {
+	for _, o := range []Options{{Prefix: "a{b"}, {MaxLen: -2}, {MaxAge: -1}, {MinBackoff: time.Second, MaxBackoff: time.Millisecond}, {MaxBatch: -1}, {Shards: -1}, {Shards: MaxShards + 1}, {Presence: PresenceOptions{TTL: time.Millisecond}}} {
 		_, err := New(c, o)
 		assert.ErrorIs(t, err, core.ErrInvalidConfig, "%+v", o)
 	}
 	_, err := New(nil, Options{})
 	assert.ErrorIs(t, err, core.ErrInvalidConfig, "nil client accepted")
 	be := newBackend(t, rs, Options{})
+	require.Equal(t, 1, be.Shards(), "default shards for a *redis.Client")
+	require.Equal(t, []string{"ssekit:{bus}:events"}, be.StreamKeys())
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{rs.addr}})
+	defer cc.Close()
+	sharded, err := New(cc, Options{})
+	require.NoError(t, err)
+	defer sharded.Close()
+	require.Equal(t, DefaultClusterShards, sharded.Shards(), "default shards for a *redis.ClusterClient")
+	require.Equal(t, "ssekit:{bus:15}:events", sharded.StreamKeys()[15])
 	b, err := core.New(core.Config{Backend: be})
 	require.NoError(t, err)
 	defer b.Close(context.Background())

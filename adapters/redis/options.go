@@ -79,8 +79,13 @@ type Options struct {
 	// MaxBatch caps how many concurrent publishes are pipelined in one
 	// round trip (default 256).
 	MaxBatch int
+	// Presence tunes cluster-wide presence, on unless Presence.Off: the
+	// broker's IsUserOnline, UserConnections, OnlineUsers and
+	// Stats.Cluster then count every node's connections.
+	Presence PresenceOptions
 	// ErrorLog receives errors that no caller sees: failed reads of the
-	// stream, malformed entries. The default discards them.
+	// stream, malformed entries, failed presence writes. The default
+	// discards them.
 	ErrorLog func(error)
 }
 
@@ -130,6 +135,12 @@ func (o Options) withDefaults() (Options, error) {
 		o.MaxBatch = DefaultMaxBatch
 	case o.MaxBatch < 0:
 		bad("MaxBatch", ">= 1", o.MaxBatch)
+	}
+	switch {
+	case o.Presence.TTL == 0:
+		o.Presence.TTL = DefaultPresenceTTL
+	case o.Presence.TTL < 100*time.Millisecond:
+		bad("Presence.TTL", ">= 100ms", o.Presence.TTL)
 	}
 	if o.ErrorLog == nil {
 		o.ErrorLog = func(error) {}

@@ -2,22 +2,23 @@
 // it serves SSE streams, publishes, and answers cluster-wide presence.
 // Run several behind any load balancer; examples/cluster starts three.
 //
-//	ssekit-cluster-node -addr 127.0.0.1:8081 -redis 127.0.0.1:6379
+//	ssekit-cluster-node -addr 127.0.0.1:8081 -redis 127.0.0.1:6379 [-shards N]
 //
 // Endpoints:
 //
 //	GET  /events?topic=T&user=UUID&tenant=N   the stream (Last-Event-ID resumes)
 //	POST /publish?topic=T|user=UUID|broadcast=1[&tenant=N][&type=E]   body = data
 //	                                          [Idempotency-Key: K makes a retry safe]
-//	GET  /presence?user=UUID[&tenant=N]       {"online":..,"connections":..,"users":[..]}
-//	GET  /stats                               this node's broker statistics
+//	GET  /presence?user=UUID[&tenant=N]       {"online":..,"connections":..,"users":[..]}, cluster-wide
+//	GET  /stats                               this node's broker statistics ("cluster": all nodes)
 //	GET  /healthz
 //
 // Identity comes from the query (core.InsecureQueryAuthenticator): this is
 // a demo. A real service plugs its Authenticator into core.Config.
 //
 // -redis takes one address (a single Redis), several (Redis Cluster, or
-// the Sentinels with -master), as redis.NewUniversalClient does.
+// the Sentinels with -master), as redis.NewUniversalClient does. -shards
+// must be the same on every node.
 package main
 
 import (
@@ -46,14 +47,15 @@ func main() {
 	addrs := flag.String("redis", "127.0.0.1:6379", "Redis address(es), comma-separated")
 	master := flag.String("master", "", "Sentinel master name (then -redis lists the Sentinels)")
 	cluster := flag.Bool("cluster", false, "Redis Cluster even with a single seed address")
-	maxLen := flag.Int64("history", sseredis.DefaultMaxLen, "events kept in the stream for replay")
+	maxLen := flag.Int64("history", sseredis.DefaultMaxLen, "events kept in each shard's stream for replay")
+	shards := flag.Int("shards", 0, "streams of the event log, the same on every node (0: 1 for a single Redis or Sentinel, 16 for Redis Cluster)")
 	flag.Parse()
-	if err := run(*addr, strings.Split(*addrs, ","), *master, *cluster, *maxLen); err != nil {
+	if err := run(*addr, strings.Split(*addrs, ","), *master, *cluster, *maxLen, *shards); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(addr string, addrs []string, master string, cluster bool, maxLen int64) error {
+func run(addr string, addrs []string, master string, cluster bool, maxLen int64, shards int) error {
 	client := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:         addrs,
 		MasterName:    master,
@@ -65,18 +67,13 @@ func run(addr string, addrs []string, master string, cluster bool, maxLen int64)
 	})
 	defer client.Close()
 	logf := func(err error) { log.Print(err) }
-	backend, err := sseredis.New(client, sseredis.Options{MaxLen: maxLen, ErrorLog: logf})
+	backend, err := sseredis.New(client, sseredis.Options{MaxLen: maxLen, Shards: shards, ErrorLog: logf})
 	if err != nil {
 		return err
 	}
 	defer backend.Close()
-	presence, err := sseredis.NewPresence(client, sseredis.PresenceOptions{ErrorLog: logf})
-	if err != nil {
-		return err
-	}
 	broker, err := core.New(core.Config{
-		Backend:       backend,
-		Observer:      presence.Observer(),
+		Backend:       backend, // bus, history, catch-up and presence
 		Authenticator: core.InsecureQueryAuthenticator(),
 	})
 	if err != nil {
@@ -119,7 +116,8 @@ func run(addr string, addrs []string, master string, cluster bool, maxLen int64)
 		}
 	})
 	mux.HandleFunc("GET /presence", func(w http.ResponseWriter, r *http.Request) {
-		tenant := r.URL.Query().Get("tenant")
+		// Cluster-wide, from this node's view (no Redis round trip).
+		t := broker.Tenant(r.URL.Query().Get("tenant"))
 		out := map[string]any{}
 		if u := r.URL.Query().Get("user"); u != "" {
 			id, err := uuid.Parse(u)
@@ -127,19 +125,10 @@ func run(addr string, addrs []string, master string, cluster bool, maxLen int64)
 				http.Error(w, "bad user: "+err.Error(), http.StatusBadRequest)
 				return
 			}
-			n, err := presence.UserConnections(r.Context(), tenant, id)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusServiceUnavailable)
-				return
-			}
+			n := t.UserConnections(id)
 			out["online"], out["connections"] = n > 0, n
 		}
-		users, err := presence.OnlineUsers(r.Context(), tenant)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		out["users"] = users
+		out["users"] = t.OnlineUsers()
 		writeJSON(w, out)
 	})
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, broker.Stats()) })
@@ -148,7 +137,7 @@ func run(addr string, addrs []string, master string, cluster bool, maxLen int64)
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	log.Printf("ssekit-cluster-node on http://%s (Redis %s)", addr, strings.Join(addrs, ","))
+	log.Printf("ssekit-cluster-node on http://%s (Redis %s, %d shards)", addr, strings.Join(addrs, ","), backend.Shards())
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -159,8 +148,9 @@ func run(addr string, addrs []string, master string, cluster bool, maxLen int64)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err = nethttp.Shutdown(ctx, srv, broker) // streams end with a reconnect hint
-	return errors.Join(err, presence.Close(ctx))
+	// Streams end with a reconnect hint; closing the broker detaches it,
+	// which removes this node from the others' presence at once.
+	return nethttp.Shutdown(ctx, srv, broker)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
