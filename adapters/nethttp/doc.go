@@ -26,6 +26,14 @@
 // status; a client that sends "SSEKit-Reject: status" gets 503 (429 for the
 // per-user limit) with Retry-After instead. See core.Broker.Reject.
 //
+// On HTTP/1.x a stream's body is not chunked: it ends when the connection
+// closes (the response says "Connection: close"), the framing the SSE
+// specification recommends. Chunking would cost every write a chunk header
+// and every reader a decoder and a read per chunk, for the one thing it
+// adds, a connection reusable after the stream, which an SSE client that
+// reconnects does not need. (With it, a reader cannot tell a cut stream
+// from an ended one; EventSource treats both alike, by reconnecting.)
+//
 // A server holding many idle streams can opt into WithTakeover: each
 // accepted HTTP/1.x stream then runs on a connection taken over from
 // net/http, at about a third of the memory per stream (HTTP/2 streams are

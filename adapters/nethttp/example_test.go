@@ -61,8 +61,8 @@ func Example() {
 }
 
 // With WithTakeover, an HTTP/1.1 stream runs on a connection taken over
-// from net/http: the handler returns, and the body is chunked by ssekit
-// itself. http.Server.Shutdown no longer sees such streams: shut down with
+// from net/http: the handler returns, and ssekit writes the body to the
+// socket itself. http.Server.Shutdown no longer sees such streams: shut down with
 // nethttp.Shutdown, which ends them with a reconnect hint and waits until
 // their connections are closed.
 func ExampleWithTakeover() {
@@ -106,7 +106,7 @@ func ExampleWithTakeover() {
 	fmt.Println("stream ended:", err)
 	client.CloseIdleConnections()
 	// Output:
-	// HTTP/1.1 [chunked] close: true
+	// HTTP/1.1 [] close: true
 	// headline: taken over
 	// stream ended: EOF
 }

@@ -105,6 +105,15 @@ func (h *StreamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.takeover && canTakeOver(r) && honoured(hdr) && h.takeOver(w, r, sub) {
 		return
 	}
+	if r.ProtoMajor == 1 {
+		// No chunked encoding on HTTP/1.x: the body ends when the
+		// connection closes, as the SSE spec's authors recommend and
+		// net/http supports through this header (which it does not
+		// send). Chunking cost every write a header, and every reader a
+		// decoder and a read per chunk; a stream's connection is never
+		// reused anyway, and to EventSource a cut and an end are the same.
+		hdr.Set("Transfer-Encoding", "identity")
+	}
 	w.WriteHeader(http.StatusOK)
 	// The server's WriteTimeout would cut every stream; Serve bounds each
 	// write with its own deadline instead.

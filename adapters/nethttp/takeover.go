@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,10 +20,10 @@ import (
 // What: once Connect has accepted the stream (CORS, the method check and
 // every refusal happen exactly as without the option), the handler hijacks
 // the connection, writes the response head itself and returns. A goroutine
-// then runs core.Broker.Serve straight on the socket: HTTP/1.1 clients get
-// a chunked body in which every write of the loop is one chunk sent with
-// one writev; HTTP/1.0 clients get a body that ends when the connection
-// closes. A second, small goroutine waits on a read of the connection and
+// then runs core.Broker.Serve straight on the socket: every write of the
+// loop is one writev of the broker's shared frames, in a body that ends
+// when the connection closes (no chunked encoding, as on the ordinary
+// path; see Handler). A second, small goroutine waits on a read of the connection and
 // ends the stream when the client closes it, or sends anything (a client
 // has nothing to send on an SSE stream). The connection is closed when the
 // stream ends; the head says "Connection: close".
@@ -131,7 +130,6 @@ func (h *StreamHandler) takeOver(w http.ResponseWriter, r *http.Request, sub *co
 		conn:     conn,
 		ctx:      ctx,
 		head:     appendHead(r.ProtoAtLeast(1, 1), w.Header()),
-		chunked:  r.ProtoAtLeast(1, 1),
 		vectored: isVectored(conn),
 	}
 	readDone := make(chan struct{})
@@ -178,19 +176,14 @@ type takenStream struct {
 	conn     net.Conn
 	ctx      context.Context // done when the client has gone
 	head     []byte          // the response head, sent with the first write
-	chunked  bool            // HTTP/1.1: chunked; HTTP/1.0: delimited by the close
 	vectored bool            // conn writes net.Buffers with one writev
-	broken   bool            // a write failed: the body may end mid-chunk
-	size     [20]byte
+	broken   bool            // a write failed: the body may end mid-event
 	bufs     [4][]byte
 	v        net.Buffers // a field, so that WriteTo does not allocate it
 }
 
-// crlf ends a chunk; lastChunk ends a chunked body.
-var crlf, lastChunk = []byte("\r\n"), []byte("0\r\n\r\n")
-
-// Write sends p as one chunk (preceded by the head on the first call) in
-// one system call. Serve writes a whole batch at a time, so there is
+// Write sends p (preceded by the head on the first call) in one system
+// call. Serve writes a whole batch at a time, so there is
 // nothing to buffer and Flush has nothing to do.
 func (s *takenStream) Write(p []byte) (int, error) {
 	if len(p) == 0 && s.head == nil {
@@ -200,12 +193,7 @@ func (s *takenStream) Write(p []byte) (int, error) {
 	if s.head != nil {
 		s.v = append(s.v, s.head)
 	}
-	switch {
-	case len(p) == 0:
-	case s.chunked:
-		size := append(strconv.AppendInt(s.size[:0], int64(len(p)), 16), '\r', '\n')
-		s.v = append(s.v, size, p, crlf)
-	default:
+	if len(p) > 0 {
 		s.v = append(s.v, p)
 	}
 	if err := s.send(); err != nil {
@@ -214,8 +202,7 @@ func (s *takenStream) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// WriteBuffers sends frames as one chunk in one system call (writev on
-// TCP): Serve's batch goes out as the broker's shared frames, with no copy.
+// WriteBuffers sends frames in one system call (writev on TCP): Serve's batch goes out as the broker's shared frames, with no copy.
 // It makes the stream a core.BuffersWriter.
 func (s *takenStream) WriteBuffers(frames [][]byte) error {
 	n := 0
@@ -230,13 +217,7 @@ func (s *takenStream) WriteBuffers(frames [][]byte) error {
 	if s.head != nil {
 		s.v = append(s.v, s.head)
 	}
-	if s.chunked && n > 0 {
-		s.v = append(s.v, append(strconv.AppendInt(s.size[:0], int64(n), 16), '\r', '\n'))
-	}
 	s.v = append(s.v, frames...)
-	if s.chunked && n > 0 {
-		s.v = append(s.v, crlf)
-	}
 	full := s.v[:cap(s.v)]
 	err := s.send()
 	clear(full) // drop the frames: the history decides how long they live
@@ -256,8 +237,8 @@ func (s *takenStream) Flush() error { return nil }
 // consumer at once.
 func (s *takenStream) SetWriteDeadline(t time.Time) error { return s.conn.SetWriteDeadline(t) }
 
-// Close ends the body, when the client is still there to read its end,
-// and closes the connection (which also ends the read goroutine's Read).
+// Close sends the head of a body that never started, when the client is
+// still there to read it, and closes the connection, which ends the body (which also ends the read goroutine's Read).
 // Serve calls it before the stream is unregistered, so Broker.Close (and
 // Shutdown) return only once every taken-over connection is closed.
 func (s *takenStream) Close() error {
@@ -271,21 +252,15 @@ func (s *takenStream) Close() error {
 // connection whose last write succeeded.
 const finishTimeout = 2 * time.Second
 
-// finish ends the body properly (the last chunk), so that the client can
-// tell a clean end from a cut connection; a body that never started gets
-// its head first. Nothing is written after a failed write.
+// finish sends the head of a body that never started, so that the client
+// gets its response before the close ends it: the close is the end of the
+// body. Nothing is written after a failed write.
 func (s *takenStream) finish() {
-	if s.broken || (!s.chunked && s.head == nil) {
+	if s.broken || s.head == nil {
 		return
 	}
 	_ = s.conn.SetWriteDeadline(time.Now().Add(finishTimeout))
-	s.v = s.bufs[:0]
-	if s.head != nil {
-		s.v = append(s.v, s.head)
-	}
-	if s.chunked {
-		s.v = append(s.v, lastChunk)
-	}
+	s.v = append(s.bufs[:0], s.head)
 	_ = s.send()
 }
 
@@ -354,11 +329,8 @@ func appendHead(http11 bool, hdr http.Header) []byte {
 	if _, ok := hdr["Date"]; !ok { // as net/http: a nil Date suppresses it
 		b.WriteString("Date: " + time.Now().UTC().Format(http.TimeFormat) + "\r\n")
 	}
-	if http11 {
-		b.WriteString("Transfer-Encoding: chunked\r\n")
-	}
-	// The connection closes when the stream ends: say so, and no client
-	// or proxy tries to reuse it.
+	// No chunked encoding: the body ends when the connection closes. Say
+	// so, and no client or proxy tries to reuse the connection.
 	b.WriteString("Connection: close\r\n\r\n")
 	return b.Bytes()
 }

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,23 +105,19 @@ func header(lines []string) http.Header {
 	return h
 }
 
-// readChunk reads one chunk of a chunked body; nil is the last chunk
-// (size 0, with its final CRLF read too).
-func readChunk(t *testing.T, br *bufio.Reader) []byte {
+// readBlock reads one block of the stream: lines up to and including the
+// blank line that ends an event or a comment block.
+func readBlock(t *testing.T, br *bufio.Reader) []byte {
 	t.Helper()
-	line, err := br.ReadString('\n')
-	require.NoError(t, err, "reading a chunk size")
-	require.True(t, strings.HasSuffix(line, "\r\n"), "chunk size line %q", line)
-	n, err := strconv.ParseInt(strings.TrimSuffix(line, "\r\n"), 16, 64)
-	require.NoError(t, err, "chunk size line %q", line)
-	data := make([]byte, n+2)
-	_, err = io.ReadFull(br, data)
-	require.NoError(t, err, "reading a chunk of %d bytes", n)
-	require.Equal(t, "\r\n", string(data[n:]), "chunk of %d bytes not followed by CRLF", n)
-	if n == 0 {
-		return nil
+	var block []byte
+	for {
+		line, err := br.ReadBytes('\n')
+		require.NoError(t, err, "reading the stream after %q", block)
+		block = append(block, line...)
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			return block
+		}
 	}
-	return data[:n]
 }
 
 // decodeAll parses a piece of a stream and returns its events and comments.
@@ -159,9 +154,8 @@ func closeBroker(t *testing.T, b *core.Broker) {
 
 // TestTakeoverHead checks the hand-written response on the wire: every
 // header set before the take-over (CORS, middleware) with values that
-// cannot inject headers, the stream's own headers, chunked framing in
-// which each write of the loop is exactly one chunk, and the last chunk
-// after the closing reconnect hint.
+// cannot inject headers, the stream's own headers, a body that is not
+// chunked, and the close after the closing reconnect hint.
 func TestTakeoverHead(t *testing.T) {
 	t.Parallel()
 	const app = "https://app.example.com"
@@ -187,39 +181,36 @@ func TestTakeoverHead(t *testing.T) {
 		"Access-Control-Allow-Credentials": "true",
 		"Vary":                             "Origin",
 		"X-Request-Id":                     "42",
-		"Transfer-Encoding":                "chunked",
 		"Connection":                       "close",
 	} {
 		assert.Equal(t, []string{want}, h[name], "header %s in %q", name, lines)
 	}
 	assert.NotContains(t, h, "Content-Length")
+	assert.NotContains(t, h, "Transfer-Encoding", "the body ends with the connection")
 	assert.Equal(t, []string{"a  Injected: yes"}, h["X-Evil"], "line breaks in a value become spaces")
 	assert.NotContains(t, h, "Injected")
 	_, err := http.ParseTime(h.Get("Date"))
 	assert.NoError(t, err, "Date %q", h.Get("Date"))
 	assert.EqualValues(t, 1, hijacked.Load(), "the stream was not taken over")
 
-	preamble := readChunk(t, br)
+	preamble := readBlock(t, br)
 	events, comments := decodeAll(t, preamble)
 	assert.Empty(t, events)
-	assert.Equal(t, []string{"ok"}, comments, "first chunk %q", preamble)
-	assert.True(t, bytes.HasSuffix(preamble, []byte("\n\n")), "first chunk %q is not the whole preamble", preamble)
+	assert.Equal(t, []string{"ok"}, comments, "first block %q", preamble)
 
 	id := publish(t, b, core.Target{Topics: []string{"a"}}, "note", "hello\nworld")
-	events, comments = decodeAll(t, readChunk(t, br))
-	require.Len(t, events, 1, "one write, one chunk, one event")
+	events, comments = decodeAll(t, readBlock(t, br))
+	require.Len(t, events, 1)
 	assert.Equal(t, core.Event{ID: id, Type: "note", Data: "hello\nworld"}, events[0])
 	assert.Empty(t, comments)
 
 	closeBroker(t, b)
-	last := readChunk(t, br)
+	last, err := io.ReadAll(br)
+	require.NoError(t, err, "the connection closes after the reconnect hint")
 	events, comments = decodeAll(t, last)
 	assert.Empty(t, events)
 	assert.Equal(t, []string{string(core.ReasonShutdown)}, comments)
 	assert.Contains(t, string(last), "retry: ")
-	assert.Nil(t, readChunk(t, br), "want the last chunk after the reconnect hint")
-	_, err = br.ReadByte()
-	assert.ErrorIs(t, err, io.EOF, "the connection closes after the last chunk")
 }
 
 func publish(t *testing.T, b *core.Broker, tg core.Target, typ, data string) string {
@@ -291,7 +282,7 @@ func TestTakeoverClientSendsBytes(t *testing.T) {
 	t.Run("AfterOpening", func(t *testing.T) {
 		conn, br := rawGet(t, srv, "HTTP/1.1", "/")
 		readHead(t, br)
-		readChunk(t, br) // the preamble
+		readBlock(t, br) // the preamble
 		require.Equal(t, 1, b.Stats().Connections)
 		_, err := conn.Write([]byte("x"))
 		require.NoError(t, err)
@@ -457,4 +448,40 @@ func TestTakeoverShutdown(t *testing.T) {
 	assert.True(t, retry >= hint && retry <= hint*3/2, "retry %v, want %v plus jitter", retry, hint)
 	c.Close()
 	tr.CloseIdleConnections()
+}
+
+// TestNotChunked: on the ordinary path too, an HTTP/1.1 stream is sent
+// without chunked encoding, its body delimited by the close, so each write
+// is the frames alone; HTTP/2 has its own framing and is left as it is.
+func TestNotChunked(t *testing.T) {
+	t.Parallel()
+	b := newBroker(t, quietConfig())
+	srv, hijacked := takeoverServer(t, nethttp.Handler(b), nil)
+	_, br := rawGet(t, srv, "HTTP/1.1", "/events?topic=a")
+	status, lines := readHead(t, br)
+	assert.Equal(t, "HTTP/1.1 200 OK", status)
+	h := header(lines)
+	assert.NotContains(t, h, "Transfer-Encoding", "head %q", lines)
+	assert.Equal(t, []string{"close"}, h["Connection"], "head %q", lines)
+	assert.Zero(t, hijacked.Load(), "served the ordinary way")
+	readBlock(t, br) // the preamble
+	id := publish(t, b, core.Target{Topics: []string{"a"}}, "note", "plain")
+	events, _ := decodeAll(t, readBlock(t, br))
+	require.Len(t, events, 1)
+	assert.Equal(t, core.Event{ID: id, Type: "note", Data: "plain"}, events[0])
+	closeBroker(t, b)
+	rest, err := io.ReadAll(br)
+	require.NoError(t, err, "the stream ends with the connection")
+	assert.Contains(t, string(rest), "retry: ")
+
+	h2 := httptest.NewUnstartedServer(nethttp.Handler(newBroker(t, quietConfig())))
+	h2.EnableHTTP2 = true
+	h2.StartTLS()
+	t.Cleanup(h2.Close)
+	resp, err := h2.Client().Get(h2.URL + "/events")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, 2, resp.ProtoMajor)
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Empty(t, resp.Header.Get("Transfer-Encoding"))
 }
