@@ -102,7 +102,7 @@ func New(client redis.UniversalClient, opt Options) (*Backend, error) {
 	for i := range opt.Shards {
 		tag, prefix := "{bus}", ""
 		if opt.Shards > 1 {
-			tag, prefix = "{bus:"+strconv.Itoa(i)+"}", strconv.Itoa(i)+":"
+			tag, prefix = "{"+shardTag(i, opt.Shards)+"}", strconv.Itoa(i)+":"
 		}
 		base := opt.Prefix + ":" + tag + ":"
 		b.shards = append(b.shards, &shard{
@@ -122,6 +122,44 @@ func New(client redis.UniversalClient, opt Options) (*Backend, error) {
 		b.flushers.Go(func() { b.flushLoop(sh) })
 	}
 	return b, nil
+}
+
+// clusterSlots is the number of Redis Cluster hash slots.
+const clusterSlots = 16384
+
+// shardTag returns the hash tag of shard i of n: "bus:<i>" if its Cluster
+// slot lies in the i-th n-th of the slot range, else "bus:<i>-<k>" with
+// the smallest k that puts it there. CRC16 of "bus:0" to "bus:15" alone
+// puts 4, 4 and 8 shards on three masters of equal contiguous ranges (as
+// redis-cli --cluster create assigns them); aligned tags put 5 or 6 on
+// each, and spread any n over any number of such masters as evenly as n
+// allows.
+func shardTag(i, n int) string {
+	base := "bus:" + strconv.Itoa(i)
+	lo, hi := i*clusterSlots/n, (i+1)*clusterSlots/n
+	tag := base
+	for k := 1; ; k++ {
+		if slot := int(crc16(tag)) % clusterSlots; lo <= slot && slot < hi {
+			return tag
+		}
+		tag = base + "-" + strconv.Itoa(k)
+	}
+}
+
+// crc16 is Redis Cluster's key hash (CRC-16/XMODEM).
+func crc16(s string) uint16 {
+	var crc uint16
+	for i := 0; i < len(s); i++ {
+		crc ^= uint16(s[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
 }
 
 // StreamKeys returns the key of each shard's stream, in shard order, for

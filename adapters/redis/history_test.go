@@ -259,7 +259,7 @@ func TestOptions(t *testing.T) {
 	require.NoError(t, err)
 	defer sharded.Close()
 	require.Equal(t, DefaultClusterShards, sharded.Shards(), "default shards for a *redis.ClusterClient")
-	require.Equal(t, "ssekit:{bus:15}:events", sharded.StreamKeys()[15])
+	require.Regexp(t, `^ssekit:\{bus:15(-\d+)?\}:events$`, sharded.StreamKeys()[15])
 	b, err := core.New(core.Config{Backend: be})
 	require.NoError(t, err)
 	defer b.Close(context.Background())
@@ -319,4 +319,28 @@ func streamLen(t testing.TB, be *Backend) int64 {
 		n += l
 	}
 	return n
+}
+
+// TestShardTags checks that the shards' hash tags spread them evenly over
+// the slot range, so over masters that own equal contiguous ranges.
+func TestShardTags(t *testing.T) {
+	require.Equal(t, uint16(0x31C3), crc16("123456789"), "CRC-16/XMODEM check value")
+	require.Equal(t, uint16(12182), crc16("foo")%clusterSlots, "CLUSTER KEYSLOT foo")
+	for _, n := range []int{2, 3, 6, 16, 100, MaxShards} {
+		tags := map[string]bool{}
+		for i := range n {
+			tag := shardTag(i, n)
+			require.False(t, tags[tag], "shard %d of %d: tag %q twice", i, n, tag)
+			tags[tag] = true
+			slot := int(crc16(tag)) % clusterSlots
+			require.Equal(t, i, slot*n/clusterSlots, "shard %d of %d: tag %q has slot %d", i, n, tag, slot)
+		}
+	}
+	perMaster := make([]int, 3)
+	for i := range DefaultClusterShards {
+		perMaster[int(crc16(shardTag(i, DefaultClusterShards)))%clusterSlots*3/clusterSlots]++
+	}
+	for m, n := range perMaster {
+		require.True(t, n == 5 || n == 6, "default shards on 3 masters: %v (master %d)", perMaster, m)
+	}
 }
