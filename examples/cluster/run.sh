@@ -8,12 +8,15 @@
 #                                     then stop (exit status says how it went)
 #
 # Ports: REDIS_PORT (default 6390) and NODE_PORTS (default "8081 8082 8083").
+# SHARDS (default 0: the node's default, 1 on a single Redis) is the number
+# of streams of the event log, passed to every node as -shards.
 # Needs redis-server (apt-get install redis-server), go and curl.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 REDIS_PORT=${REDIS_PORT:-6390}
 read -r -a NODE_PORTS <<<"${NODE_PORTS:-8081 8082 8083}"
+SHARDS=${SHARDS:-0}
 SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
 
@@ -48,7 +51,7 @@ for _ in $(seq 100); do
 done
 
 for port in "${NODE_PORTS[@]}"; do
-	"$WORK/ssekit-cluster-node" -addr "127.0.0.1:$port" -redis "127.0.0.1:$REDIS_PORT" \
+	"$WORK/ssekit-cluster-node" -addr "127.0.0.1:$port" -redis "127.0.0.1:$REDIS_PORT" -shards "$SHARDS" \
 		>"$WORK/node-$port.log" 2>&1 &
 	pids+=($!)
 done
@@ -64,7 +67,7 @@ for port in "${NODE_PORTS[@]}"; do
 	}
 done
 A=${NODE_PORTS[0]} B=${NODE_PORTS[1]} C=${NODE_PORTS[2]}
-echo "cluster: redis on 127.0.0.1:$REDIS_PORT, nodes on ${NODE_PORTS[*]}"
+echo "cluster: redis on 127.0.0.1:$REDIS_PORT, nodes on ${NODE_PORTS[*]}, shards $SHARDS (0: default)"
 
 if [ "$SMOKE" = 0 ]; then
 	cat <<USAGE
@@ -78,8 +81,9 @@ Publish safely retryable: the same Idempotency-Key, on any node, sends once and 
   curl -X POST -H 'Idempotency-Key: order-42' 'http://127.0.0.1:$A/publish?topic=news' -d 'order 42 shipped'
 Resume on a third node, from an ID you were sent:
   curl -N -H 'Last-Event-ID: <id>' 'http://127.0.0.1:$B/events?topic=news'
-Who is online, cluster-wide:
+Who is online, cluster-wide (each node answers from its own view):
   curl 'http://127.0.0.1:$B/presence?user=2b1c1a9e-8a57-4a47-9a77-3c1d7a1c0b1e'
+  curl 'http://127.0.0.1:$B/stats'     # "cluster": every node and its connections
 
 Logs in $WORK. Ctrl-C stops everything.
 USAGE
@@ -111,6 +115,15 @@ echo "smoke: published on $C and $B, delivered on $A; a keyed retry on $B answer
 online=$(curl -fsS "http://127.0.0.1:$B/presence?user=$USER_ID")
 echo "$online" | grep -q '"online":true' || fail "presence on $B: $online"
 echo "smoke: presence seen from $B: $online"
+# Stats.Cluster: every node counts the three brokers and the connection on
+# $A (each learns of the others within milliseconds of their start).
+for _ in $(seq 100); do
+	stats=$(curl -fsS "http://127.0.0.1:$C/stats")
+	echo "$stats" | grep -q '"cluster":{"brokers":3,"connections":1}' && break
+	sleep 0.05
+done
+echo "$stats" | grep -q '"cluster":{"brokers":3,"connections":1}' || fail "cluster stats on $C: $stats"
+echo "smoke: $C counts 3 brokers and 1 connection in the cluster"
 kill "$sub" 2>/dev/null || true
 
 curl -fsS -X POST "http://127.0.0.1:$A/publish?topic=news" -d 'three' >/dev/null
