@@ -23,30 +23,13 @@ import (
 
 	"github.com/ssekit/ssekit/adapters/nethttp"
 	"github.com/ssekit/ssekit/core"
-	"github.com/ssekit/ssekit/internal/testenv"
+	"github.com/ssekit/ssekit/examples/internal/exampletest"
 )
 
-// Environment of the browser test.
-const (
-	// chromiumEnv overrides the browser binary (default /usr/bin/chromium,
-	// from the Debian package chromium; scripts/install-deps.sh installs it).
-	chromiumEnv = "SSEKIT_CHROMIUM"
-	// screenshotEnv=1 makes the test write docs/hub.png, the README's
-	// picture of the demo page. Off by default so that test runs leave the
-	// tree alone.
-	screenshotEnv = "SSEKIT_UPDATE_SCREENSHOT"
-)
-
-// chromium returns the browser to drive. Without one the test fails unless
-// SSEKIT_SKIP lists chromium (internal/testenv).
-func chromium(t *testing.T) string {
-	t.Helper()
-	path := os.Getenv(chromiumEnv)
-	if path == "" {
-		path = "/usr/bin/chromium"
-	}
-	return testenv.Program(t, "chromium", fmt.Sprintf("install the Debian package chromium (scripts/install-deps.sh does) or set %s", chromiumEnv), path)
-}
+// screenshotEnv=1 makes the browser test write docs/hub.png, the README's
+// picture of the demo page. Off by default so that test runs leave the tree
+// alone. (exampletest.ChromiumEnv chooses the browser.)
+const screenshotEnv = "SSEKIT_UPDATE_SCREENSHOT"
 
 // logEntry is one received event as the page shows it.
 type logEntry struct {
@@ -64,7 +47,7 @@ type logEntry struct {
 // with Last-Event-ID and the page must show every event published
 // meanwhile, once, in order, and none it is not entitled to.
 func TestBrowserEndToEnd(t *testing.T) {
-	exe := chromium(t)
+	exe := exampletest.Chromium(t)
 
 	// A short retry hint makes the browser come back within a second.
 	broker, err := core.New(core.Config{RetryHint: 200 * time.Millisecond, Authenticator: core.InsecureQueryAuthenticator()})
@@ -150,15 +133,15 @@ func TestBrowserEndToEnd(t *testing.T) {
 		chromedp.Click(chromedp.ID("send")),
 		chromedp.WaitVisible(chromedp.CSS(`#pub-result[data-id]`)),
 	)
-	formID := eval[string](t, p.ctx, `document.getElementById('pub-result').dataset.id`)
+	formID := exampletest.Eval[string](t, p.ctx, `document.getElementById('pub-result').dataset.id`)
 	want = append(want, logEntry{ID: formID, Type: "chat"})
 	p.waitFor("the event sent from the form", 10*time.Second, func() bool { return len(p.entries()) >= len(want) })
 
 	got := p.entries()
 	require.True(t, slices.Equal(got, want), "events after the restart (want every one once, in order):\n got %+v\nwant %+v", got, want)
-	gaps := eval[int](t, p.ctx, `document.querySelectorAll('#log li[data-type="ssekit.gap"]').length`)
+	gaps := exampletest.Eval[int](t, p.ctx, `document.querySelectorAll('#log li[data-type="ssekit.gap"]').length`)
 	assert.Equal(t, 0, gaps, "the page got %d gap events; the history covered the outage", gaps)
-	lastID := eval[string](t, p.ctx, `document.getElementById('last-id').textContent`)
+	lastID := exampletest.Eval[string](t, p.ctx, `document.getElementById('last-id').textContent`)
 	assert.Equal(t, formID, lastID, "Last-Event-ID shown %q, want %q", lastID, formID)
 	st := broker.Stats()
 	assert.Equal(t, uint64(3), st.Replayed, "broker replayed %d events, want 3", st.Replayed)
@@ -174,10 +157,14 @@ type page struct {
 	ctx context.Context
 }
 
-// openBrowser starts headless Chromium with a fresh profile; the browser
-// is stopped when the test ends.
+// openBrowser starts headless Chromium with a fresh profile, in a window
+// the size of the README's screenshot; the browser is stopped when the test
+// ends.
 func openBrowser(t *testing.T, exe string) page {
-	return page{t: t, ctx: newBrowser(t, exe)}
+	return page{t: t, ctx: exampletest.NewBrowser(t, exe,
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.WindowSize(1280, 900),
+	)}
 }
 
 // do runs browser steps, failing the test on error.
@@ -207,17 +194,17 @@ func (p page) setValues(fields map[string]string) {
 	p.t.Helper()
 	js, err := json.Marshal(fields)
 	require.NoError(p.t, err)
-	eval[chromedp.Void](p.t, p.ctx, `for (const [id, v] of Object.entries(`+string(js)+`)) document.getElementById(id).value = v`)
+	exampletest.Eval[chromedp.Void](p.t, p.ctx, `for (const [id, v] of Object.entries(`+string(js)+`)) document.getElementById(id).value = v`)
 }
 
 // state is the connection state the page shows (#state[data-state]).
 func (p page) state() string {
-	return eval[string](p.t, p.ctx, `document.getElementById('state').dataset.state`)
+	return exampletest.Eval[string](p.t, p.ctx, `document.getElementById('state').dataset.state`)
 }
 
 // entries are the received events the page logs, oldest first.
 func (p page) entries() []logEntry {
-	return eval[[]logEntry](p.t, p.ctx, `Array.from(document.querySelectorAll('#log li[data-id]'), li => ({id: li.dataset.id, type: li.dataset.type, dup: !!li.dataset.dup}))`)
+	return exampletest.Eval[[]logEntry](p.t, p.ctx, `Array.from(document.querySelectorAll('#log li[data-id]'), li => ({id: li.dataset.id, type: li.dataset.type, dup: !!li.dataset.dup}))`)
 }
 
 // waitFor polls cond until it holds, failing the test after timeout.
@@ -236,7 +223,7 @@ func screenshot(t *testing.T, ctx context.Context, broker *core.Broker) {
 	t.Helper()
 	want := fmt.Sprint(broker.Stats().Published)
 	deadline := time.Now().Add(5 * time.Second)
-	for eval[string](t, ctx, `document.querySelector('#stats dd[data-stat="published"]').textContent`) != want && time.Now().Before(deadline) {
+	for exampletest.Eval[string](t, ctx, `document.querySelector('#stats dd[data-stat="published"]').textContent`) != want && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	c, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -247,57 +234,6 @@ func screenshot(t *testing.T, ctx context.Context, broker *core.Broker) {
 	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 	require.NoError(t, os.WriteFile(path, png, 0o644))
 	t.Logf("wrote %s (%d bytes)", path, len(png))
-}
-
-// newBrowser starts headless Chromium with a fresh profile and returns a
-// tab's context; the browser is stopped when the test ends.
-func newBrowser(t *testing.T, exe string) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox, // root in containers and CI
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.Flag("mute-audio", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	}
-	// Registered after TempDir, so it runs first: the browser exits before
-	// its profile directory is removed.
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancel)
-	// The first Run starts the browser; it must not be bounded by a
-	// short-lived context, or the browser would die with it. A watchdog
-	// bounds it instead: the cleanup above cancels it.
-	started := make(chan error, 1)
-	go func() { started <- chromedp.Do(ctx) }()
-	select {
-	case err := <-started:
-		require.NoError(t, err, "starting %s", exe)
-	case <-time.After(60 * time.Second):
-		require.FailNow(t, fmt.Sprintf("starting %s: no answer after 60s", exe))
-	}
-	return ctx
-}
-
-// eval runs a JavaScript expression in the page and decodes its value.
-func eval[T any](t *testing.T, ctx context.Context, js string) T {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(c, chromedp.Evaluate[T](js))
-	require.NoError(t, err, "evaluating %s", js)
-	return v
 }
 
 // serve runs an http.Server for h on ln until it is closed.
@@ -369,7 +305,7 @@ func decodeID(t *testing.T, body string) string {
 // and ssekit.gap when the hub restarts without its history (the page asks
 // the user to refetch, and goes on receiving new events).
 func TestBrowserGapAndRejected(t *testing.T) {
-	exe := chromium(t)
+	exe := exampletest.Chromium(t)
 	newBroker := func() (*core.Broker, http.Handler) {
 		b, err := core.New(core.Config{
 			RetryHint:      100 * time.Millisecond,
@@ -401,7 +337,7 @@ func TestBrowserGapAndRejected(t *testing.T) {
 	p := openBrowser(t, exe)
 	p.connect(base, user, "", "note")
 	p.waitFor("ssekit.rejected", 10*time.Second, func() bool {
-		return eval[int](t, p.ctx, `document.querySelectorAll('#log li[data-type="ssekit.rejected"]').length`) > 0
+		return exampletest.Eval[int](t, p.ctx, `document.querySelectorAll('#log li[data-type="ssekit.rejected"]').length`) > 0
 	})
 	stopOther()
 	p.waitFor("a slot to free and the page to get in", 15*time.Second, func() bool {
@@ -420,7 +356,7 @@ func TestBrowserGapAndRejected(t *testing.T) {
 	broker, h = newBroker()
 	srv = serve(h, relisten(t, addr))
 	p.waitFor("the gap event", 15*time.Second, func() bool {
-		return eval[bool](t, p.ctx, `!document.getElementById('gap-banner').hidden`)
+		return exampletest.Eval[bool](t, p.ctx, `!document.getElementById('gap-banner').hidden`)
 	})
 	p.waitFor("the stream to open", 10*time.Second, func() bool { return p.state() == "open" })
 	status, body = post(t, client, base, "", `{"user":"`+user+`","event":"note","data":"after the restart"}`)

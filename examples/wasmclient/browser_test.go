@@ -3,40 +3,22 @@ package wasmclient
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ssekit/ssekit/internal/testenv"
+	"github.com/ssekit/ssekit/examples/internal/exampletest"
 )
-
-// chromiumEnv overrides the browser binary (default /usr/bin/chromium, from
-// the Debian package chromium), as in examples/hub.
-const chromiumEnv = "SSEKIT_CHROMIUM"
-
-// chromium returns the browser to drive. Without one the test fails unless
-// SSEKIT_SKIP lists chromium (internal/testenv).
-func chromium(t *testing.T) string {
-	t.Helper()
-	path := os.Getenv(chromiumEnv)
-	if path == "" {
-		path = "/usr/bin/chromium"
-	}
-	return testenv.Program(t, "chromium", fmt.Sprintf("install the Debian package chromium (scripts/install-deps.sh does) or set %s", chromiumEnv), path)
-}
 
 // front is the origin the page is loaded from: it serves the page, Go's
 // wasm_exec.js and the app, and passes /events and /publish to the hub,
@@ -116,14 +98,14 @@ func (f *front) lastEventIDs() (ids []string, sent []bool) {
 // naming it (reason "unknown"), as the hub documents, and go on receiving
 // new events: every event once, in order, nothing but the gap between.
 func TestBrowser(t *testing.T) {
-	exe := chromium(t)
+	exe := exampletest.Chromium(t)
 	addr := freeAddr(t)
 	hub := startHub(t, addr)
 	site := newFront(t, hub.base)
 	user, other := uuid.NewString(), uuid.NewString()
 	page := site.URL + "/?" + url.Values{"url": {streamURL(site.URL, user)}, "timeout": {appTimeout}}.Encode()
 
-	ctx := newBrowser(t, exe)
+	ctx := exampletest.NewBrowser(t, exe)
 	c, cancel := context.WithTimeout(ctx, startGuard)
 	err := chromedp.Do(c, chromedp.Navigate(page))
 	cancel()
@@ -213,7 +195,7 @@ func TestBrowser(t *testing.T) {
 // started, there are none.
 func pageReports(t *testing.T, ctx context.Context) []report {
 	t.Helper()
-	lines := eval[[]string](t, ctx, `globalThis.ssekitWasm ?? (globalThis.ssekitWasmError ? ["{\"kind\":\"done\",\"error\":" + JSON.stringify("loading the wasm: " + globalThis.ssekitWasmError) + "}"] : [])`)
+	lines := exampletest.Eval[[]string](t, ctx, `globalThis.ssekitWasm ?? (globalThis.ssekitWasmError ? ["{\"kind\":\"done\",\"error\":" + JSON.stringify("loading the wasm: " + globalThis.ssekitWasmError) + "}"] : [])`)
 	rs := make([]report, 0, len(lines))
 	for _, l := range lines {
 		var r report
@@ -222,55 +204,4 @@ func pageReports(t *testing.T, ctx context.Context) []report {
 		rs = append(rs, r)
 	}
 	return rs
-}
-
-// newBrowser starts headless Chromium with a fresh profile and returns a
-// tab's context; the browser is stopped when the test ends. The flags are
-// examples/hub's (browser_test.go): nothing reaches out to the network but
-// the page.
-func newBrowser(t *testing.T, exe string) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox, // root in containers and CI
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("mute-audio", true),
-		chromedp.UserDataDir(t.TempDir()),
-	}
-	// Registered after TempDir, so it runs first: the browser exits before
-	// its profile directory is removed.
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancel)
-	// The first Run starts the browser; it must not be bounded by a
-	// short-lived context, or the browser would die with it. A watchdog
-	// bounds it instead: the cleanup above cancels it.
-	started := make(chan error, 1)
-	go func() { started <- chromedp.Do(ctx) }()
-	select {
-	case err := <-started:
-		require.NoError(t, err, "starting %s", exe)
-	case <-time.After(60 * time.Second):
-		require.FailNow(t, fmt.Sprintf("starting %s: no answer after 60s", exe))
-	}
-	return ctx
-}
-
-// eval runs a JavaScript expression in the page and decodes its value.
-func eval[T any](t *testing.T, ctx context.Context, js string) T {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(c, chromedp.Evaluate[T](js))
-	require.NoError(t, err, "evaluating %s", js)
-	return v
 }

@@ -1,6 +1,7 @@
 // Package exampletest is what the examples' tests share: a real client
 // stream (package client over HTTP on loopback) whose events a test reads
-// with a deadline, and a JSON POST helper.
+// with a deadline, a JSON POST helper, and headless Chromium for the
+// browser tests (chromium.go).
 package exampletest
 
 import (
