@@ -130,33 +130,57 @@ func (h *MemoryHistory) Held() (events int, bytes int64) {
 	return h.kept.len(), h.size
 }
 
-// Replay implements History.
+// Replay implements History. It scans the history in steps of
+// replayStep events, each under the read lock, so that a long replay of
+// one tenant never holds up the publishes of every tenant for long.
 func (h *MemoryHistory) Replay(_ context.Context, tenant, afterID, uptoID string, fn func(*Message) bool) error {
 	after, ok := h.parse(afterID)
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrEventUnknown, truncate(afterID))
 	}
+	upto, ok := h.parse(uptoID)
+	if uptoID == "" || !ok {
+		upto = after // nothing to call back for, but check after
+	}
+	for seq := after + 1; ; {
+		next, err := h.replayStep(tenant, afterID, after, seq, upto, fn)
+		if err != nil || next == 0 {
+			return err
+		}
+		seq = next
+	}
+}
+
+// replayStep scans up to replayStep events of Replay from seq, and returns
+// the next sequence number to scan, 0 when done.
+func (h *MemoryHistory) replayStep(tenant, afterID string, after, seq, upto uint64, fn func(*Message) bool) (uint64, error) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if after > h.last {
-		return fmt.Errorf("%w: %q", ErrEventUnknown, truncate(afterID))
+		return 0, fmt.Errorf("%w: %q", ErrEventUnknown, truncate(afterID))
 	}
 	oldest := h.last - uint64(h.kept.len()) + 1
-	if after+1 < oldest {
-		return fmt.Errorf("%w: %q", ErrEventExpired, truncate(afterID))
+	if seq < oldest {
+		// Evicted before (or, in a long replay, while) it was read: the
+		// client would miss it.
+		return 0, fmt.Errorf("%w: %q", ErrEventExpired, truncate(afterID))
 	}
-	upto, ok := h.parse(uptoID)
-	if uptoID == "" || !ok {
-		return nil
-	}
-	for seq := after + 1; seq <= upto && seq <= h.last; seq++ {
+	end := min(upto, h.last, seq+replayStep-1)
+	for ; seq <= end; seq++ {
 		m := h.kept.at(int(seq - oldest)).m
 		if m.Target.Tenant == tenant && !fn(m) {
-			return nil
+			return 0, nil
 		}
 	}
-	return nil
+	if seq > min(upto, h.last) {
+		return 0, nil
+	}
+	return seq, nil
 }
+
+// replayStep bounds how many events one step of Replay scans under the
+// lock: a few microseconds.
+const replayStep = 512
 
 func (h *MemoryHistory) parse(id string) (uint64, bool) {
 	epoch, seq, ok := strings.Cut(id, "-")

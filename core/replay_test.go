@@ -169,3 +169,39 @@ func TestReplayUnderConcurrentPublishing(t *testing.T) {
 		require.Equal(t, want[i], got[i], "event %d in order", i)
 	}
 }
+
+// TestMemoryHistoryReplaySteps: a replay longer than one step returns every
+// event of its tenant in order, and one whose next step finds its events
+// evicted (by publishes between two steps) reports them expired rather
+// than skipping them.
+func TestMemoryHistoryReplaySteps(t *testing.T) {
+	ctx := context.Background()
+	h := NewMemoryHistory(HistoryLimits{Events: 3 * replayStep})
+	var ids []string
+	for i := range 3 * replayStep {
+		m := &Message{Target: Target{Tenant: []string{"a", "b"}[i%2], Broadcast: true}, Event: Event{Type: "e", Data: "x"}}
+		require.NoError(t, h.Append(ctx, m))
+		ids = append(ids, m.Event.ID)
+	}
+	var got []string
+	require.NoError(t, h.Replay(ctx, "a", h.Origin(), ids[len(ids)-1], func(m *Message) bool {
+		got = append(got, m.Event.ID)
+		return true
+	}))
+	var want []string
+	for i := 0; i < len(ids); i += 2 {
+		want = append(want, ids[i])
+	}
+	assert.Equal(t, want, got, "every event of tenant a, in order, across steps")
+
+	after, _ := h.parse(h.Origin())
+	upto, _ := h.parse(ids[len(ids)-1])
+	next, err := h.replayStep("a", h.Origin(), after, after+1, upto, func(*Message) bool { return true })
+	require.NoError(t, err)
+	require.Equal(t, uint64(replayStep+1), next, "one step, then the next")
+	for range replayStep + 1 { // evicts the first step's events and the next one
+		require.NoError(t, h.Append(ctx, &Message{Target: Target{Tenant: "a", Broadcast: true}, Event: Event{Type: "e", Data: "y"}}))
+	}
+	_, err = h.replayStep("a", h.Origin(), after, next, upto, func(*Message) bool { return true })
+	assert.ErrorIs(t, err, ErrEventExpired, "events evicted mid-replay are reported, not skipped")
+}
