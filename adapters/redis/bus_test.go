@@ -182,3 +182,48 @@ func waitConnected(t testing.TB, nodes []*node, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestGapOnOneShard loses one shard's stream (as a Cluster master that
+// failed over without its newest writes would): the tenants of that shard
+// get the gap event, with an ID of their shard; the others get nothing but
+// their events.
+func TestGapOnOneShard(t *testing.T) {
+	rs := startRedis(t)
+	be := newBackend(t, rs, Options{Shards: 3})
+	lost, kept := be.shardOf(""), be.shardOf("other")
+	require.NotEqual(t, lost, kept, "the test wants two shards")
+	var mu sync.Mutex
+	got := map[string][]core.Event{}
+	detach, err := be.Attach(func(m *core.Message) {
+		mu.Lock()
+		got[m.Target.Tenant] = append(got[m.Target.Tenant], m.Event)
+		mu.Unlock()
+	})
+	require.NoError(t, err)
+	defer detach()
+	types := func(tenant string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for _, ev := range got[tenant] {
+			out = append(out, ev.Type)
+		}
+		return strings.Join(out, " ")
+	}
+	publish(t, be, "", "a0")
+	publish(t, be, "other", "b0")
+	require.Eventually(t, func() bool { return types("") == "e" && types("other") == "e" }, 5*time.Second, 5*time.Millisecond)
+
+	ctx := context.Background()
+	require.NoError(t, rs.client(t).Del(ctx, lost.stream, lost.heads).Err())
+	publish(t, be, "", "a1")
+	publish(t, be, "other", "b1")
+	require.Eventually(t, func() bool { return types("") == "e "+core.GapEventType+" e" && types("other") == "e e" },
+		5*time.Second, 5*time.Millisecond, "got %q and %q", types(""), types("other"))
+	mu.Lock()
+	defer mu.Unlock()
+	for _, ev := range got[""] {
+		require.True(t, strings.HasPrefix(ev.ID, lost.prefix), "%s event ID %q is not of shard %d", ev.Type, ev.ID, lost.i)
+	}
+	require.Contains(t, got[""][1].Data, `"reason":"unknown"`)
+}
