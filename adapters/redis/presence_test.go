@@ -227,3 +227,18 @@ func TestPresenceViewApply(t *testing.T) {
 	brokers, _ = p.view.totals(now.Add(time.Second))
 	assert.Zero(t, brokers)
 }
+
+// TestPresenceOff: without presence the broker counts its own connections
+// only, and Stats.Cluster is nil.
+func TestPresenceOff(t *testing.T) {
+	rs := startRedis(t)
+	be := newBackend(t, rs, Options{Presence: PresenceOptions{Off: true}})
+	b, err := core.New(core.Config{Backend: be})
+	require.NoError(t, err)
+	defer b.Close(context.Background())
+	require.Nil(t, b.Stats().Cluster)
+	be.Track(core.Identity{User: uuid.New()}, 1) // ignored
+	require.Empty(t, be.RemoteUsers(""))
+	n, _ := rs.client(t).Exists(context.Background(), DefaultPrefix+":{presence}:nodes").Result()
+	require.Zero(t, n, "nothing written to Redis")
+}
