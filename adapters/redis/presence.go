@@ -21,8 +21,9 @@ const DefaultPresenceTTL = 30 * time.Second
 // PresenceOptions tunes cluster-wide presence, which is on unless Off.
 type PresenceOptions struct {
 	// Off disables presence: the broker's IsUserOnline, UserConnections,
-	// OnlineUsers and Stats then count this node's connections only, and
-	// Stats.Cluster is nil.
+	// OnlineUsers and Stats.Cluster then count this node's connections
+	// only (Stats.Cluster reports one broker), and nothing about
+	// connections is written to Redis.
 	Off bool
 	// TTL bounds how long the connections of a node that died without
 	// closing keep counting on the other nodes (default 30s, at least

@@ -229,14 +229,14 @@ func TestPresenceViewApply(t *testing.T) {
 }
 
 // TestPresenceOff: without presence the broker counts its own connections
-// only, and Stats.Cluster is nil.
+// only (Stats.Cluster: this broker alone), and nothing goes to Redis.
 func TestPresenceOff(t *testing.T) {
 	rs := startRedis(t)
 	be := newBackend(t, rs, Options{Presence: PresenceOptions{Off: true}})
 	b, err := core.New(core.Config{Backend: be})
 	require.NoError(t, err)
 	defer b.Close(context.Background())
-	require.Nil(t, b.Stats().Cluster)
+	require.Equal(t, &core.ClusterStats{Brokers: 1}, b.Stats().Cluster)
 	be.Track(core.Identity{User: uuid.New()}, 1) // ignored
 	require.Empty(t, be.RemoteUsers(""))
 	n, _ := rs.client(t).Exists(context.Background(), DefaultPrefix+":{presence}:nodes").Result()
