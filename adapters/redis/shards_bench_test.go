@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -119,9 +120,10 @@ func newBenchCluster(b *testing.B, nodes int, procs []*redisProc, client func() 
 	return bc
 }
 
-// cpu returns the CPU seconds used so far by each server.
+// cpu returns the CPU seconds used so far by each server, and last by
+// this process (every broker and publisher of the benchmark).
 func (bc *benchCluster) cpu(b *testing.B) []float64 {
-	out := make([]float64, len(bc.procs))
+	out := make([]float64, len(bc.procs), len(bc.procs)+1)
 	for i, p := range bc.procs {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		s, err := p.cpuSeconds(ctx)
@@ -131,16 +133,24 @@ func (bc *benchCluster) cpu(b *testing.B) []float64 {
 		}
 		out[i] = s
 	}
-	return out
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return append(out, tv(ru.Utime)+tv(ru.Stime))
 }
 
 // reportCPU reports the Redis CPU per event since before, all servers
 // together and on the busiest one (whose core saturates first: 1e6 over
-// it is the ceiling in events/s).
+// it is the ceiling in events/s), and this process's (the brokers', the
+// publishers' and the benchmark's own).
 func (bc *benchCluster) reportCPU(b *testing.B, before []float64, events int) {
 	after := bc.cpu(b)
+	self := len(after) - 1
+	b.ReportMetric((after[self]-before[self])/float64(events)*1e6, "go-cpu-µs/event")
 	var total, top float64
-	for i := range after {
+	for i := range self {
 		d := after[i] - before[i]
 		total += d
 		top = max(top, d)
