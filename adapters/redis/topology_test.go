@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -316,42 +315,38 @@ type slotOwner struct {
 	master     string
 }
 
-// slots returns the slot map as a live node sees it.
+// shardMaster returns the address of a shard's master ("" if none is
+// listed) and whether that master is online, from CLUSTER SHARDS.
+func shardMaster(sh redis.ClusterShard) (addr string, online bool) {
+	for _, n := range sh.Nodes {
+		if n.Role == "master" {
+			return n.IP + ":" + strconv.FormatInt(n.Port, 10), n.Health == "online"
+		}
+	}
+	return "", false
+}
+
+// slots returns the slot map as a live node sees it (CLUSTER SHARDS).
 func (c *redisCluster) slots(ctx context.Context) ([]slotOwner, error) {
 	var lastErr error
 	for _, p := range c.live() {
 		a := p.adminClient()
-		rs, err := a.ClusterSlots(ctx).Result()
+		shs, err := a.ClusterShards(ctx).Result()
 		a.Close()
 		if err != nil {
 			lastErr = err
 			continue
 		}
 		var out []slotOwner
-		for _, r := range rs {
-			if len(r.Nodes) > 0 {
-				out = append(out, slotOwner{r.Start, r.End, r.Nodes[0].Addr})
+		for _, sh := range shs {
+			m, _ := shardMaster(sh)
+			for _, r := range sh.Slots {
+				out = append(out, slotOwner{int(r.Start), int(r.End), m})
 			}
 		}
 		return out, nil
 	}
-	return nil, fmt.Errorf("no live node answered CLUSTER SLOTS: %v", lastErr)
-}
-
-// masters returns the addresses of the masters that own slots, sorted.
-func (c *redisCluster) masters(ctx context.Context) ([]string, error) {
-	ss, err := c.slots(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, s := range ss {
-		if !slices.Contains(out, s.master) {
-			out = append(out, s.master)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
+	return nil, fmt.Errorf("no live node answered CLUSTER SHARDS: %v", lastErr)
 }
 
 // keySlot returns CLUSTER KEYSLOT key.
@@ -413,18 +408,6 @@ func (c *redisCluster) replicaOf(t testing.TB, addr string) *redisProc {
 	return nil
 }
 
-// killMaster SIGKILLs the i-th master (in address order) and returns its
-// address. It does not wait for the failover: see waitHealthy.
-func (c *redisCluster) killMaster(t testing.TB, i int) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ms, err := c.masters(ctx)
-	require.NoError(t, err)
-	require.Less(t, i, len(ms))
-	return c.killNode(t, ms[i])
-}
-
 // killNode SIGKILLs the node at addr and returns addr.
 func (c *redisCluster) killNode(t testing.TB, addr string) string {
 	t.Helper()
@@ -437,7 +420,7 @@ func (c *redisCluster) killNode(t testing.TB, addr string) string {
 // waitHealthy waits until every live node reports cluster_state:ok and
 // knows every live node, every slot is owned by a live master in every
 // live node's view, and every live replica is in sync with its master.
-// After killMaster, it is the wait for the failover.
+// After killNode on a master, it is the wait for the failover.
 func (c *redisCluster) waitHealthy(t testing.TB) {
 	t.Helper()
 	waitUntil(t, topologyWait, "a healthy cluster", c.healthy)
@@ -463,16 +446,22 @@ func (c *redisCluster) healthy(ctx context.Context) error {
 			if ci["cluster_slots_assigned"] != "16384" || ci["cluster_slots_ok"] != "16384" {
 				return fmt.Errorf("%s: slots assigned %s, ok %s", p.addr, ci["cluster_slots_assigned"], ci["cluster_slots_ok"])
 			}
-			rs, err := a.ClusterSlots(ctx).Result()
+			shs, err := a.ClusterShards(ctx).Result()
 			if err != nil {
 				return err
 			}
 			covered := 0
-			for _, r := range rs {
-				if len(r.Nodes) == 0 || !liveAddr[r.Nodes[0].Addr] {
-					return fmt.Errorf("%s: slots %d-%d served by a dead or no master", p.addr, r.Start, r.End)
+			for _, sh := range shs {
+				if len(sh.Slots) == 0 {
+					continue // a master that lost its slots, or a shard of the dead
 				}
-				covered += r.End - r.Start + 1
+				m, online := shardMaster(sh)
+				if !online || !liveAddr[m] {
+					return fmt.Errorf("%s: slots %d-%d served by %q, not a live online master", p.addr, sh.Slots[0].Start, sh.Slots[0].End, m)
+				}
+				for _, r := range sh.Slots {
+					covered += int(r.End - r.Start + 1)
+				}
 			}
 			if covered != 16384 {
 				return fmt.Errorf("%s: %d slots covered", p.addr, covered)
@@ -493,19 +482,6 @@ func (c *redisCluster) healthy(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// cpuSeconds returns the CPU time used so far by every live node, by address.
-func (c *redisCluster) cpuSeconds(ctx context.Context) (map[string]float64, error) {
-	out := map[string]float64{}
-	for _, p := range c.live() {
-		s, err := p.cpuSeconds(ctx)
-		if err != nil {
-			return nil, err
-		}
-		out[p.addr] = s
-	}
-	return out, nil
 }
 
 // ---- Sentinel --------------------------------------------------------------
@@ -674,15 +650,4 @@ func (s *sentinelSetup) waitFailover(t testing.TB, old string) string {
 		return fmt.Errorf("the sentinels name %s, not a live node of ours", addr)
 	})
 	return now
-}
-
-// dataNodes returns the live master and replica processes.
-func (s *sentinelSetup) dataNodes() []*redisProc {
-	var out []*redisProc
-	for _, p := range []*redisProc{s.master, s.replica} {
-		if p.alive() {
-			out = append(out, p)
-		}
-	}
-	return out
 }
