@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
@@ -440,7 +441,8 @@ func distinct(xs []string) int {
 // reconnect to a different node, with their Last-Event-ID, every few
 // events. Every client must get every event of its tenant exactly once,
 // with the ID Publish returned, in the tenant's stream order, and no gap
-// event; the shards must really be spread over the masters.
+// event; the shards must really be spread over the masters, and every
+// node must see every user online (presence on the Cluster).
 func TestRedisClusterShardsExactlyOnce(t *testing.T) {
 	const shards, perPublisher = 6, 600
 	tenants := shardTenants(12)
@@ -459,8 +461,10 @@ func TestRedisClusterShardsExactlyOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var clients []*hopClient
-	for i := range 2 * len(tenants) {
-		c := newHopClient(nodes, i, "?tenant="+tenants[i%len(tenants)], 17+i%11, tr)
+	users := make([]uuid.UUID, 2*len(tenants))
+	for i := range users {
+		users[i] = uuid.New()
+		c := newHopClient(nodes, i, "?tenant="+tenants[i%len(tenants)]+"&user="+users[i].String(), 17+i%11, tr)
 		c.start(ctx)
 		clients = append(clients, c)
 	}
@@ -479,8 +483,25 @@ func TestRedisClusterShardsExactlyOnce(t *testing.T) {
 		}
 		return nil
 	})
-
+	// Presence on the Cluster: every node sees every user, wherever
+	// connected, and counts the whole cluster.
 	start := time.Now()
+	waitUntil(t, 10*time.Second, "every node to see every user online", func(context.Context) error {
+		for _, n := range nodes {
+			for i, u := range users {
+				if got := n.b.Tenant(tenants[i%len(tenants)]).UserConnections(u); got != 1 {
+					return fmt.Errorf("%s: user %d has %d connections", n.name, i, got)
+				}
+			}
+			if st := n.b.Stats(); st.Cluster == nil || st.Cluster.Brokers != len(nodes) || st.Cluster.Connections != len(clients) {
+				return fmt.Errorf("%s: Stats().Cluster = %+v", n.name, st.Cluster)
+			}
+		}
+		return nil
+	})
+	presence := time.Since(start)
+
+	start = time.Now()
 	var mu sync.Mutex
 	accepted := map[string][]published{}
 	var wg sync.WaitGroup
@@ -545,8 +566,8 @@ func TestRedisClusterShardsExactlyOnce(t *testing.T) {
 		replayed += st.Replayed
 		gaps += st.Gaps
 	}
-	t.Logf("%d events to %d tenants on %d shards (masters %v) in %v; %d clients, %d reconnects to another node, %d events replayed, %d gaps",
-		len(nodes)*perPublisher, len(tenants), len(tenantShards), shardMasters, published.Round(time.Millisecond), len(clients), hops, replayed, gaps)
+	t.Logf("%d events to %d tenants on %d shards (masters %v) in %v; %d clients, %d reconnects to another node, %d events replayed, %d gaps; presence complete on every node %v after the last connect",
+		len(nodes)*perPublisher, len(tenants), len(tenantShards), shardMasters, published.Round(time.Millisecond), len(clients), hops, replayed, gaps, presence.Round(time.Millisecond))
 	require.Zero(t, gaps)
 }
 
