@@ -278,19 +278,20 @@ func (p *keyedPublisher) publish(ctx context.Context, tenant string, seq int) (p
 	for {
 		p.turn++
 		n := p.nodes[p.turn%len(p.nodes)]
-		if n.down.Load() {
-			continue
+		err := core.ErrClosed
+		if !n.down.Load() {
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			var id string
+			id, err = n.b.Publish(pctx, m)
+			cancel()
+			if err == nil {
+				return published{id, data}, nil
+			}
+			if !errors.Is(err, ErrPublish) && !errors.Is(err, core.ErrClosed) && !errors.Is(err, context.DeadlineExceeded) {
+				return published{}, err // refused: a bug, not an outage
+			}
+			p.attempts++
 		}
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		id, err := n.b.Publish(pctx, m)
-		cancel()
-		if err == nil {
-			return published{id, data}, nil
-		}
-		if !errors.Is(err, ErrPublish) && !errors.Is(err, core.ErrClosed) && !errors.Is(err, context.DeadlineExceeded) {
-			return published{}, err // refused: a bug, not an outage
-		}
-		p.attempts++
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return published{}, fmt.Errorf("publish %s: still failing after %v: %w", data, p.retryFor, err)
 		}
@@ -361,11 +362,10 @@ func checkDelivery(t testing.TB, who string, got []core.Event, want []published)
 			seen[i]++
 		}
 	}
-	for i, c := range seen {
+	for _, c := range seen {
 		if c > 1 {
 			r.resent++
 		}
-		_ = i
 	}
 	// Missing: a gap where it would be.
 	for k := range want {
