@@ -173,7 +173,7 @@ func TestMemoryHistoryLimits(t *testing.T) {
 		n, _ := h.Held()
 		assert.Equal(t, 1, n)
 		var got []string
-		require.NoError(t, h.Replay(ctx, "", h.Origin()[:9]+"1", id, func(m *Message) bool {
+		require.NoError(t, h.Replay(ctx, "", h.part("").epoch+"-1", id, func(m *Message) bool {
 			got = append(got, m.Event.Data)
 			return true
 		}))
@@ -272,5 +272,58 @@ func TestSweepCutsStalledCursor(t *testing.T) {
 		// segments that overlap it, and the one being filled.
 		assert.LessOrEqual(t, kept, 3, "segments outside the window are dropped")
 		stalled.cancel()
+	})
+}
+
+// TestTenantsShareTheBudget: every tenant's part of the history draws on
+// one byte budget. A tenant that publishes after another filled it gets
+// room from the other's oldest events, the total stays within the bound,
+// and each tenant's IDs are its own.
+func TestTenantsShareTheBudget(t *testing.T) {
+	ctx := context.Background()
+	h := NewMemoryHistory(HistoryLimits{Bytes: 64 << 10})
+	publish := func(tenant string) string {
+		m := &Message{Target: Target{Tenant: tenant, Broadcast: true}, Event: Event{Type: "e", Data: strings.Repeat("d", 1000)}}
+		require.NoError(t, h.Append(ctx, m))
+		return m.Event.ID
+	}
+	var first string
+	for i := range 200 {
+		id := publish("a")
+		if i == 0 {
+			first = id
+		}
+	}
+	_, held := h.Held()
+	assert.LessOrEqual(t, held, int64(64<<10))
+	var last string
+	for range 10 { // about 25 KiB as Message.Cost counts: a's oldest must go
+		last = publish("b")
+	}
+	_, held = h.Held()
+	assert.LessOrEqual(t, held, int64(64<<10), "b's events fit within the one budget")
+	var got int
+	require.NoError(t, h.Replay(ctx, "b", h.Origin(), last, func(*Message) bool { got++; return true }),
+		"b's events are all held: a's oldest made room")
+	assert.Equal(t, 10, got)
+	assert.ErrorIs(t, h.Replay(ctx, "a", h.Origin(), first, func(*Message) bool { return true }), ErrEventExpired)
+	assert.ErrorIs(t, h.Replay(ctx, "b", first, last, func(*Message) bool { return true }), ErrEventUnknown,
+		"an ID of tenant a means nothing to tenant b")
+	assert.NotEqual(t, first[:8], last[:8], "each tenant's IDs carry their own epoch")
+}
+
+// TestQuietTenantAges: the events of a tenant that stopped publishing
+// leave by age, trimmed by another tenant's publishes, so Stats.OldestAge
+// stays within HistoryAge.
+func TestQuietTenantAges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t, Config{HistoryAge: time.Minute})
+		ctx := context.Background()
+		require.NoError(t, b.Tenant("quiet").Broadcast(ctx, "e", "old"))
+		require.NoError(t, b.Tenant("quiet").Broadcast(ctx, "e", "newest stays"))
+		time.Sleep(2 * time.Minute)
+		require.NoError(t, b.Tenant("busy").Broadcast(ctx, "e", "now"))
+		n, _ := b.backend.(*MemoryBackend).Held()
+		assert.Equal(t, 2, n, "the quiet tenant keeps only its newest, the busy one its one event")
 	})
 }

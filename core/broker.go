@@ -22,11 +22,14 @@ type Broker struct {
 	pres    Presence // nil unless the backend implements it
 	detach  func()
 	obs     *Observer
-	win     *window
-	idem    dedupe // idempotency keys published on a MemoryBackend
-	// winShared: the broker's own MemoryHistory numbers messages and
-	// keeps the window, so deliver need not.
+	// bud bounds the memory of the events held, across the tenants'
+	// windows. With winShared the windows are the parts of the broker's
+	// own MemoryHistory, which numbers messages and keeps them, so
+	// deliver need not.
+	bud       *budget
+	hist      *MemoryHistory // set with winShared
 	winShared bool
+	idem      dedupe // idempotency keys published on a MemoryBackend
 
 	mu sync.RWMutex // guards tenant creation, conns, closed
 	// tenants is replaced, never modified, so that publishes find their
@@ -39,10 +42,10 @@ type Broker struct {
 	closing chan struct{} // closed by Close: streams flush and end
 	drained chan struct{} // closed when the last connection is gone after Close
 
-	nconns                         atomic.Int64
-	published, sent, replayed, gap atomic.Uint64
-	droppedOldest, droppedNewest   atomic.Uint64
-	droppedDisconnect              atomic.Uint64
+	nconns                       atomic.Int64
+	sent, replayed, gap          atomic.Uint64
+	droppedOldest, droppedNewest atomic.Uint64
+	droppedDisconnect            atomic.Uint64
 }
 
 // tenant holds the routing indexes of one tenant. Tenants are never
@@ -60,9 +63,11 @@ type tenant struct {
 	// message of its tenant up to it is routed, or being routed now.
 	last  atomic.Uint64
 	stamp uint64
-	// delivered counts the messages routed, for Stats: per tenant, so
-	// that publishes to different tenants share no counter.
+	// delivered counts the messages routed, and published the publishes
+	// made on this broker, for Stats: per tenant, so that publishes to
+	// different tenants share no counter.
 	delivered uint64
+	published atomic.Uint64
 	// userConns counts connections per user, reservations included, for
 	// MaxConnectionsPerUser.
 	userConns map[uuid.UUID]int
@@ -70,6 +75,9 @@ type tenant struct {
 	// append; nil when ClientBufferSize caps queues, whose policies then
 	// apply to broadcasts too.
 	log *bcastLog
+	// win is the tenant's account of the events held: how far back a
+	// backlog may reach.
+	win *window
 }
 
 // New returns a broker configured by cfg, whose zero fields take their
@@ -88,16 +96,18 @@ func New(cfg Config) (*Broker, error) {
 		closing: make(chan struct{}),
 		drained: make(chan struct{}),
 	}
-	b.win = newWindow(cfg.HistoryBytes, cfg.HistoryAge)
 	if b.backend == nil {
 		mb := NewMemoryBackend(HistoryLimits{Bytes: cfg.HistoryBytes, Age: cfg.HistoryAge, Events: cfg.HistorySize})
 		if cfg.HistorySize == 0 {
 			// Same limits, same order per tenant (the backend appends
 			// and delivers under the tenant's lock): the history is the
 			// window, and a publish does its accounting once.
-			mb.acct, b.winShared = b.win, true
+			mb.shared, b.winShared, b.hist, b.bud = true, true, mb.MemoryHistory, mb.bud
 		}
 		b.backend = mb
+	}
+	if b.bud == nil {
+		b.bud = newBudget(cfg.HistoryBytes, cfg.HistoryAge, 0)
 	}
 	_, b.local = b.backend.(interface{ inProcess() })
 	b.catchUp, _ = b.backend.(CatchUp)
@@ -165,7 +175,8 @@ func (b *Broker) send(ctx context.Context, m *Message) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	b.published.Add(1)
+	// Per tenant, like delivered: no counter shared by all publishes.
+	b.tenant(m.Target.Tenant).published.Add(1)
 	return m.Event.ID, nil
 }
 
@@ -219,11 +230,11 @@ func (b *Broker) deliver(m *Message) {
 		// follow its delivery order. With a shared window the
 		// MemoryBackend has numbered m in Append, under its own lock
 		// for the tenant, just before this call.
-		m.seq = b.win.add(m.Cost(), m.stamp())
+		m.seq = t.win.add(m, m.Cost(), m.stamp())
 	}
 	t.last.Store(m.seq)
 	t.lastID = m.Event.ID
-	m.recipients = t.route(m, b.win)
+	m.recipients = t.route(m)
 	t.mu.Unlock()
 	// A gap event from a Bus (events lost between nodes) is counted in
 	// Stats.Gaps when it is written, like a gap found on replay, so that
@@ -231,11 +242,11 @@ func (b *Broker) deliver(m *Message) {
 }
 
 // route enqueues m on every matching connection once; t.mu is held.
-func (t *tenant) route(m *Message, win *window) int {
+func (t *tenant) route(m *Message) int {
 	tg := &m.Target
 	if tg.Broadcast && t.log != nil {
-		if t.log.append(m, win) {
-			t.sweep(win)
+		if t.log.append(m, t.win) {
+			t.sweep(t.win)
 		}
 		return len(t.all)
 	}
@@ -312,6 +323,11 @@ func (b *Broker) newTenant(name string) *tenant {
 	}
 	if b.cfg.ClientBufferSize == 0 {
 		t.log = newBcastLog()
+	}
+	if b.winShared {
+		t.win = b.hist.part(name)
+	} else {
+		t.win = b.bud.newWindow(false)
 	}
 	return t
 }
@@ -664,7 +680,6 @@ type ClusterStats struct {
 func (b *Broker) Stats() Stats {
 	st := Stats{
 		Connections: int(b.nconns.Load()),
-		Published:   b.published.Load(),
 		Sent:        b.sent.Load(),
 		Replayed:    b.replayed.Load(),
 		Gaps:        b.gap.Load(),
@@ -673,8 +688,8 @@ func (b *Broker) Stats() Stats {
 			DropQueueFullNewest: b.droppedNewest.Load(),
 			DropDisconnected:    b.droppedDisconnect.Load(),
 		},
-		HeldBytes: b.win.bytes.Load(),
-		OldestAge: b.win.age(monoNow()),
+		HeldBytes: b.bud.held.Load(),
+		OldestAge: b.bud.age(monoNow()),
 	}
 	if cc, ok := b.pres.(ClusterCounter); ok {
 		brokers, conns := cc.RemoteTotals()
@@ -682,6 +697,7 @@ func (b *Broker) Stats() Stats {
 	}
 	for _, t := range *b.tenants.Load() {
 		t.mu.RLock()
+		st.Published += t.published.Load()
 		st.Delivered += t.delivered
 		st.Users += len(t.users)
 		st.Topics += len(t.topics)

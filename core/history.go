@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -55,69 +56,71 @@ func (l HistoryLimits) withDefaults() HistoryLimits {
 	return l
 }
 
-// MemoryHistory keeps the most recent messages of all tenants in memory,
-// within a budget of bytes and of age (and optionally of events), so that
-// what it holds is bounded whatever the events' sizes. Its IDs carry a
-// random epoch, so an ID from before a restart is recognised as unknown
-// instead of being confused with a new event.
+// MemoryHistory keeps the most recent messages of every tenant in memory,
+// within one budget of bytes and of age (and optionally of events), so
+// that what it holds is bounded whatever the events' sizes. Each tenant
+// has a part of its own, with its own lock and numbering, so appends and
+// replays of different tenants do not wait for each other; they share only
+// the count of bytes held. Its IDs carry a random epoch, so an ID from
+// before a restart is recognised as unknown instead of being confused with
+// a new event. An ID is a position in its tenant's part.
 type MemoryHistory struct {
 	epoch  string
 	limits HistoryLimits
+	bud    *budget
 
-	mu   sync.RWMutex
-	kept fifo[held] // oldest first
-	size int64      // total cost of the held messages
-	last uint64     // sequence number of the newest message; the first is 1
-	// acct, when set, is the broker window this history keeps for it:
-	// messages are numbered with the history's own sequence.
-	acct *window
-}
-
-type held struct {
-	m    *Message
-	cost int64
-	at   int64 // monoNow when held
+	mu    sync.Mutex                         // serialises new parts
+	parts atomic.Pointer[map[string]*window] // replaced, never modified
+	// shared: the history is its broker's window, and Append numbers
+	// messages for it (Message.seq).
+	shared bool
 }
 
 // NewMemoryHistory returns an empty history bounded by l.
 func NewMemoryHistory(l HistoryLimits) *MemoryHistory {
-	return &MemoryHistory{
-		epoch:  strings.ReplaceAll(uuid.NewString(), "-", "")[:8],
-		limits: l.withDefaults(),
+	l = l.withDefaults()
+	h := &MemoryHistory{
+		epoch:  newEpoch(),
+		limits: l,
+		bud:    newBudget(l.Bytes, l.Age, l.Events),
 	}
+	h.parts.Store(&map[string]*window{})
+	return h
+}
+
+// part returns tenant's part, made on first use.
+func (h *MemoryHistory) part(tenant string) *window {
+	if w := (*h.parts.Load())[tenant]; w != nil {
+		return w
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := *h.parts.Load()
+	if w := old[tenant]; w != nil {
+		return w
+	}
+	next := make(map[string]*window, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	w := h.bud.newWindow(true)
+	// An epoch of its own: IDs stay unique across tenants, and an ID of
+	// one tenant is unknown to another.
+	w.epoch = newEpoch()
+	next[tenant] = w
+	h.parts.Store(&next)
+	return w
 }
 
 // Append implements History.
 func (h *MemoryHistory) Append(_ context.Context, m *Message) error {
-	cost, at := m.Cost(), m.stamp()
-	h.mu.Lock()
-	h.last++
-	seq := h.last
-	if h.limits.Events != NoHistory {
-		h.kept.push(held{m: m, cost: cost, at: at})
-		h.size += cost
-		h.evict(at)
-	}
-	if h.acct != nil {
+	w := h.part(m.Target.Tenant)
+	seq := w.add(m, m.Cost(), m.stamp())
+	if h.shared {
 		m.seq = seq
-		h.acct.mirror(h.last-uint64(h.kept.len())+1, h.size, h.kept.front().at)
 	}
-	h.mu.Unlock()
-	// Formatting outside the lock keeps the critical section short.
-	m.setID(h.epoch, seq)
+	m.setID(w.epoch, seq)
 	return nil
-}
-
-// evict drops the oldest messages until the history is within its limits.
-// The newest stays whatever its cost, so that a reconnecting client can
-// always resume from it.
-func (h *MemoryHistory) evict(now int64) {
-	minAt := now - int64(h.limits.Age)
-	for n := h.kept.len(); n > 1 && (h.size > h.limits.Bytes || h.kept.front().at < minAt ||
-		(h.limits.Events > 0 && n > h.limits.Events)); n-- {
-		h.size -= h.kept.front().cost
-		h.kept.pop()
-	}
 }
 
 // Origin implements History.
@@ -125,25 +128,29 @@ func (h *MemoryHistory) Origin() string { return h.epoch + "-0" }
 
 // Held returns the number of messages held and their total cost in bytes.
 func (h *MemoryHistory) Held() (events int, bytes int64) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.kept.len(), h.size
+	for _, w := range *h.parts.Load() {
+		w.mu.Lock()
+		events += w.spans.len()
+		w.mu.Unlock()
+	}
+	return events, h.bud.held.Load()
 }
 
-// Replay implements History. It scans the history in steps of
-// replayStep events, each under the read lock, so that a long replay of
-// one tenant never holds up the publishes of every tenant for long.
+// Replay implements History. It scans the tenant's part in steps of
+// replayStep events, each under the part's lock, so that a long replay
+// never holds up the tenant's publishes for long.
 func (h *MemoryHistory) Replay(_ context.Context, tenant, afterID, uptoID string, fn func(*Message) bool) error {
-	after, ok := h.parse(afterID)
+	w := h.part(tenant)
+	after, ok := h.parse(w, afterID)
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrEventUnknown, truncate(afterID))
 	}
-	upto, ok := h.parse(uptoID)
+	upto, ok := h.parse(w, uptoID)
 	if uptoID == "" || !ok {
 		upto = after // nothing to call back for, but check after
 	}
 	for seq := after + 1; ; {
-		next, err := h.replayStep(tenant, afterID, after, seq, upto, fn)
+		next, err := replayPart(w, afterID, after, seq, upto, fn)
 		if err != nil || next == 0 {
 			return err
 		}
@@ -151,28 +158,27 @@ func (h *MemoryHistory) Replay(_ context.Context, tenant, afterID, uptoID string
 	}
 }
 
-// replayStep scans up to replayStep events of Replay from seq, and returns
-// the next sequence number to scan, 0 when done.
-func (h *MemoryHistory) replayStep(tenant, afterID string, after, seq, upto uint64, fn func(*Message) bool) (uint64, error) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if after > h.last {
+// replayPart scans up to replayStep events of w from seq, and returns the
+// next sequence number to scan, 0 when done.
+func replayPart(w *window, afterID string, after, seq, upto uint64, fn func(*Message) bool) (uint64, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if after > w.last {
 		return 0, fmt.Errorf("%w: %q", ErrEventUnknown, truncate(afterID))
 	}
-	oldest := h.last - uint64(h.kept.len()) + 1
+	oldest := w.last - uint64(w.spans.len()) + 1
 	if seq < oldest {
 		// Evicted before (or, in a long replay, while) it was read: the
 		// client would miss it.
 		return 0, fmt.Errorf("%w: %q", ErrEventExpired, truncate(afterID))
 	}
-	end := min(upto, h.last, seq+replayStep-1)
+	end := min(upto, w.last, seq+replayStep-1)
 	for ; seq <= end; seq++ {
-		m := h.kept.at(int(seq - oldest)).m
-		if m.Target.Tenant == tenant && !fn(m) {
+		if !fn(w.spans.at(int(seq - oldest)).m) {
 			return 0, nil
 		}
 	}
-	if seq > min(upto, h.last) {
+	if seq > min(upto, w.last) {
 		return 0, nil
 	}
 	return seq, nil
@@ -182,11 +188,19 @@ func (h *MemoryHistory) replayStep(tenant, afterID string, after, seq, upto uint
 // lock: a few microseconds.
 const replayStep = 512
 
-func (h *MemoryHistory) parse(id string) (uint64, bool) {
+// parse returns the position of id in w: 0 for the history's Origin.
+func (h *MemoryHistory) parse(w *window, id string) (uint64, bool) {
+	if id == h.Origin() {
+		return 0, true
+	}
 	epoch, seq, ok := strings.Cut(id, "-")
-	if !ok || epoch != h.epoch {
+	if !ok || epoch != w.epoch {
 		return 0, false
 	}
 	n, err := strconv.ParseUint(seq, 10, 64)
 	return n, err == nil
 }
+
+// newEpoch returns 8 random hex digits: what tells one history's (or
+// part's) IDs from another's.
+func newEpoch() string { return strings.ReplaceAll(uuid.NewString(), "-", "")[:8] }

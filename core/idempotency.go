@@ -57,6 +57,7 @@ var errPublishAborted = errors.New("ssekit: publish aborted")
 // at window position seq.
 type dedupeEntry struct {
 	k       dedupeKey
+	win     *window // the tenant's, which seq is a position in
 	pending bool
 	id      string // "" while pending, or when the first attempt failed
 	seq     uint64
@@ -76,9 +77,9 @@ func (b *Broker) publishIdempotent(ctx context.Context, m *Message) (string, err
 	k := dedupeKey{m.Target.Tenant, m.IdempotencyKey}
 	for {
 		d.mu.Lock()
-		d.forget(b.win)
+		d.forget()
 		e := d.keys[k]
-		if e != nil && !e.pending && b.win.lapsed(e.seq) {
+		if e != nil && !e.pending && e.win.lapsed(e.seq) {
 			// Out of the window but not yet forgotten (entries are
 			// forgotten from the oldest): a new event.
 			delete(d.keys, k)
@@ -86,7 +87,7 @@ func (b *Broker) publishIdempotent(ctx context.Context, m *Message) (string, err
 		}
 		switch {
 		case e == nil:
-			e = d.claim(k)
+			e = d.claim(k, b.tenant(k.tenant).win)
 			d.mu.Unlock()
 			// Deferred, so that a panic in send (an Observer hook) still
 			// releases the key and the duplicates waiting on it.
@@ -116,11 +117,11 @@ func (b *Broker) publishIdempotent(ctx context.Context, m *Message) (string, err
 
 // claim records k as being published; d.mu is held. The key is copied:
 // the caller's string may share memory with a large body.
-func (d *dedupe) claim(k dedupeKey) *dedupeEntry {
+func (d *dedupe) claim(k dedupeKey, w *window) *dedupeEntry {
 	if d.keys == nil {
 		d.keys = make(map[dedupeKey]*dedupeEntry)
 	}
-	e := &dedupeEntry{k: dedupeKey{strings.Clone(k.tenant), strings.Clone(k.key)}, pending: true}
+	e := &dedupeEntry{k: dedupeKey{strings.Clone(k.tenant), strings.Clone(k.key)}, win: w, pending: true}
 	d.keys[e.k] = e
 	d.order = append(d.order, e)
 	return e
@@ -149,10 +150,10 @@ func (d *dedupe) settle(e *dedupeEntry, id string, seq uint64, err error) {
 // whose first attempt failed; d.mu is held. It stops at the first entry
 // still live or pending, so it costs nothing per publish in the steady
 // state.
-func (d *dedupe) forget(w *window) {
+func (d *dedupe) forget() {
 	for d.head < len(d.order) {
 		e := d.order[d.head]
-		if e.pending || e.id != "" && !w.lapsed(e.seq) {
+		if e.pending || e.id != "" && !e.win.lapsed(e.seq) {
 			break
 		}
 		if e.id != "" && d.keys[e.k] == e {

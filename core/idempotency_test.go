@@ -109,7 +109,7 @@ func TestIdempotencyKeyLeavesTheWindow(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, strconv.Itoa(i), c.next().Data)
 			}
-			require.True(t, b.win.lapsed(1), "the first event should have left the window")
+			require.True(t, b.tenant("").win.lapsed(1), "the first event should have left the window")
 
 			second, err := b.Publish(ctx, keyed("", "k", "new"))
 			require.NoError(t, err)

@@ -69,7 +69,7 @@ func TestMessageIDs(t *testing.T) {
 		m.Event.ID = "" // the copy keeps its own string
 		ids = append(ids, cp.Event.ID)
 	}
-	assert.Equal(t, []string{h.epoch + "-1", h.epoch + "-2", h.epoch + "-3"}, ids)
+	assert.Equal(t, []string{h.part("").epoch + "-1", h.part("").epoch + "-2", h.part("").epoch + "-3"}, ids)
 
 	// A message that already has an ID (a second Append, say) gets a new
 	// string; the first one is not overwritten.
@@ -77,8 +77,8 @@ func TestMessageIDs(t *testing.T) {
 	require.NoError(t, h.Append(ctx, m))
 	first := m.Event.ID
 	require.NoError(t, h.Append(ctx, m))
-	assert.Equal(t, h.epoch+"-4", first)
-	assert.Equal(t, h.epoch+"-5", m.Event.ID)
+	assert.Equal(t, h.part("").epoch+"-4", first)
+	assert.Equal(t, h.part("").epoch+"-5", m.Event.ID)
 }
 
 // TestMessageSize keeps a Message at one allocator size class: a field

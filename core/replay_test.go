@@ -184,7 +184,7 @@ func TestMemoryHistoryReplaySteps(t *testing.T) {
 		ids = append(ids, m.Event.ID)
 	}
 	var got []string
-	require.NoError(t, h.Replay(ctx, "a", h.Origin(), ids[len(ids)-1], func(m *Message) bool {
+	require.NoError(t, h.Replay(ctx, "a", h.Origin(), ids[len(ids)-2], func(m *Message) bool {
 		got = append(got, m.Event.ID)
 		return true
 	}))
@@ -194,14 +194,23 @@ func TestMemoryHistoryReplaySteps(t *testing.T) {
 	}
 	assert.Equal(t, want, got, "every event of tenant a, in order, across steps")
 
-	after, _ := h.parse(h.Origin())
-	upto, _ := h.parse(ids[len(ids)-1])
-	next, err := h.replayStep("a", h.Origin(), after, after+1, upto, func(*Message) bool { return true })
+	// One tenant, so that eviction takes its oldest events exactly.
+	h = NewMemoryHistory(HistoryLimits{Events: 2 * replayStep})
+	var last string
+	for range 2 * replayStep {
+		m := &Message{Target: Target{Tenant: "a", Broadcast: true}, Event: Event{Type: "e", Data: "x"}}
+		require.NoError(t, h.Append(ctx, m))
+		last = m.Event.ID
+	}
+	w := h.part("a")
+	after, _ := h.parse(w, h.Origin())
+	upto, _ := h.parse(w, last)
+	next, err := replayPart(w, h.Origin(), after, after+1, upto, func(*Message) bool { return true })
 	require.NoError(t, err)
 	require.Equal(t, uint64(replayStep+1), next, "one step, then the next")
 	for range replayStep + 1 { // evicts the first step's events and the next one
 		require.NoError(t, h.Append(ctx, &Message{Target: Target{Tenant: "a", Broadcast: true}, Event: Event{Type: "e", Data: "y"}}))
 	}
-	_, err = h.replayStep("a", h.Origin(), after, next, upto, func(*Message) bool { return true })
+	_, err = replayPart(w, h.Origin(), after, next, upto, func(*Message) bool { return true })
 	assert.ErrorIs(t, err, ErrEventExpired, "events evicted mid-replay are reported, not skipped")
 }

@@ -105,7 +105,7 @@ func (s *Subscription) enqueue(m *Message) {
 			s.full(m) // unlocks
 			return
 		}
-	} else if s.n > 0 && s.b.win.lapsed(s.headSeq) {
+	} else if s.n > 0 && s.t.win.lapsed(s.headSeq) {
 		// The next event this connection needs has left the window: it
 		// cannot keep up, and holding its backlog would hold memory the
 		// window already gave back. Cut it; on reconnect it is replayed
@@ -241,7 +241,7 @@ func (s *Subscription) drain(dst []*Message, maxN, maxBytes int) (batch []*Messa
 	log := s.t.log
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.n > 0 && s.b.cfg.ClientBufferSize == 0 && s.b.win.lapsed(s.headSeq) {
+	if s.n > 0 && s.b.cfg.ClientBufferSize == 0 && s.t.win.lapsed(s.headSeq) {
 		s.cut(s.q[s.head]) // unlocks
 		s.mu.Lock()
 	}
@@ -260,7 +260,7 @@ func (s *Subscription) drain(dst []*Message, maxN, maxBytes int) (batch []*Messa
 		if m == nil || (bytes > 0 && bytes+len(m.frame) > maxBytes) {
 			break
 		}
-		if fromLog && s.b.win.lapsed(m.seq) {
+		if fromLog && s.t.win.lapsed(m.seq) {
 			// The next broadcast this connection needs left the window.
 			s.cut(m) // unlocks
 			s.mu.Lock()

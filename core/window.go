@@ -1,90 +1,240 @@
 package core
 
 import (
+	"container/heap"
+	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// window is the broker's account of the events it holds in memory: every
-// delivered message, numbered in delivery order, until the total cost
-// passes Config.HistoryBytes or the oldest passes Config.HistoryAge. It
-// holds no message itself (the history and the connections' backlogs do);
-// it decides how far back a backlog may reach. A connection whose next
-// event has left the window has lapsed: it is cut, and replayed on
-// reconnect whatever the History still holds. With the default in-memory
-// History, which has the same limits, that is exactly when the event also
-// left the history, so a reading client is never cut while the next event
-// it needs could still be replayed.
+// A window is one tenant's account of the events held in memory: every
+// message delivered to the tenant, numbered in delivery order, until the
+// budget it draws on (Config.HistoryBytes, HistoryAge) lets it go. It
+// decides how far back a connection's backlog may reach: a connection
+// whose next event has left the window has lapsed, is cut, and is replayed
+// on reconnect whatever the History still holds. The broker's own
+// MemoryHistory keeps its messages in the same windows (keep), so a reading
+// client is never cut while the next event it needs could still be
+// replayed.
+//
+// Each tenant has its own window, so publishes to different tenants share
+// only the budget's byte count: one atomic add per publish.
 type window struct {
-	maxBytes int64
-	maxAge   time.Duration
+	bud   *budget
+	keep  bool   // spans hold their messages: the window is a history
+	epoch string // a history part's, in its IDs
 
 	mu    sync.Mutex
-	spans fifo[span] // costs of the held messages, oldest first
-	held  int64
-	next  uint64 // the sequence number of the next message; the first is 1
+	spans fifo[span] // oldest first
+	held  int64      // cost of spans
+	last  uint64     // number of the newest message; the first is 1
 	start atomic.Uint64
-	// bytes and oldest mirror held and the oldest message's time for
-	// Stats, which must not take mu.
-	bytes  atomic.Int64
-	oldest atomic.Int64 // monoNow of the oldest held message; 0 when none
+	// oldest mirrors the oldest span's time for Stats, which must not
+	// take mu; 0 when nothing is held.
+	oldest atomic.Int64
 }
 
 type span struct {
+	m    *Message // nil unless the window keeps messages
 	cost int64
 	at   int64 // monoNow when delivered
 }
 
-func newWindow(maxBytes int64, maxAge time.Duration) *window {
-	w := &window{maxBytes: maxBytes, maxAge: maxAge, next: 1}
+// budget is what a broker's windows (or a MemoryHistory's) draw on
+// together: a bound in bytes and in age, and optionally in events.
+type budget struct {
+	maxBytes  int64
+	maxAge    time.Duration
+	maxEvents int // > 0: a bound; NoHistory: keep nothing; 0: none
+
+	held   atomic.Int64 // total cost held by every window
+	events atomic.Int64 // total events held, counted only when maxEvents > 0
+
+	mu      sync.Mutex                // serialises registration
+	windows atomic.Pointer[[]*window] // every window, for reclaim and Stats
+	// swept is when the aged events of quiet windows were last let go.
+	swept      atomic.Int64
+	reclaiming atomic.Bool
+}
+
+func newBudget(maxBytes int64, maxAge time.Duration, maxEvents int) *budget {
+	b := &budget{maxBytes: maxBytes, maxAge: maxAge, maxEvents: maxEvents}
+	b.windows.Store(new([]*window))
+	b.swept.Store(monoNow())
+	return b
+}
+
+// newWindow returns a window drawing on b, registered for reclaim.
+func (b *budget) newWindow(keep bool) *window {
+	w := &window{bud: b, keep: keep}
 	w.start.Store(1)
+	b.mu.Lock()
+	list := append(slices.Clone(*b.windows.Load()), w)
+	b.windows.Store(&list)
+	b.mu.Unlock()
 	return w
 }
 
-// add accounts for a message of the given cost delivered at now (monoNow)
-// and returns its sequence number. The oldest messages leave the window
-// until it is back within its limits; the newest always stays.
-func (w *window) add(cost, now int64) uint64 {
+// add numbers m, delivered at now, and accounts for its cost; the window
+// keeps m itself when it is a history. The window's events older than the
+// age bound leave; when the budget is exceeded, the oldest events of all
+// windows leave (reclaim). Each window keeps its newest event, so that a
+// reconnecting client can always resume from it.
+func (w *window) add(m *Message, cost, now int64) uint64 {
+	b := w.bud
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.spans.push(span{cost: cost, at: now})
-	w.held += cost
-	seq := w.next
-	w.next++
-	start := w.start.Load()
-	minAt := now - int64(w.maxAge)
-	for w.spans.len() > 1 && (w.held > w.maxBytes || w.spans.front().at < minAt) {
-		w.held -= w.spans.front().cost
-		w.spans.pop()
-		start++
+	w.last++
+	seq := w.last
+	if b.maxEvents == NoHistory {
+		w.start.Store(seq + 1) // nothing is held: every event has lapsed
+		w.mu.Unlock()
+		return seq
 	}
-	w.start.Store(start)
-	w.bytes.Store(w.held)
+	var keep *Message
+	if w.keep {
+		keep = m
+	}
+	w.spans.push(span{m: keep, cost: cost, at: now})
+	w.held += cost
+	freed := int64(0)
+	for w.spans.len() > 1 && w.spans.front().at < now-int64(b.maxAge) {
+		freed += w.pop()
+	}
+	// One add for the cost and what was freed: the byte count is the
+	// only word every tenant's publishes write.
+	held := b.held.Add(cost - freed)
 	w.oldest.Store(w.spans.front().at)
+	w.mu.Unlock()
+	if b.maxEvents > 0 && b.events.Add(1) > int64(b.maxEvents) || held > b.maxBytes {
+		b.reclaim()
+	} else if now-b.swept.Load() > int64(b.maxAge)/8 {
+		b.sweep(now)
+	}
 	return seq
 }
 
-// mirror records the state of a history that does the window's
-// accounting itself (the broker's own MemoryHistory, whose limits are the
-// window's): the oldest number it holds, the cost of what it holds and the
-// oldest's time.
-func (w *window) mirror(start uint64, bytes, oldestAt int64) {
-	w.start.Store(start)
-	w.bytes.Store(bytes)
-	w.oldest.Store(oldestAt)
+// pop lets the oldest span go and returns its cost; w.mu is held. The
+// caller accounts for the cost in b.held.
+func (w *window) pop() int64 {
+	c := w.spans.front().cost
+	w.spans.pop()
+	w.held -= c
+	w.start.Add(1)
+	if w.bud.maxEvents > 0 {
+		w.bud.events.Add(-1)
+	}
+	return c
+}
+
+// reclaim lets go of the oldest events of all windows, oldest first, until
+// the budget holds seven eighths of its bytes (so that it runs once per
+// eighth of the budget published, not on every publish) and no more events
+// than its bound. One publisher reclaims at a time; a window whose lock is
+// taken (a replay reading it) is passed over this time.
+func (b *budget) reclaim() {
+	if !b.reclaiming.CompareAndSwap(false, true) {
+		return
+	}
+	defer b.reclaiming.Store(false)
+	target := b.maxBytes - b.maxBytes/8
+	need := func() bool {
+		return b.held.Load() > target || (b.maxEvents > 0 && b.events.Load() > int64(b.maxEvents))
+	}
+	var q byOldest
+	for _, w := range *b.windows.Load() {
+		if w.oldest.Load() != 0 {
+			q = append(q, w)
+		}
+	}
+	heap.Init(&q)
+	for q.Len() > 0 && need() {
+		w := heap.Pop(&q).(*window)
+		// Down to the next window's oldest: a k-way merge by age.
+		limit := int64(math.MaxInt64)
+		if q.Len() > 0 {
+			limit = q[0].oldest.Load()
+		}
+		if !w.mu.TryLock() {
+			continue
+		}
+		freed := int64(0)
+		for w.spans.len() > 1 && w.spans.front().at <= limit &&
+			(b.held.Load()-freed > target || (b.maxEvents > 0 && b.events.Load() > int64(b.maxEvents))) {
+			freed += w.pop()
+		}
+		more := w.spans.len() > 1
+		if freed > 0 {
+			b.held.Add(-freed)
+			w.oldest.Store(w.spans.front().at)
+		}
+		w.mu.Unlock()
+		if more {
+			heap.Push(&q, w)
+		}
+	}
+}
+
+// trim lets go of the spans older than minAt, keeping the newest; w.mu is
+// held.
+func (w *window) trim(minAt int64) {
+	freed := int64(0)
+	for w.spans.len() > 1 && w.spans.front().at < minAt {
+		freed += w.pop()
+	}
+	if freed > 0 {
+		w.bud.held.Add(-freed)
+		w.oldest.Store(w.spans.front().at)
+	}
+}
+
+// byOldest is a heap of windows, the one holding the oldest event first.
+type byOldest []*window
+
+func (q byOldest) Len() int           { return len(q) }
+func (q byOldest) Less(i, j int) bool { return q[i].oldest.Load() < q[j].oldest.Load() }
+func (q byOldest) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *byOldest) Push(x any)        { *q = append(*q, x.(*window)) }
+func (q *byOldest) Pop() any {
+	old := *q
+	w := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return w
+}
+
+// sweep lets go of the events older than the age bound in every window,
+// for tenants that have stopped publishing: their own publishes would
+// otherwise be the only ones to trim them. It runs at most once per eighth
+// of the age bound.
+func (b *budget) sweep(now int64) {
+	last := b.swept.Load()
+	if now-last <= int64(b.maxAge)/8 || !b.swept.CompareAndSwap(last, now) {
+		return
+	}
+	minAt := now - int64(b.maxAge)
+	for _, w := range *b.windows.Load() {
+		if w.oldest.Load() >= minAt || !w.mu.TryLock() {
+			continue
+		}
+		w.trim(minAt)
+		w.mu.Unlock()
+	}
 }
 
 // lapsed reports whether the message numbered seq has left the window.
 func (w *window) lapsed(seq uint64) bool { return seq < w.start.Load() }
 
-// age returns how long ago the oldest held message was delivered; now is
-// a monoNow reading. (A reading of exactly 0, one nanosecond after the
-// package started, would read as nothing held: harmless.)
-func (w *window) age(now int64) time.Duration {
-	at := w.oldest.Load()
-	if at == 0 {
-		return 0
+// age returns how long ago the oldest message held by any window was
+// delivered; now is a monoNow reading. (A reading of exactly 0, one
+// nanosecond after the package started, would read as nothing held:
+// harmless.)
+func (b *budget) age(now int64) time.Duration {
+	var oldest time.Duration
+	for _, w := range *b.windows.Load() {
+		if at := w.oldest.Load(); at != 0 {
+			oldest = max(oldest, time.Duration(now-at))
+		}
 	}
-	return time.Duration(max(now-at, 0))
+	return oldest
 }
