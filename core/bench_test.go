@@ -204,3 +204,21 @@ func BenchmarkPublishParallel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAllocParallel is the yardstick for BenchmarkPublishParallel:
+// what allocating a Message costs when every P does it, with nothing else
+// shared. Where it does not scale with -cpu, neither can publishing.
+func BenchmarkAllocParallel(b *testing.B) {
+	var sink atomic.Pointer[Message]
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		keep := make([]*Message, 0, 1024)
+		for pb.Next() {
+			keep = append(keep, &Message{size: 1})
+			if len(keep) == cap(keep) {
+				sink.Store(keep[0])
+				keep = keep[:0]
+			}
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"syscall"
 	"time"
@@ -206,6 +207,16 @@ func burstServeMain(args []string, stdout, stderr io.Writer) int {
 		if err == nil && pprof.StartCPUProfile(f) == nil {
 			defer f.Close()
 			defer pprof.StopCPUProfile()
+		}
+	}
+	// A runtime trace, for why a publish call waited: LOADTEST_TRACE=/tmp/tr
+	// writes /tmp/tr.ssekit and /tmp/tr.ring (read them with go tool trace,
+	// or -pprof=sched and -pprof=sync).
+	if path := os.Getenv("LOADTEST_TRACE"); path != "" {
+		f, err := os.Create(path + "." + *which)
+		if err == nil && trace.Start(f) == nil {
+			defer f.Close()
+			defer trace.Stop()
 		}
 	}
 	var app burstApp
