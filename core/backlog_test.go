@@ -3,8 +3,10 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -326,4 +328,28 @@ func TestQuietTenantAges(t *testing.T) {
 		n, _ := b.backend.(*MemoryBackend).Held()
 		assert.Equal(t, 2, n, "the quiet tenant keeps only its newest, the busy one its one event")
 	})
+}
+
+// TestBudgetUnderParallelTenants: tenants publishing at once on a small
+// budget take each other's oldest events (reclaim) without deadlock, and
+// the bytes held end within the bound plus each tenant's newest event.
+func TestBudgetUnderParallelTenants(t *testing.T) {
+	const tenants, each, budget = 8, 400, 64 << 10
+	b := newBroker(t, Config{HistoryBytes: budget})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range tenants {
+		wg.Go(func() {
+			tn := b.Tenant(fmt.Sprintf("t%d", i))
+			for range each {
+				assert.NoError(t, tn.Broadcast(ctx, "e", strings.Repeat("x", 300)))
+			}
+		})
+	}
+	wg.Wait()
+	st := b.Stats()
+	assert.Equal(t, uint64(tenants*each), st.Published)
+	assert.LessOrEqual(t, st.HeldBytes, int64(budget+tenants*2048), "within the budget, give or take each tenant's newest")
+	events, _ := b.backend.(*MemoryBackend).Held()
+	assert.GreaterOrEqual(t, events, tenants, "every tenant keeps at least its newest event")
 }

@@ -164,7 +164,10 @@ func (b *budget) reclaim() {
 			(b.held.Load()-freed > target || (b.maxEvents > 0 && b.events.Load() > int64(b.maxEvents))) {
 			freed += w.pop()
 		}
-		more := w.spans.len() > 1
+		// Back in the heap only if it gave something and has more: every
+		// round lets go of an event or of a window, so reclaim ends even
+		// while publishers move the windows' ages under it.
+		more := freed > 0 && w.spans.len() > 1
 		if freed > 0 {
 			b.held.Add(-freed)
 			w.oldest.Store(w.spans.front().at)
