@@ -150,6 +150,7 @@ type Metrics struct {
 	collectors    []prometheus.Collector
 
 	heldDesc, ageDesc, deliveredDesc *prometheus.Desc
+	brokersDesc, clusterConnsDesc    *prometheus.Desc
 	sourcesMu                        sync.Mutex
 	sources                          []StatsSource // brokers added with Track
 
@@ -252,6 +253,10 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		"Age of the oldest event held (core.Stats.OldestAge), against core.Config.HistoryAge.", nil, m.cfg.constLabels)
 	m.deliveredDesc = prometheus.NewDesc(Namespace+"_events_delivered_total",
 		"Messages the broker routed to its connections, published on it or received from the Bus (core.Stats.Delivered).", nil, m.cfg.constLabels)
+	m.brokersDesc = prometheus.NewDesc(Namespace+"_cluster_brokers",
+		"Live brokers of the cluster, this one included, as its Backend sees them (core.Stats.Cluster); absent without a cluster backend that knows presence.", nil, m.cfg.constLabels)
+	m.clusterConnsDesc = prometheus.NewDesc(Namespace+"_cluster_connections",
+		"Open connections on every broker of the cluster (core.Stats.Cluster); absent without a cluster backend that knows presence.", nil, m.cfg.constLabels)
 
 	m.def = m.newSeries(tenant != nil, "")
 	m.obs = &core.Observer{
@@ -322,8 +327,10 @@ type StatsSource interface {
 
 // Track adds the series that hooks cannot feed, read from b's Stats at
 // each scrape: ssekit_history_held_bytes and ssekit_events_delivered_total
-// (summed over tracked brokers), and ssekit_history_oldest_age_seconds (the
-// oldest of them). No hook sees a message routed from the Bus, so
+// (summed over tracked brokers), ssekit_history_oldest_age_seconds (the
+// oldest of them), and, when the broker's Backend knows the cluster
+// (core.Stats.Cluster), ssekit_cluster_brokers and
+// ssekit_cluster_connections. No hook sees a message routed from the Bus, so
 // delivered comes from Stats too. Call it once per broker, after core.New.
 func (m *Metrics) Track(b StatsSource) {
 	m.sourcesMu.Lock()
@@ -339,6 +346,8 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.heldDesc
 	ch <- m.ageDesc
 	ch <- m.deliveredDesc
+	ch <- m.brokersDesc
+	ch <- m.clusterConnsDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -355,15 +364,25 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	var held int64
 	var age time.Duration
 	var delivered uint64
+	var cluster *core.ClusterStats
 	for _, src := range sources {
 		st := src.Stats()
 		held += st.HeldBytes
 		age = max(age, st.OldestAge)
 		delivered += st.Delivered
+		if c := st.Cluster; c != nil && (cluster == nil || c.Connections > cluster.Connections) {
+			// Every broker of a process sees the same cluster: the
+			// largest view, not a sum that would count it twice.
+			cluster = c
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(m.heldDesc, prometheus.GaugeValue, float64(held))
 	ch <- prometheus.MustNewConstMetric(m.ageDesc, prometheus.GaugeValue, age.Seconds())
 	ch <- prometheus.MustNewConstMetric(m.deliveredDesc, prometheus.CounterValue, float64(delivered))
+	if cluster != nil {
+		ch <- prometheus.MustNewConstMetric(m.brokersDesc, prometheus.GaugeValue, float64(cluster.Brokers))
+		ch <- prometheus.MustNewConstMetric(m.clusterConnsDesc, prometheus.GaugeValue, float64(cluster.Connections))
+	}
 }
 
 // tenantSeries returns the series of tenant, admitting it under the cap.

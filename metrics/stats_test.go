@@ -150,3 +150,29 @@ func TestRejectUnavailableCounted(t *testing.T) {
 	assert.Equal(t, 1.0, value(t, reg, "ssekit_connections_rejected_total", "reason", metrics.RejectUnavailable))
 	assert.Zero(t, value(t, reg, "ssekit_connections_rejected_total", "reason", metrics.RejectUnauthenticated))
 }
+
+// fixedStats is a StatsSource with set figures, as a broker on a cluster
+// backend reports them.
+type fixedStats core.Stats
+
+func (f fixedStats) Stats() core.Stats { return core.Stats(f) }
+
+// TestClusterGauges: with a backend that knows the cluster, Track exports
+// its brokers and connections (the largest view among tracked brokers, not
+// a sum); without one, neither series exists.
+func TestClusterGauges(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	require.NoError(t, err)
+	m.Track(fixedStats{Connections: 3})
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		assert.NotContains(t, mf.GetName(), "ssekit_cluster_", "no cluster series without a cluster")
+	}
+
+	m.Track(fixedStats{Connections: 5, Cluster: &core.ClusterStats{Brokers: 3, Connections: 12}})
+	m.Track(fixedStats{Connections: 7, Cluster: &core.ClusterStats{Brokers: 3, Connections: 14}})
+	assert.Equal(t, 3.0, value(t, reg, "ssekit_cluster_brokers"))
+	assert.Equal(t, 14.0, value(t, reg, "ssekit_cluster_connections"))
+}
