@@ -29,7 +29,6 @@ type Broker struct {
 	bud       *budget
 	hist      *MemoryHistory // set with winShared
 	winShared bool
-	idem      dedupe // idempotency keys published on a MemoryBackend
 
 	mu sync.RWMutex // guards tenant creation, conns, closed
 	// tenants is replaced, never modified, so that publishes find their
@@ -78,6 +77,8 @@ type tenant struct {
 	// win is the tenant's account of the events held: how far back a
 	// backlog may reach.
 	win *window
+	// idem remembers the idempotency keys published on a MemoryBackend.
+	idem dedupe
 }
 
 // New returns a broker configured by cfg, whose zero fields take their

@@ -28,12 +28,13 @@ func ValidateIdempotencyKey(key string) error {
 	return nil
 }
 
-// dedupe is the broker's memory of the idempotency keys it published on
-// its in-process bus (a Bus that spans brokers deduplicates itself: see
+// dedupe is a tenant's memory of the idempotency keys the broker
+// published for it on a MemoryBackend (a Bus that spans brokers deduplicates itself: see
 // Message.IdempotencyKey). A key is remembered as long as its event is in
 // the broker's window (Config.HistoryBytes, Config.HistoryAge): that is
 // what a client can still be replayed, so a retry inside it is recognised
-// and one outside it is a new event. Only keyed publishes take its lock.
+// and one outside it is a new event. Only keyed publishes to the tenant
+// take its lock.
 //
 // Entries are held in publish order and forgotten from the oldest, on the
 // next keyed publish: between two keyed publishes the map holds at most
@@ -73,7 +74,8 @@ type dedupeEntry struct {
 // attempt is still in flight waits for its outcome, and tries itself if
 // that attempt failed (then nothing was sent).
 func (b *Broker) publishIdempotent(ctx context.Context, m *Message) (string, error) {
-	d := &b.idem
+	t := b.tenant(m.Target.Tenant)
+	d := &t.idem
 	k := dedupeKey{m.Target.Tenant, m.IdempotencyKey}
 	for {
 		d.mu.Lock()
@@ -87,7 +89,7 @@ func (b *Broker) publishIdempotent(ctx context.Context, m *Message) (string, err
 		}
 		switch {
 		case e == nil:
-			e = d.claim(k, b.tenant(k.tenant).win)
+			e = d.claim(k, t.win)
 			d.mu.Unlock()
 			// Deferred, so that a panic in send (an Observer hook) still
 			// releases the key and the duplicates waiting on it.

@@ -119,10 +119,10 @@ func TestIdempotencyKeyLeavesTheWindow(t *testing.T) {
 			assert.Equal(t, "new", ev.Data)
 
 			// The forgotten entries are gone from memory too.
-			b.idem.mu.Lock()
-			assert.Len(t, b.idem.keys, 1)
-			assert.LessOrEqual(t, len(b.idem.order)-b.idem.head, 1)
-			b.idem.mu.Unlock()
+			b.tenant("").idem.mu.Lock()
+			assert.Len(t, b.tenant("").idem.keys, 1)
+			assert.LessOrEqual(t, len(b.tenant("").idem.order)-b.tenant("").idem.head, 1)
+			b.tenant("").idem.mu.Unlock()
 		})
 	}
 }
