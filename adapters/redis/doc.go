@@ -81,10 +81,12 @@
 // on one redis-server, 64 publishers through a broker reached 73,000 to
 // 82,000 events/s with one shard, 40,000 to 51,000 with 16). With any
 // other client, such as *redis.ClusterClient, XREAD cannot span slots: each
-// node runs one blocking read loop per shard, and the default is 16
+// node runs one blocking read loop per shard, and the default is 3
 // shards, whose hash tags are chosen to spread evenly over the slot range
-// and so over the masters (5 or 6 on each of 3), so that publishing scales
-// with masters. Shards deliver concurrently, which core allows: it
+// and so over the masters (one on each of 3), so that publishing scales
+// with masters. More shards than masters only cost (smaller batches, more
+// read loops): on a larger cluster set Options.Shards to the number of
+// masters, once. Shards deliver concurrently, which core allows: it
 // serialises per tenant, and a tenant is in one shard. Every node of a
 // cluster must use the same number of shards. Redis 7.0 or later is
 // required. See README.md for measurements and failure behaviour.

@@ -25,11 +25,15 @@ const (
 	// only split publish batches and lengthen every XREAD.
 	DefaultShards = 1
 	// DefaultClusterShards is the number of streams with any other
-	// client, such as *redis.ClusterClient: enough hash tags to spread
-	// the event log over the masters of a cluster of up to about 8 (CRC16
-	// puts 16 tags on 3 masters as 5/5/6 or so); a reader per shard costs
-	// a blocked connection and a goroutine on every node.
-	DefaultClusterShards = 16
+	// client, such as *redis.ClusterClient: one per master of the
+	// smallest Redis Cluster (3 masters), whose aligned hash tags put one
+	// stream on each. More shards than masters add no capacity and cost
+	// every event more (smaller publish and read batches, a read loop per
+	// shard on every node): on 3 masters, 16 shards cost the busiest
+	// server 27-31 µs of CPU per event against 13-15 µs with 3 (see
+	// docs/BENCHMARKS.md). Set Options.Shards to the number of masters
+	// you plan for on a larger cluster.
+	DefaultClusterShards = 3
 	// MaxShards bounds Options.Shards.
 	MaxShards = 1024
 )
@@ -50,7 +54,7 @@ type Options struct {
 	// and idempotency keys under its own hash tag, so that in Redis
 	// Cluster the shards spread over the masters. The default is
 	// DefaultShards (1) for a *redis.Client (single Redis or Sentinel)
-	// and DefaultClusterShards (16) for any other client. Every node of a
+	// and DefaultClusterShards (3) for any other client. Every node of a
 	// cluster must use the same value: changing it moves tenants to other
 	// streams, and their clients get the gap event once.
 	Shards int
