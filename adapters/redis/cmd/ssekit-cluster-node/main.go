@@ -48,7 +48,7 @@ func main() {
 	master := flag.String("master", "", "Sentinel master name (then -redis lists the Sentinels)")
 	cluster := flag.Bool("cluster", false, "Redis Cluster even with a single seed address")
 	maxLen := flag.Int64("history", sseredis.DefaultMaxLen, "events kept in each shard's stream for replay")
-	shards := flag.Int("shards", 0, "streams of the event log, the same on every node (0: 1 for a single Redis or Sentinel, 16 for Redis Cluster)")
+	shards := flag.Int("shards", 0, "streams of the event log, the same on every node (0: 1 for a single Redis or Sentinel, 3 for Redis Cluster)")
 	flag.Parse()
 	if err := run(*addr, strings.Split(*addrs, ","), *master, *cluster, *maxLen, *shards); err != nil {
 		log.Fatal(err)
