@@ -315,18 +315,27 @@ func TestTenantsShareTheBudget(t *testing.T) {
 }
 
 // TestQuietTenantAges: the events of a tenant that stopped publishing
-// leave by age, trimmed by another tenant's publishes, so Stats.OldestAge
-// stays within HistoryAge.
+// leave by age, its newest too, trimmed by another tenant's publishes, so
+// Stats.OldestAge stays within HistoryAge; a client that had the quiet
+// tenant's newest event still resumes with nothing missed.
 func TestQuietTenantAges(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBroker(t, Config{HistoryAge: time.Minute})
 		ctx := context.Background()
 		require.NoError(t, b.Tenant("quiet").Broadcast(ctx, "e", "old"))
-		require.NoError(t, b.Tenant("quiet").Broadcast(ctx, "e", "newest stays"))
+		newest, err := b.Publish(ctx, Message{Target: Target{Tenant: "quiet", Broadcast: true}, Event: Event{Type: "e", Data: "newest"}})
+		require.NoError(t, err)
 		time.Sleep(2 * time.Minute)
 		require.NoError(t, b.Tenant("busy").Broadcast(ctx, "e", "now"))
 		n, _ := b.backend.(*MemoryBackend).Held()
-		assert.Equal(t, 2, n, "the quiet tenant keeps only its newest, the busy one its one event")
+		assert.Equal(t, 1, n, "the quiet tenant keeps nothing past the age bound")
+		assert.Zero(t, b.Stats().OldestAge, "the oldest held is the busy tenant's, just published")
+		assert.NoError(t, b.backend.Replay(ctx, "quiet", newest, newest, func(*Message) bool { return true }),
+			"resuming from the quiet tenant's newest event misses nothing")
+		resumed := connect(t, b, SubscribeRequest{Identity: Identity{Tenant: "quiet"}, LastEventID: newest})
+		require.NoError(t, b.Tenant("quiet").Broadcast(ctx, "e", "later"))
+		assert.Equal(t, "later", resumed.next().Data, "no gap event first")
+		require.NoError(t, resumed.close())
 	})
 }
 
@@ -352,4 +361,45 @@ func TestBudgetUnderParallelTenants(t *testing.T) {
 	assert.LessOrEqual(t, st.HeldBytes, int64(budget+tenants*2048), "within the budget, give or take each tenant's newest")
 	events, _ := b.backend.(*MemoryBackend).Held()
 	assert.GreaterOrEqual(t, events, tenants, "every tenant keeps at least its newest event")
+}
+
+// TestManyTenantsOverBudget: when every tenant's newest event alone passes
+// the budget, each keeps its newest (its connections must still get it),
+// and a reclaim that cannot get back under the bound raises the point of
+// the next one, so that publishes do not scan every window in vain.
+func TestManyTenantsOverBudget(t *testing.T) {
+	h := NewMemoryHistory(HistoryLimits{Bytes: 16 << 10})
+	ctx := context.Background()
+	for i := range 100 {
+		m := &Message{Target: Target{Tenant: fmt.Sprintf("t%d", i), Broadcast: true}, Event: Event{Type: "e", Data: strings.Repeat("d", 1000)}}
+		require.NoError(t, h.Append(ctx, m))
+	}
+	n, held := h.Held()
+	assert.Equal(t, 100, n, "every tenant keeps its newest")
+	assert.Greater(t, held, int64(16<<10))
+	assert.Greater(t, h.bud.reclaimAt.Load(), held, "the next reclaim waits for more growth")
+}
+
+// TestReclaimGuardResets: once the tenants that held the budget are gone
+// by age, the bound applies again in full to the ones that publish.
+func TestReclaimGuardResets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := NewMemoryHistory(HistoryLimits{Bytes: 16 << 10, Age: time.Minute})
+		ctx := context.Background()
+		publish := func(tenant string) {
+			m := &Message{Target: Target{Tenant: tenant, Broadcast: true}, Event: Event{Type: "e", Data: strings.Repeat("d", 1000)}}
+			require.NoError(t, h.Append(ctx, m))
+		}
+		for i := range 50 {
+			publish(fmt.Sprintf("t%d", i))
+		}
+		require.Greater(t, h.bud.reclaimAt.Load(), int64(16<<10))
+		time.Sleep(2 * time.Minute)
+		for range 100 {
+			publish("busy")
+		}
+		_, held := h.Held()
+		assert.LessOrEqual(t, held, int64(16<<10), "within the bound again")
+		assert.Equal(t, int64(16<<10), h.bud.reclaimAt.Load())
+	})
 }

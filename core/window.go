@@ -57,11 +57,17 @@ type budget struct {
 	// swept is when the aged events of quiet windows were last let go.
 	swept      atomic.Int64
 	reclaiming atomic.Bool
+	// reclaimAt is the byte count past which a publish reclaims: the
+	// bound, or, after a reclaim that could not get back under it (every
+	// window down to its newest event: many tenants), an eighth of the
+	// bound higher, so that a publish does not scan every window in vain.
+	reclaimAt atomic.Int64
 }
 
 func newBudget(maxBytes int64, maxAge time.Duration, maxEvents int) *budget {
 	b := &budget{maxBytes: maxBytes, maxAge: maxAge, maxEvents: maxEvents}
 	b.windows.Store(new([]*window))
+	b.reclaimAt.Store(maxBytes)
 	b.swept.Store(monoNow())
 	return b
 }
@@ -80,8 +86,10 @@ func (b *budget) newWindow(keep bool) *window {
 // add numbers m, delivered at now, and accounts for its cost; the window
 // keeps m itself when it is a history. The window's events older than the
 // age bound leave; when the budget is exceeded, the oldest events of all
-// windows leave (reclaim). Each window keeps its newest event, so that a
-// reconnecting client can always resume from it.
+// windows leave (reclaim). Against the byte bound each window keeps its
+// newest event, however large, so that its connections can still be sent
+// it; past the age bound it goes too (the numbering stays, so a client
+// that had it resumes with nothing missed).
 func (w *window) add(m *Message, cost, now int64) uint64 {
 	b := w.bud
 	w.mu.Lock()
@@ -107,8 +115,11 @@ func (w *window) add(m *Message, cost, now int64) uint64 {
 	held := b.held.Add(cost - freed)
 	w.oldest.Store(w.spans.front().at)
 	w.mu.Unlock()
-	if b.maxEvents > 0 && b.events.Add(1) > int64(b.maxEvents) || held > b.maxBytes {
-		b.reclaim()
+	at := b.reclaimAt.Load()
+	if b.maxEvents > 0 && b.events.Add(1) > int64(b.maxEvents) || held > at {
+		b.reclaim(now)
+	} else if at != b.maxBytes && held <= b.maxBytes {
+		b.reclaimAt.Store(b.maxBytes) // back under the bound: guard it again
 	} else if now-b.swept.Load() > int64(b.maxAge)/8 {
 		b.sweep(now)
 	}
@@ -133,11 +144,22 @@ func (w *window) pop() int64 {
 // eighth of the budget published, not on every publish) and no more events
 // than its bound. One publisher reclaims at a time; a window whose lock is
 // taken (a replay reading it) is passed over this time.
-func (b *budget) reclaim() {
+func (b *budget) reclaim(now int64) {
 	if !b.reclaiming.CompareAndSwap(false, true) {
 		return
 	}
+	// What is past the age bound goes first, in every window: a tenant
+	// that stopped publishing would otherwise keep its newest event, and
+	// the budget, until the next sweep.
+	b.trimAged(now)
 	defer b.reclaiming.Store(false)
+	defer func() {
+		at := b.maxBytes
+		if held := b.held.Load(); held > at {
+			at = held + b.maxBytes/8
+		}
+		b.reclaimAt.Store(at)
+	}()
 	target := b.maxBytes - b.maxBytes/8
 	need := func() bool {
 		return b.held.Load() > target || (b.maxEvents > 0 && b.events.Load() > int64(b.maxEvents))
@@ -179,16 +201,22 @@ func (b *budget) reclaim() {
 	}
 }
 
-// trim lets go of the spans older than minAt, keeping the newest; w.mu is
-// held.
+// trim lets go of the spans older than minAt, the newest too: a tenant
+// that stopped publishing keeps nothing past the age bound (its numbering
+// stays, so a client at its newest event still resumes with nothing
+// missed); w.mu is held.
 func (w *window) trim(minAt int64) {
 	freed := int64(0)
-	for w.spans.len() > 1 && w.spans.front().at < minAt {
+	for w.spans.len() > 0 && w.spans.front().at < minAt {
 		freed += w.pop()
 	}
 	if freed > 0 {
 		w.bud.held.Add(-freed)
-		w.oldest.Store(w.spans.front().at)
+		oldest := int64(0)
+		if w.spans.len() > 0 {
+			oldest = w.spans.front().at
+		}
+		w.oldest.Store(oldest)
 	}
 }
 
@@ -215,9 +243,15 @@ func (b *budget) sweep(now int64) {
 	if now-last <= int64(b.maxAge)/8 || !b.swept.CompareAndSwap(last, now) {
 		return
 	}
+	b.trimAged(now)
+}
+
+// trimAged lets go of the events older than the age bound in every window
+// whose lock is free.
+func (b *budget) trimAged(now int64) {
 	minAt := now - int64(b.maxAge)
 	for _, w := range *b.windows.Load() {
-		if w.oldest.Load() >= minAt || !w.mu.TryLock() {
+		if at := w.oldest.Load(); at == 0 || at >= minAt || !w.mu.TryLock() {
 			continue
 		}
 		w.trim(minAt)
