@@ -40,6 +40,12 @@ type burstConfig struct {
 	Kind    string   `json:"kind"`
 	Servers []string `json:"servers"`
 	Late    bool     `json:"lateJoiner"`
+	// Warmup runs the burst once, unmeasured, against the last server
+	// before the measured runs: the first run of a process otherwise pays
+	// for growing this tool's heap and faulting in its clients' buffers,
+	// which on two cores cost the first server measured 25-40 % of its
+	// throughput against the second.
+	Warmup bool `json:"warmup"`
 	// Wait bounds the wait for deliveries after the burst; Quiet ends it
 	// early once nothing arrived for that long and no client is about to
 	// reconnect (a client that got a gap event will never be complete).
@@ -103,6 +109,7 @@ func parseBurstFlags(args []string, stderr io.Writer) (burstConfig, bool, error)
 	fs.StringVar(&c.Kind, "kind", "broadcast", "how ssekit publishes: broadcast, topic (SendToTopic) or user (SendToUser to each user); the reference broadcasts")
 	fs.StringVar(&servers, "servers", strings.Join(burstServers, ","), "servers to measure, in order: ssekit, ring")
 	fs.BoolVar(&noLate, "no-late-joiner", false, "skip the late joiner")
+	fs.BoolVar(&c.Warmup, "warmup", true, "run the burst once, unmeasured, against the last server first (the first run of the tool is otherwise slower)")
 	fs.DurationVar(&c.Wait, "wait", time.Minute, "bound on the wait for deliveries after the burst")
 	fs.DurationVar(&c.Quiet, "quiet", 10*time.Second, "end the wait once nothing arrived for this long and no client is reconnecting")
 	fs.IntVar(&c.ConnectConcurrency, "connect-concurrency", 64, "connection attempts in flight")
@@ -310,6 +317,13 @@ func runBurst(ctx context.Context, cfg burstConfig, log io.Writer) (*burstReport
 		return nil, err
 	}
 	rep := &burstReport{Config: cfg, About: burstPresets[cfg.Workload].about, Machine: machineInfo()}
+	if cfg.Warmup && len(cfg.Servers) > 0 {
+		name := cfg.Servers[len(cfg.Servers)-1]
+		fmt.Fprintf(log, "warm-up: %s, unmeasured ...\n", name)
+		if _, err := runBurstServer(ctx, cfg, bin, name, log); err != nil {
+			return nil, fmt.Errorf("warm-up %s: %w", name, err)
+		}
+	}
 	for _, name := range cfg.Servers {
 		r, err := runBurstServer(ctx, cfg, bin, name, log)
 		if err != nil {
