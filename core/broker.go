@@ -30,10 +30,9 @@ type Broker struct {
 	hist      *MemoryHistory // set with winShared
 	winShared bool
 
-	mu sync.RWMutex // guards tenant creation, conns, closed
-	// tenants is replaced, never modified, so that publishes find their
-	// tenant without a lock that every publish would share.
-	tenants atomic.Pointer[map[string]*tenant]
+	mu sync.RWMutex // guards conns, closed
+	// tenants are found without a lock that every publish would share.
+	tenants cowMap[*tenant]
 	def     *tenant // the default tenant, looked up without the map
 	conns   map[string]*Subscription
 	// closed is written under mu, and read without it on every publish.
@@ -114,7 +113,7 @@ func New(cfg Config) (*Broker, error) {
 	b.catchUp, _ = b.backend.(CatchUp)
 	b.pres, _ = b.backend.(Presence)
 	b.def = b.newTenant("")
-	b.tenants.Store(&map[string]*tenant{"": b.def})
+	b.tenants.getOrAdd("", func() *tenant { return b.def })
 	detach, err := b.backend.Attach(b.deliver)
 	if err != nil {
 		return nil, fmt.Errorf("ssekit: attaching to bus: %w", err)
@@ -294,25 +293,7 @@ func (b *Broker) tenant(name string) *tenant {
 	if name == "" {
 		return b.def
 	}
-	if t := (*b.tenants.Load())[name]; t != nil {
-		return t
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	old := *b.tenants.Load()
-	if t := old[name]; t != nil {
-		return t
-	}
-	// Copied once per new tenant: tenants are few and long-lived, and
-	// publishes read the map without a lock.
-	next := make(map[string]*tenant, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
-	t := b.newTenant(name)
-	next[name] = t
-	b.tenants.Store(&next)
-	return t
+	return b.tenants.getOrAdd(name, func() *tenant { return b.newTenant(name) })
 }
 
 func (b *Broker) newTenant(name string) *tenant {
@@ -334,7 +315,8 @@ func (b *Broker) newTenant(name string) *tenant {
 }
 
 func (b *Broker) lookupTenant(name string) *tenant {
-	return (*b.tenants.Load())[name]
+	t, _ := b.tenants.get(name)
+	return t
 }
 
 // Subscribe registers a connection. From this moment events for it are
@@ -696,7 +678,7 @@ func (b *Broker) Stats() Stats {
 		brokers, conns := cc.RemoteTotals()
 		st.Cluster = &ClusterStats{Brokers: brokers + 1, Connections: conns + st.Connections}
 	}
-	for _, t := range *b.tenants.Load() {
+	for _, t := range b.tenants.all() {
 		t.mu.RLock()
 		st.Published += t.published.Load()
 		st.Delivered += t.delivered

@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"github.com/google/uuid"
@@ -85,8 +84,6 @@ type MemoryBackend struct {
 
 	deliver  atomic.Pointer[func(*Message)]
 	attached atomic.Bool
-	def      sync.Mutex // the default tenant's, looked up without the map
-	locks    sync.Map   // tenant name -> *sync.Mutex
 }
 
 var _ Backend = (*MemoryBackend)(nil)
@@ -102,28 +99,15 @@ func NewMemoryBackend(l HistoryLimits) *MemoryBackend {
 }
 
 // Publish implements Bus.
-func (mb *MemoryBackend) Publish(ctx context.Context, m *Message) error {
-	mu := mb.lock(m.Target.Tenant)
-	mu.Lock()
-	defer mu.Unlock()
-	if err := mb.Append(ctx, m); err != nil {
-		return err
-	}
+func (mb *MemoryBackend) Publish(_ context.Context, m *Message) error {
+	w := mb.part(m.Target.Tenant)
+	w.order.Lock()
+	defer w.order.Unlock()
+	mb.appendTo(w, m)
 	if d := mb.deliver.Load(); d != nil {
 		(*d)(m)
 	}
 	return nil
-}
-
-func (mb *MemoryBackend) lock(tenant string) *sync.Mutex {
-	if tenant == "" {
-		return &mb.def
-	}
-	if mu, ok := mb.locks.Load(tenant); ok {
-		return mu.(*sync.Mutex)
-	}
-	mu, _ := mb.locks.LoadOrStore(tenant, new(sync.Mutex))
-	return mu.(*sync.Mutex)
 }
 
 // Attach implements Bus. A MemoryBackend delivers to one broker: a second

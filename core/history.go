@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -69,8 +67,7 @@ type MemoryHistory struct {
 	limits HistoryLimits
 	bud    *budget
 
-	mu    sync.Mutex                         // serialises new parts
-	parts atomic.Pointer[map[string]*window] // replaced, never modified
+	parts cowMap[*window]
 	// shared: the history is its broker's window, and Append numbers
 	// messages for it (Message.seq).
 	shared bool
@@ -84,43 +81,33 @@ func NewMemoryHistory(l HistoryLimits) *MemoryHistory {
 		limits: l,
 		bud:    newBudget(l.Bytes, l.Age, l.Events),
 	}
-	h.parts.Store(&map[string]*window{})
 	return h
 }
 
 // part returns tenant's part, made on first use.
 func (h *MemoryHistory) part(tenant string) *window {
-	if w := (*h.parts.Load())[tenant]; w != nil {
+	return h.parts.getOrAdd(tenant, func() *window {
+		w := h.bud.newWindow(true)
+		// An epoch of its own: IDs stay unique across tenants, and an ID
+		// of one tenant is unknown to another.
+		w.epoch = newEpoch()
 		return w
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	old := *h.parts.Load()
-	if w := old[tenant]; w != nil {
-		return w
-	}
-	next := make(map[string]*window, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
-	w := h.bud.newWindow(true)
-	// An epoch of its own: IDs stay unique across tenants, and an ID of
-	// one tenant is unknown to another.
-	w.epoch = newEpoch()
-	next[tenant] = w
-	h.parts.Store(&next)
-	return w
+	})
 }
 
 // Append implements History.
 func (h *MemoryHistory) Append(_ context.Context, m *Message) error {
-	w := h.part(m.Target.Tenant)
+	h.appendTo(h.part(m.Target.Tenant), m)
+	return nil
+}
+
+// appendTo appends m to w, its tenant's part.
+func (h *MemoryHistory) appendTo(w *window, m *Message) {
 	seq := w.add(m, m.Cost(), m.stamp())
 	if h.shared {
 		m.seq = seq
 	}
 	m.setID(w.epoch, seq)
-	return nil
 }
 
 // Origin implements History.
@@ -128,7 +115,7 @@ func (h *MemoryHistory) Origin() string { return h.epoch + "-0" }
 
 // Held returns the number of messages held and their total cost in bytes.
 func (h *MemoryHistory) Held() (events int, bytes int64) {
-	for _, w := range *h.parts.Load() {
+	for _, w := range h.parts.all() {
 		w.mu.Lock()
 		events += w.spans.len()
 		w.mu.Unlock()

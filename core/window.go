@@ -26,6 +26,11 @@ type window struct {
 	keep  bool   // spans hold their messages: the window is a history
 	epoch string // a history part's, in its IDs
 
+	// order is held by a MemoryBackend across the append and the delivery
+	// of each of the tenant's messages, so that its delivery order is its
+	// ID order.
+	order sync.Mutex
+
 	mu    sync.Mutex
 	spans fifo[span] // oldest first
 	held  int64      // cost of spans
