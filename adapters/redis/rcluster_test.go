@@ -137,6 +137,43 @@ func (c *hopClient) stop() {
 	<-c.stopped
 }
 
+// startHopClients starts n hop clients, the i-th reading the stream query(i)
+// names and moving to the next node every hopEvery events, and waits until
+// the nodes count them all. stop ends them.
+func startHopClients(ctx context.Context, t *testing.T, nodes []*brokerNode, tr *http.Transport, n int,
+	client func(i int) (query string, hopEvery int)) (clients []*hopClient, stop func()) {
+	t.Helper()
+	for i := range n {
+		query, hopEvery := client(i)
+		c := newHopClient(nodes, i, query, hopEvery, tr)
+		c.start(ctx)
+		clients = append(clients, c)
+	}
+	stop = func() {
+		for _, c := range clients {
+			c.stop()
+		}
+	}
+	connected := false
+	defer func() {
+		if !connected { // the wait failed: the caller gets no stop to defer
+			stop()
+		}
+	}()
+	waitUntil(t, 10*time.Second, "every client connected", func(context.Context) error {
+		total := 0
+		for _, n := range nodes {
+			total += n.b.Stats().Connections
+		}
+		if total < len(clients) {
+			return fmt.Errorf("%d of %d connected", total, len(clients))
+		}
+		return nil
+	})
+	connected = true
+	return clients, stop
+}
+
 // connect reads one stream from n until hopEvery events arrived (nil) or
 // the stream ended (its error).
 func (c *hopClient) connect(ctx context.Context, n *brokerNode) error {
@@ -460,29 +497,14 @@ func TestRedisClusterShardsExactlyOnce(t *testing.T) {
 	defer tr.CloseIdleConnections()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var clients []*hopClient
 	users := make([]uuid.UUID, 2*len(tenants))
 	for i := range users {
 		users[i] = uuid.New()
-		c := newHopClient(nodes, i, "?tenant="+tenants[i%len(tenants)]+"&user="+users[i].String(), 17+i%11, tr)
-		c.start(ctx)
-		clients = append(clients, c)
 	}
-	defer func() {
-		for _, c := range clients {
-			c.stop()
-		}
-	}()
-	waitUntil(t, 10*time.Second, "every client connected", func(context.Context) error {
-		total := 0
-		for _, n := range nodes {
-			total += n.b.Stats().Connections
-		}
-		if total < len(clients) {
-			return fmt.Errorf("%d of %d connected", total, len(clients))
-		}
-		return nil
+	clients, stop := startHopClients(ctx, t, nodes, tr, len(users), func(i int) (string, int) {
+		return "?tenant=" + tenants[i%len(tenants)] + "&user=" + users[i].String(), 17 + i%11
 	})
+	defer stop()
 	// Presence on the Cluster: every node sees every user, wherever
 	// connected, and counts the whole cluster.
 	start := time.Now()
@@ -608,27 +630,10 @@ func clusterFailover(t *testing.T, lossy bool) {
 	defer tr.CloseIdleConnections()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var clients []*hopClient
-	for i := range 2 * len(tenants) {
-		c := newHopClient(nodes, i, "?tenant="+tenants[i%len(tenants)], 40+i%13, tr)
-		c.start(ctx)
-		clients = append(clients, c)
-	}
-	defer func() {
-		for _, c := range clients {
-			c.stop()
-		}
-	}()
-	waitUntil(t, 10*time.Second, "every client connected", func(context.Context) error {
-		total := 0
-		for _, n := range nodes {
-			total += n.b.Stats().Connections
-		}
-		if total < len(clients) {
-			return fmt.Errorf("%d of %d connected", total, len(clients))
-		}
-		return nil
+	clients, stop := startHopClients(ctx, t, nodes, tr, 2*len(tenants), func(i int) (string, int) {
+		return "?tenant=" + tenants[i%len(tenants)], 40 + i%13
 	})
+	defer stop()
 
 	// One publisher per group of tenants, each tenant's events in order:
 	// tenant order is publication order.

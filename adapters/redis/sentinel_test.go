@@ -51,27 +51,8 @@ func sentinelFailover(t *testing.T, lossy bool) {
 	defer tr.CloseIdleConnections()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var clients []*hopClient
-	for i := range 6 {
-		c := newHopClient(nodes, i, "", 50+7*i, tr)
-		c.start(ctx)
-		clients = append(clients, c)
-	}
-	defer func() {
-		for _, c := range clients {
-			c.stop()
-		}
-	}()
-	waitUntil(t, 10*time.Second, "every client connected", func(context.Context) error {
-		total := 0
-		for _, n := range nodes {
-			total += n.b.Stats().Connections
-		}
-		if total < len(clients) {
-			return fmt.Errorf("%d of %d connected", total, len(clients))
-		}
-		return nil
-	})
+	clients, stop := startHopClients(ctx, t, nodes, tr, 6, func(i int) (string, int) { return "", 50 + 7*i })
+	defer stop()
 
 	p := &keyedPublisher{nodes: nodes, retryFor: 20 * time.Second}
 	var accepted []published
