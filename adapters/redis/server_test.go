@@ -1,7 +1,6 @@
 package sseredis
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -94,19 +93,7 @@ func (r *redisServer) start() {
 	require.NoError(r.t, r.cmd.Start(), "starting redis-server")
 	r.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(r.cmd, r.done)
-	c := redis.NewClient(&redis.Options{Addr: r.addr, MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		require.False(r.t, time.Now().After(deadline), "redis-server on %s not ready: %v", r.addr, err)
-		time.Sleep(10 * time.Millisecond)
-	}
+	awaitPing(r.t, "redis-server", r.addr, r.done, r.dir)
 }
 
 // kill ends redis-server with SIGKILL: no shutdown, no save.

@@ -67,7 +67,16 @@ func startProc(t testing.TB, name, bin, dir string, port int, args ...string) *r
 	require.NoError(t, err, "starting %s (%s)", name, bin)
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(p.kill)
-	c := redis.NewClient(&redis.Options{Addr: p.addr, MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+	awaitPing(t, name, p.addr, p.done, p.dir)
+	return p
+}
+
+// awaitPing waits up to 10s until the Redis on addr answers PING. It fails
+// at once, with the end of dir/redis.log, if done closes first: the
+// process exited.
+func awaitPing(t testing.TB, name, addr string, done <-chan struct{}, dir string) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -75,14 +84,14 @@ func startProc(t testing.TB, name, bin, dir string, port int, args ...string) *r
 		err := c.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			return p
+			return
 		}
 		select {
-		case <-p.done:
-			require.FailNow(t, fmt.Sprintf("%s on %s exited at start; its log:\n%s", name, p.addr, p.log()))
+		case <-done:
+			require.FailNow(t, fmt.Sprintf("%s on %s exited at start; its log:\n%s", name, addr, tailLog(dir)))
 		default:
 		}
-		require.False(t, time.Now().After(deadline), "%s on %s not ready after 10s: %v", name, p.addr, err)
+		require.False(t, time.Now().After(deadline), "%s on %s not ready after 10s: %v", name, addr, err)
 		time.Sleep(10 * time.Millisecond)
 	}
 }
@@ -116,8 +125,9 @@ func (p *redisProc) alive() bool {
 	return !p.killed
 }
 
-func (p *redisProc) log() string {
-	b, _ := os.ReadFile(p.dir + "/redis.log")
+// tailLog returns the end of dir/redis.log.
+func tailLog(dir string) string {
+	b, _ := os.ReadFile(dir + "/redis.log")
 	if len(b) > 4000 {
 		b = b[len(b)-4000:]
 	}
